@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: Apache-2.0
+# Citadel top-level Makefile (plain GNU make).
+#   make deps        install missing Debian packages (scripts/deps.txt)
+#   make             build build/citadel and build/libcitadel.a
+#   make check       deps + build + every test (ends with "N passed, N failed")
+#   make demo        deps + build + an end-to-end demo on the embedded vTPM
+#   make SANITIZE=1 check   the same with ASan+UBSan, in build-san/
+#   make bench       benchmarks against peers measured in the same run
+#   make check-long  soak and fault runs
+
+ifeq ($(SANITIZE),1)
+B ?= build-san
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+B ?= build
+SANFLAGS =
+endif
+
+CC ?= cc
+PKGS = tss2-esys tss2-mu tss2-rc tss2-tctildr libtpms libcrypto sqlite3 jansson yaml-0.1
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WERROR = $(if $(filter true,$(CI)),-Werror,)
+CFLAGS ?= -O2 -g
+# -Wno-format-truncation: messages are cut to their bounded buffers on purpose.
+CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter -Wno-format-truncation \
+          -fvisibility=hidden -fstack-protector-strong -fPIC $(WERROR) $(SANFLAGS)
+ifneq ($(SANITIZE),1)
+CFLAGS += -D_FORTIFY_SOURCE=2
+endif
+CPPFLAGS += -Iinclude -Isrc -Isrc/lib $(PKG_CFLAGS) -MMD -MP
+LDFLAGS += $(SANFLAGS)
+LDLIBS += $(PKG_LIBS) -lpthread
+
+BASIC_SRC = $(wildcard src/basic/*.c)
+LIB_SRC = $(wildcard src/lib/*/*.c)
+CLI_SRC = $(wildcard src/cli/*.c)
+LIB_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,$(BASIC_SRC) $(LIB_SRC))
+CLI_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,$(CLI_SRC))
+UNIT_SRC = $(wildcard tests/unit/test-*.c)
+UNIT_BIN = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+BENCH_SRC = $(wildcard bench/*.c)
+BENCH_BIN = $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+
+.PHONY: all deps check check-long demo bench clean docs unit
+all: $(B)/citadel $(B)/libcitadel.a docs/ERRORS.md
+
+deps:
+	@scripts/deps.sh
+
+$(B)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/libcitadel.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/citadel: $(CLI_OBJ) $(B)/libcitadel.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libcitadel.a $(LDLIBS)
+
+$(B)/tests/%: tests/unit/%.c $(B)/libcitadel.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< \
+	    $(B)/libcitadel.a $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+$(B)/bench/%: bench/%.c $(B)/libcitadel.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libcitadel.a $(LDLIBS)
+
+$(B)/gen-errors: scripts/gen-errors.c src/lib/diag/error.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ scripts/gen-errors.c src/lib/diag/error.c
+
+docs/ERRORS.md: src/lib/diag/codes.def scripts/gen-errors.c
+	$(MAKE) --no-print-directory $(B)/gen-errors
+	$(B)/gen-errors > $@.tmp && mv $@.tmp $@
+
+unit: $(UNIT_BIN)
+
+check: deps
+	$(MAKE) --no-print-directory all unit
+	B=$(B) tests/run.sh
+ifeq ($(CI),true)
+ifneq ($(SANITIZE),1)
+	$(MAKE) --no-print-directory SANITIZE=1 check-san
+endif
+endif
+
+# The sanitizer pass: unit tests and the integration suite on an ASan+UBSan build.
+check-san:
+	$(MAKE) --no-print-directory SANITIZE=1 all unit
+	B=build-san CIT_SANITIZE=1 tests/run.sh
+
+check-long: deps
+	$(MAKE) --no-print-directory all unit
+	B=$(B) CIT_LONG=1 tests/run.sh
+
+demo: deps
+	$(MAKE) --no-print-directory all
+	B=$(B) scripts/demo.sh
+
+bench: deps
+	$(MAKE) --no-print-directory all $(BENCH_BIN)
+	B=$(B) bench/run.sh
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libcitadel: the TPM as a managed object store.
+ *
+ * Every operation takes a cit_ctx (store + TPM, opened lazily), returns 0 or a negative
+ * CIT_E_* code (details in cit_error_last()), and on success hands back a result tree
+ * (json_t object, the caller's reference) that the CLI and the daemons render. With
+ * plan mode on, operations validate their arguments, describe the TPM operations they would
+ * perform in {"plan": [...]} and change nothing.
+ *
+ * The library never prints and never exits.
+ */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "citadel/error.h"
+#include "citadel/explain.h"
+#include "citadel/output.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CIT_VERSION "0.1.0"
+
+typedef struct cit_ctx cit_ctx;
+
+typedef struct cit_ctx_options {
+    const char *store_path; /* NULL: $TPM_STORE_PATH, else $XDG_DATA_HOME/citadel/store.db */
+    const char *backend;    /* NULL: $TPM_BACKEND, else the workspace's, else "auto" */
+    const char *tcti;       /* NULL: $TPM_TCTI */
+    bool plan;              /* describe, change nothing */
+} cit_ctx_options;
+
+/* Creates a context; opens nothing yet. */
+int cit_ctx_new(cit_ctx **out, const cit_ctx_options *o);
+/* Ends the context: an open vTPM is shut down orderly and its state saved (the returned code
+ * says whether that worked). Always frees ctx. */
+int cit_ctx_close(cit_ctx *ctx);
+/* The store path and backend name this context resolved (borrowed). */
+const char *cit_ctx_store_path(cit_ctx *ctx);
+const char *cit_ctx_backend(cit_ctx *ctx);
+
+/* ---- workspace ---- */
+int cit_workspace_init(json_t **out, cit_ctx *ctx, const char *profile);
+int cit_workspace_status(json_t **out, cit_ctx *ctx);
+int cit_workspace_doctor(json_t **out, cit_ctx *ctx, bool *healthy);
+int cit_workspace_capabilities(json_t **out, cit_ctx *ctx);
+int cit_workspace_info(json_t **out, cit_ctx *ctx);
+int cit_workspace_export(json_t **out, cit_ctx *ctx, const char *output);
+int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input);
+int cit_debug_bundle(json_t **out, cit_ctx *ctx, const char *output);
+int cit_log_show(json_t **out, cit_ctx *ctx, const char *object, const char *action, int limit);
+
+/* ---- keys ---- */
+typedef struct cit_key_create_options {
+    const char *path;
+    const char *algorithm; /* ecc-p256 (default), ecc-p384, rsa-2048, rsa-3072 */
+    const char *scheme;    /* ecdsa, rsassa (RSA default), rsapss */
+    const char *usage;     /* sign (default) or storage (a parent for other keys) */
+    const char *parent;    /* NULL: the storage primary key */
+    bool persist;          /* also make it a persistent TPM object */
+} cit_key_create_options;
+
+typedef struct cit_key_sign_options {
+    const char *path;
+    const char *input;     /* file or "-" */
+    const char *output;    /* NULL: signature only in the result */
+    const char *digest;    /* sha256 / sha384 / sha512; default by key */
+    const char *encoding;  /* der (default) or raw (ECDSA r||s) */
+    bool input_is_digest;  /* the input is already a digest of the given algorithm */
+} cit_key_sign_options;
+
+int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_options *o);
+int cit_key_list(json_t **out, cit_ctx *ctx);
+int cit_key_show(json_t **out, cit_ctx *ctx, const char *path);
+int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options *o);
+/* Verifies in software against every version (or just version when > 0). */
+int cit_key_verify(json_t **out, cit_ctx *ctx, const char *path, const char *input,
+                   const char *signature, const char *digest, const char *encoding, int version);
+int cit_key_delete(json_t **out, cit_ctx *ctx, const char *path, bool force);
+/* format: pem (default), openssl, cosign, ssh, jwk. output NULL: in the result ("_text"). */
+int cit_key_export_pub(json_t **out, cit_ctx *ctx, const char *path, const char *format,
+                       const char *output, int version);
+int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path);
+
+/* ---- objects ---- */
+int cit_object_list(json_t **out, cit_ctx *ctx, const char *kind);
+int cit_object_tree(json_t **out, cit_ctx *ctx);
+int cit_object_dependents(json_t **out, cit_ctx *ctx, const char *path);
+int cit_object_rename(json_t **out, cit_ctx *ctx, const char *from, const char *to);
+int cit_object_set_status(json_t **out, cit_ctx *ctx, const char *path, bool active);
+
+#ifdef __cplusplus
+}
+#endif

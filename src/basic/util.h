@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libc-only helpers: hex, checked number parsing, object path rules, bounded file I/O. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Hex encode len bytes into a newly allocated NUL-terminated string (lowercase). NULL on OOM. */
+char *cit_hex_encode(const uint8_t *buf, size_t len);
+/* Decode hex (even length, case-insensitive, no separators) into a new buffer.
+ * Returns 0, -EINVAL on bad input, -ENOMEM. */
+int cit_hex_decode(uint8_t **out, size_t *out_len, const char *hex);
+
+/* Checked parsers: the whole string must be a number in range. 0 or -EINVAL/-ERANGE. */
+int cit_parse_u32(const char *s, uint32_t *out);
+int cit_parse_u64(const char *s, uint64_t *out);
+
+/* Object path rules: [a-z0-9._-]+(/[a-z0-9._-]+)*, at most 255 bytes, no "." or ".."
+ * components. Returns NULL when valid, else a static string saying why. */
+const char *cit_path_invalid_reason(const char *path);
+#define CIT_PATH_MAX 255
+
+/* Read a whole file (or "-" for stdin) of at most max bytes.
+ * Returns 0, or -errno (-EFBIG when larger than max). *out is NUL-terminated for convenience. */
+int cit_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len);
+/* Write a file atomically (temp file + fsync + rename) with the given mode. "-" writes stdout.
+ * Returns 0 or -errno. */
+int cit_write_file_atomic(const char *path, const uint8_t *buf, size_t len, unsigned mode);
+
+/* Monotonic time in microseconds. */
+uint64_t cit_now_usec(void);
+/* Wall-clock time as an RFC 3339 UTC string into buf (at least 32 bytes). */
+void cit_time_rfc3339(char *buf, size_t len, int64_t unix_seconds);
+
+/* Wipe memory in a way the compiler will not optimise away. */
+void cit_memzero(void *p, size_t len);

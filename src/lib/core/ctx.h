@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The context behind cit_ctx, shared by the operation modules of libcitadel. */
+#pragma once
+#include "citadel/citadel.h"
+#include "store/store.h"
+#include "tpm/tpm.h"
+
+struct cit_ctx {
+    char *store_path;
+    char *state_path;
+    char *tcti;
+    cit_backend backend; /* AUTO until resolved */
+    bool backend_explicit;
+    bool plan;
+    cit_store *store;
+    cit_tpm *tpm;
+};
+
+/* The initialised workspace's store (opened on first use). For the mock backend an in-memory
+ * workspace is created and initialised on first use. */
+int cit__ctx_store(cit_ctx *ctx, cit_store **out);
+/* The TPM (opened on first use, after the store, with the workspace's backend). */
+int cit__ctx_tpm(cit_ctx *ctx, cit_tpm **out);
+/* The storage primary key of this workspace, checked against the name recorded at init. */
+int cit__ctx_srk(cit_ctx *ctx, ESYS_TR *out);
+/* Makes the TPM's state durable now (vtpm: orderly shutdown and save; reopened on next use).
+ * Called before committing store changes that depend on a TPM change. */
+int cit__ctx_tpm_sync(cit_ctx *ctx);
+/* Resolves the backend (explicit, then the workspace's, then auto). */
+int cit__ctx_resolve_backend(cit_ctx *ctx, cit_store *store_or_null);
+
+/* A plan result: {"plan": true, "summary": ..., "operations": [...], "changes": "none"}.
+ * ops is NULL-terminated. */
+json_t *cit__plan(const char *summary, const char *const *ops);
+/* Validates an object path (CIT_E_INVALID_PATH with the reason). */
+int cit__check_path(const char *path);
+/* Internal init used by cit_workspace_init and the mock backend. */
+int cit__workspace_init(cit_ctx *ctx, cit_store *s, const char *profile, json_t **out);

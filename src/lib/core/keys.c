@@ -1,0 +1,1157 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Key lifecycle: create (create/load/persist/flush in one), sign, verify in software, export,
+ * rotate, delete. Keys are TPM objects wrapped under their parent (the storage primary key
+ * unless a storage key is named); their public and wrapped private parts live in the store and
+ * are loaded on demand, so a TPM restart (Startup CLEAR) never invalidates them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <tss2/tss2_mu.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "crypto/crypto.h"
+#include "ctx.h"
+#include "core/keys.h"
+
+#define SIGN_INPUT_MAX (4ull * 1024 * 1024 * 1024) /* 4 GiB, hashed as a stream */
+#define SIGNATURE_FILE_MAX 4096
+#define LOAD_CHAIN_MAX 8
+
+static const struct {
+    const char *name;
+    TPMI_ALG_PUBLIC type;
+    uint16_t bits_or_curve;
+    const char *default_hash;
+} algorithms[] = {
+    {"ecc-p256", TPM2_ALG_ECC, TPM2_ECC_NIST_P256, "sha256"},
+    {"ecc-p384", TPM2_ALG_ECC, TPM2_ECC_NIST_P384, "sha384"},
+    {"rsa-2048", TPM2_ALG_RSA, 2048, "sha256"},
+    {"rsa-3072", TPM2_ALG_RSA, 3072, "sha384"},
+};
+
+static int find_alg(const char *name) {
+    for (size_t i = 0; i < ELEMENTSOF(algorithms); i++)
+        if (strcmp(algorithms[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int unsupported_alg(const char *name) {
+    cit_error_set(CIT_E_ALG_UNSUPPORTED, "unsupported key algorithm: %s", name);
+    cit_error_cause("citadel creates ecc-p256, ecc-p384, rsa-2048 and rsa-3072 keys");
+    cit_error_context("algorithm", "%s", name);
+    return CIT_E_ALG_UNSUPPORTED;
+}
+
+/* Names the curves or key sizes this TPM does have, for the error message. */
+static void add_supported_context(cit_tpm *t, TPMI_ALG_PUBLIC type) {
+    TPMS_CAPABILITY_DATA *cap = NULL;
+    char buf[200] = "";
+    size_t off = 0;
+    if (type == TPM2_ALG_ECC) {
+        if (Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_ECC_CURVES,
+                               0, 64, NULL, &cap) == TSS2_RC_SUCCESS) {
+            for (uint32_t i = 0; i < cap->data.eccCurves.count && off < sizeof buf - 16; i++) {
+                TPM2_ECC_CURVE c = cap->data.eccCurves.eccCurves[i];
+                const char *n = c == TPM2_ECC_NIST_P256   ? "ecc-p256"
+                                : c == TPM2_ECC_NIST_P384 ? "ecc-p384"
+                                : c == TPM2_ECC_NIST_P521 ? "ecc-p521"
+                                : c == TPM2_ECC_BN_P256   ? "bn-p256"
+                                : c == TPM2_ECC_SM2_P256  ? "sm2-p256"
+                                                          : NULL;
+                if (n)
+                    off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%s", off ? ", " : "", n);
+            }
+            cit_error_context("tpm_curves", "%s", buf);
+        }
+    } else
+        cit_error_context("tpm_rsa", "run `citadel tpm capabilities` for the RSA key sizes");
+    Esys_Free(cap);
+}
+
+const char *cit__key_default_hash(const char *algorithm) {
+    int i = find_alg(algorithm);
+    return i < 0 ? "sha256" : algorithms[i].default_hash;
+}
+
+int cit__key_template(TPM2B_PUBLIC *pub, const char *algorithm, const char *usage) {
+    int i = find_alg(algorithm);
+    if (i < 0)
+        return unsupported_alg(algorithm);
+    memset(pub, 0, sizeof(*pub));
+    TPMT_PUBLIC *p = &pub->publicArea;
+    p->type = algorithms[i].type;
+    p->nameAlg = TPM2_ALG_SHA256;
+    p->objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                          TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH;
+    bool storage = usage && strcmp(usage, "storage") == 0;
+    if (storage)
+        p->objectAttributes |= TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_NODA;
+    else
+        p->objectAttributes |= TPMA_OBJECT_SIGN_ENCRYPT;
+    TPMT_SYM_DEF_OBJECT sym = {.algorithm = TPM2_ALG_NULL};
+    if (storage) {
+        sym.algorithm = TPM2_ALG_AES;
+        sym.keyBits.aes = 128;
+        sym.mode.aes = TPM2_ALG_CFB;
+    }
+    if (p->type == TPM2_ALG_ECC) {
+        p->parameters.eccDetail.symmetric = sym;
+        p->parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+        p->parameters.eccDetail.curveID = algorithms[i].bits_or_curve;
+        p->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+    } else {
+        p->parameters.rsaDetail.symmetric = sym;
+        p->parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+        p->parameters.rsaDetail.keyBits = algorithms[i].bits_or_curve;
+        p->parameters.rsaDetail.exponent = 0;
+    }
+    return 0;
+}
+
+int cit__name_from_public(const TPM2B_PUBLIC *pub, uint8_t *out, size_t *out_len) {
+    uint8_t buf[sizeof(TPMT_PUBLIC)];
+    size_t off = 0;
+    if (Tss2_MU_TPMT_PUBLIC_Marshal(&pub->publicArea, buf, sizeof buf, &off) != TSS2_RC_SUCCESS)
+        return cit_error_set(CIT_E_INTERNAL, "cannot marshal a public area");
+    uint8_t md[EVP_MAX_MD_SIZE];
+    size_t mdlen = 0;
+    int r = cit__digest(pub->publicArea.nameAlg, buf, off, md, &mdlen);
+    if (r < 0)
+        return r;
+    out[0] = (uint8_t)(pub->publicArea.nameAlg >> 8);
+    out[1] = (uint8_t)pub->publicArea.nameAlg;
+    memcpy(out + 2, md, mdlen);
+    *out_len = mdlen + 2;
+    return 0;
+}
+
+int cit__public_unmarshal(const cit_object_version *v, TPM2B_PUBLIC *pub) {
+    size_t off = 0;
+    memset(pub, 0, sizeof(*pub));
+    if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(v->pub, v->pub_len, &off, pub) != TSS2_RC_SUCCESS) {
+        cit_error_set(CIT_E_STORE_IO, "the stored public area of version %d is damaged", v->version);
+        cit_error_step("run `citadel tpm doctor`");
+        return CIT_E_STORE_IO;
+    }
+    return 0;
+}
+
+int cit__require_kind(const cit_object *o, const char *kind) {
+    if (strcmp(o->kind, kind) == 0)
+        return 0;
+    cit_error_set(CIT_E_OBJECT_KIND, "%s is a %s, not a %s", o->path, o->kind, kind);
+    cit_error_context("path", "%s", o->path);
+    cit_error_context("kind", "%s", o->kind);
+    return CIT_E_OBJECT_KIND;
+}
+
+int cit__require_active(const cit_object *o) {
+    if (strcmp(o->status, "retired") != 0)
+        return 0;
+    cit_error_set(CIT_E_OBJECT_RETIRED, "object is retired: %s", o->path);
+    cit_error_cause("retired objects cannot be used for new operations");
+    cit_error_context("path", "%s", o->path);
+    cit_error_step("run `citadel tpm object activate %s` to use it again", o->path);
+    return CIT_E_OBJECT_RETIRED;
+}
+
+/* Loads version `version` of o (and its parents) into the TPM. *out must be flushed by the
+ * caller with cit__tpm_flush unless *persistent is set. */
+static int load_object(cit_ctx *ctx, const cit_object *o, int version, int depth, ESYS_TR *out,
+                       bool *persistent) {
+    cit_tpm *t;
+    int r = cit__ctx_tpm(ctx, &t);
+    if (r < 0)
+        return r;
+    if (depth > LOAD_CHAIN_MAX)
+        return cit_error_set(CIT_E_INTERNAL, "parent chain too deep at %s", o->path);
+    if (o->persistent_handle && version == o->version) {
+        TSS2_RC rc = Esys_TR_FromTPMPublic(t->esys, o->persistent_handle, ESYS_TR_NONE, ESYS_TR_NONE,
+                                           ESYS_TR_NONE, out);
+        if (rc != TSS2_RC_SUCCESS) {
+            cit_error_set(CIT_E_STORE_INCONSISTENT, "the persistent handle of %s is missing", o->path);
+            cit_error_cause("the store says %s is persisted at 0x%08x, but the TPM has no object there",
+                            o->path, o->persistent_handle);
+            cit_error_context("path", "%s", o->path);
+            cit_error_context("handle", "0x%08x", o->persistent_handle);
+            return CIT_E_STORE_INCONSISTENT;
+        }
+        *persistent = true;
+        return 0;
+    }
+    cit_store *s = ctx->store;
+    cit_object_version v = {0};
+    r = cit__version_get(s, o->id, version, &v);
+    if (r < 0)
+        return r;
+    TPM2B_PUBLIC pub;
+    TPM2B_PRIVATE priv = {0};
+    size_t off = 0;
+    r = cit__public_unmarshal(&v, &pub);
+    if (r == 0 && Tss2_MU_TPM2B_PRIVATE_Unmarshal(v.priv, v.priv_len, &off, &priv) != TSS2_RC_SUCCESS)
+        r = cit_error_set(CIT_E_STORE_IO, "the stored private area of %s is damaged", o->path);
+    cit__version_clear(&v);
+    if (r < 0)
+        return r;
+
+    ESYS_TR parent = ESYS_TR_NONE;
+    bool parent_persistent = true;
+    if (o->parent_id) {
+        cit_object po = {0};
+        r = cit__object_get(s, o->parent_id, &po);
+        if (r == 0)
+            r = load_object(ctx, &po, po.version, depth + 1, &parent, &parent_persistent);
+        cit__object_clear(&po);
+    } else
+        r = cit__ctx_srk(ctx, &parent);
+    if (r < 0)
+        return r;
+    ESYS_TR h = ESYS_TR_NONE;
+    TSS2_RC rc = Esys_Load(t->esys, parent, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub, &h);
+    cit_memzero(&priv, sizeof priv);
+    if (!parent_persistent)
+        cit__tpm_flush(t, &parent);
+    else if (o->parent_id)
+        Esys_TR_Close(t->esys, &parent);
+    if (rc != TSS2_RC_SUCCESS) {
+        uint32_t base = cit__rc_base(rc);
+        if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
+            (base == TPM2_RC_INTEGRITY || base == TPM2_RC_BINDING || base == TPM2_RC_SIZE)) {
+            cit_error_set(CIT_E_KEY_LOAD, "cannot load %s into the TPM", o->path);
+            cit_error_cause("the TPM rejected the wrapped key: it was made under another parent "
+                            "key (the TPM was cleared, or this is not the same TPM)");
+            cit_error_context("path", "%s", o->path);
+            cit_error_context("tpm_rc", "0x%08x", rc);
+            return CIT_E_KEY_LOAD;
+        }
+        r = cit__tss_error(t, CIT_E_KEY_LOAD, rc, "cannot load %s into the TPM", o->path);
+        cit_error_context("path", "%s", o->path);
+        return r;
+    }
+    *out = h;
+    *persistent = false;
+    return 0;
+}
+
+int cit__key_load(cit_ctx *ctx, const cit_object *o, int version, ESYS_TR *out, bool *persistent) {
+    return load_object(ctx, o, version, 0, out, persistent);
+}
+
+void cit__key_unload(cit_ctx *ctx, ESYS_TR *h, bool persistent) {
+    if (!ctx->tpm || *h == ESYS_TR_NONE)
+        return;
+    if (persistent)
+        Esys_TR_Close(ctx->tpm->esys, h);
+    else
+        cit__tpm_flush(ctx->tpm, h);
+    *h = ESYS_TR_NONE;
+}
+
+/* Creates a new TPM key under parent o->parent_id (or the SRK): fills v. */
+static int tpm_create_key(cit_ctx *ctx, const cit_object *o, cit_object_version *v) {
+    cit_tpm *t;
+    int r = cit__ctx_tpm(ctx, &t);
+    if (r < 0)
+        return r;
+    TPM2B_PUBLIC tmpl;
+    r = cit__key_template(&tmpl, o->algorithm, o->usage);
+    if (r < 0)
+        return r;
+    ESYS_TR parent = ESYS_TR_NONE;
+    bool parent_persistent = true;
+    if (o->parent_id) {
+        cit_object po = {0};
+        r = cit__object_get(ctx->store, o->parent_id, &po);
+        if (r == 0)
+            r = cit__key_load(ctx, &po, po.version, &parent, &parent_persistent);
+        cit__object_clear(&po);
+    } else
+        r = cit__ctx_srk(ctx, &parent);
+    if (r < 0)
+        return r;
+    TPM2B_SENSITIVE_CREATE sens = {0};
+    TPM2B_DATA outside = {0};
+    TPML_PCR_SELECTION pcrs = {0};
+    TPM2B_PRIVATE *priv = NULL;
+    TPM2B_PUBLIC *pub = NULL;
+    TSS2_RC rc = Esys_Create(t->esys, parent, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens,
+                             &tmpl, &outside, &pcrs, &priv, &pub, NULL, NULL, NULL);
+    if (o->parent_id)
+        cit__key_unload(ctx, &parent, parent_persistent);
+    if (rc != TSS2_RC_SUCCESS) {
+        uint32_t base = cit__rc_base(rc);
+        if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
+            (base == TPM2_RC_CURVE || base == TPM2_RC_KEY_SIZE || base == TPM2_RC_ASYMMETRIC ||
+             base == TPM2_RC_VALUE || base == TPM2_RC_SCHEME)) {
+            cit_error_set(CIT_E_ALG_UNSUPPORTED, "this TPM cannot create %s keys", o->algorithm);
+            cit_error_context("algorithm", "%s", o->algorithm);
+            cit_error_context("tpm_rc", "0x%08x", rc);
+            add_supported_context(t, tmpl.publicArea.type);
+            return CIT_E_ALG_UNSUPPORTED;
+        }
+        return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "TPM2_Create failed for %s", o->path);
+    }
+    uint8_t pb[sizeof(TPM2B_PUBLIC)], vb[sizeof(TPM2B_PRIVATE)], nb[sizeof(TPMU_NAME) + 2];
+    size_t po = 0, vo = 0, nl = 0;
+    r = 0;
+    if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, pb, sizeof pb, &po) != TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2B_PRIVATE_Marshal(priv, vb, sizeof vb, &vo) != TSS2_RC_SUCCESS)
+        r = cit_error_set(CIT_E_INTERNAL, "cannot marshal the new key");
+    if (r == 0)
+        r = cit__name_from_public(pub, nb, &nl);
+    Esys_Free(pub);
+    Esys_Free(priv);
+    if (r < 0)
+        return r;
+    v->pub = malloc(po);
+    v->priv = malloc(vo);
+    v->name = malloc(nl);
+    if (!v->pub || !v->priv || !v->name)
+        return cit_error_set(CIT_E_INTERNAL, "out of memory");
+    memcpy(v->pub, pb, po);
+    memcpy(v->priv, vb, vo);
+    memcpy(v->name, nb, nl);
+    v->pub_len = po;
+    v->priv_len = vo;
+    v->name_len = nl;
+    return 0;
+}
+
+static int free_persistent_handle(cit_ctx *ctx, uint32_t *out) {
+    cit_tpm *t = ctx->tpm;
+    uint32_t *used = NULL;
+    size_t n = 0;
+    int r = cit__tpm_persistent_handles(t, CIT_PERSISTENT_FIRST, CIT_PERSISTENT_LAST, &used, &n);
+    if (r < 0)
+        return r;
+    uint32_t h = CIT_PERSISTENT_FIRST;
+    for (size_t i = 0; i < n && used[i] == h; i++)
+        h++;
+    free(used);
+    if (h > CIT_PERSISTENT_LAST) {
+        cit_error_set(CIT_E_NO_FREE_HANDLE, "all citadel persistent handles are in use");
+        cit_error_context("range", "0x%08x-0x%08x", CIT_PERSISTENT_FIRST, CIT_PERSISTENT_LAST);
+        return CIT_E_NO_FREE_HANDLE;
+    }
+    *out = h;
+    return 0;
+}
+
+/* Makes version v of o persistent at handle (0: pick a free one). */
+static int persist(cit_ctx *ctx, const cit_object *o, int version, uint32_t handle, uint32_t *out) {
+    cit_object tmp = *o;
+    tmp.persistent_handle = 0; /* load the transient form */
+    ESYS_TR h = ESYS_TR_NONE;
+    bool pers = false;
+    int r = cit__key_load(ctx, &tmp, version, &h, &pers);
+    if (r < 0)
+        return r;
+    if (!handle)
+        r = free_persistent_handle(ctx, &handle);
+    if (r == 0) {
+        ESYS_TR ph = ESYS_TR_NONE;
+        TSS2_RC rc = Esys_EvictControl(ctx->tpm->esys, ESYS_TR_RH_OWNER, h, ESYS_TR_PASSWORD,
+                                       ESYS_TR_NONE, ESYS_TR_NONE, handle, &ph);
+        if (rc != TSS2_RC_SUCCESS) {
+            r = cit__tss_error(ctx->tpm, CIT_E_TPM_COMMAND, rc, "cannot make %s persistent", o->path);
+            if (cit__rc_base(rc) == TPM2_RC_NV_SPACE) {
+                cit_error_set(CIT_E_NO_FREE_HANDLE, "the TPM has no room for another persistent object");
+                r = CIT_E_NO_FREE_HANDLE;
+            }
+        } else {
+            Esys_TR_Close(ctx->tpm->esys, &ph);
+            *out = handle;
+        }
+    }
+    cit__key_unload(ctx, &h, false);
+    return r;
+}
+
+static int evict(cit_ctx *ctx, uint32_t handle) {
+    cit_tpm *t;
+    int r = cit__ctx_tpm(ctx, &t);
+    if (r < 0)
+        return r;
+    ESYS_TR h = ESYS_TR_NONE;
+    TSS2_RC rc = Esys_TR_FromTPMPublic(t->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &h);
+    if (rc != TSS2_RC_SUCCESS)
+        return 0; /* already gone: nothing to undo */
+    ESYS_TR none = ESYS_TR_NONE;
+    rc = Esys_EvictControl(t->esys, ESYS_TR_RH_OWNER, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                           handle, &none);
+    if (rc != TSS2_RC_SUCCESS) {
+        Esys_TR_Close(t->esys, &h);
+        return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot evict persistent handle 0x%08x", handle);
+    }
+    return 0;
+}
+
+/* Public key details of a stored version, for results. */
+static json_t *version_json(const cit_object_version *v, bool with_pem) {
+    json_t *j = json_object();
+    char when[32];
+    cit_time_rfc3339(when, sizeof when, v->created_at);
+    json_object_set_new(j, "version", json_integer(v->version));
+    _cleanup_free_ char *name = cit_hex_encode(v->name, v->name_len);
+    json_object_set_new(j, "tpm_name", json_string(name ? name : ""));
+    json_object_set_new(j, "created", json_string(when));
+    TPM2B_PUBLIC pub;
+    EVP_PKEY *pk = NULL;
+    if (cit__public_unmarshal(v, &pub) == 0 && cit__pubkey_from_tpm(&pk, &pub) == 0) {
+        char *fp = NULL, *pem = NULL;
+        if (cit__pubkey_fingerprint(&fp, pk) == 0)
+            json_object_set_new(j, "fingerprint_sha256", json_string(fp));
+        if (with_pem && cit__pubkey_pem(&pem, pk) == 0)
+            json_object_set_new(j, "public_key_pem", json_string(pem));
+        free(fp);
+        free(pem);
+    }
+    EVP_PKEY_free(pk);
+    cit_error_clear();
+    return j;
+}
+
+static int find_key(cit_ctx *ctx, const char *path, cit_object *o) {
+    int r = cit__check_path(path);
+    if (r < 0)
+        return r;
+    cit_store *s;
+    r = cit__ctx_store(ctx, &s);
+    if (r < 0)
+        return r;
+    r = cit__object_find(s, path, o);
+    if (r < 0)
+        return r;
+    return cit__require_kind(o, "key");
+}
+
+_public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_options *opt) {
+    cit_error_clear();
+    int r = cit__check_path(opt->path);
+    if (r < 0)
+        return r;
+    cit_store *s;
+    r = cit__ctx_store(ctx, &s);
+    if (r < 0)
+        return r;
+    cit_object o = {0};
+    snprintf(o.path, sizeof o.path, "%s", opt->path);
+    snprintf(o.kind, sizeof o.kind, "key");
+    snprintf(o.status, sizeof o.status, "active");
+    const char *alg = opt->algorithm;
+    _cleanup_free_ char *def_alg = NULL;
+    if (!alg) {
+        cit__store_meta_get(s, "default_algorithm", &def_alg);
+        alg = def_alg ? def_alg : "ecc-p256";
+    }
+    if (find_alg(alg) < 0)
+        return unsupported_alg(alg);
+    snprintf(o.algorithm, sizeof o.algorithm, "%s", alg);
+    const char *usage = opt->usage ? opt->usage : "sign";
+    if (strcmp(usage, "sign") != 0 && strcmp(usage, "storage") != 0) {
+        cit_error_set(CIT_E_USAGE, "unknown key usage: %s", usage);
+        cit_error_cause("--usage takes sign or storage");
+        return CIT_E_USAGE;
+    }
+    snprintf(o.usage, sizeof o.usage, "%s", usage);
+    bool rsa = strncmp(alg, "rsa", 3) == 0;
+    const char *scheme = opt->scheme ? opt->scheme : (strcmp(usage, "storage") == 0 ? "" : rsa ? "rsassa" : "ecdsa");
+    if (strcmp(usage, "sign") == 0 &&
+        !(rsa ? (strcmp(scheme, "rsassa") == 0 || strcmp(scheme, "rsapss") == 0) : strcmp(scheme, "ecdsa") == 0)) {
+        cit_error_set(CIT_E_USAGE, "scheme %s does not fit a %s key", scheme, alg);
+        cit_error_cause(rsa ? "RSA keys sign with rsassa (PKCS#1 v1.5) or rsapss" : "ECC keys sign with ecdsa");
+        return CIT_E_USAGE;
+    }
+    snprintf(o.scheme, sizeof o.scheme, "%s", scheme);
+    cit_object parent = {0};
+    if (opt->parent) {
+        r = cit__check_path(opt->parent);
+        if (r == 0)
+            r = cit__object_find(s, opt->parent, &parent);
+        if (r == 0 && (strcmp(parent.kind, "key") != 0 || strcmp(parent.usage, "storage") != 0)) {
+            r = cit_error_set(CIT_E_OBJECT_KIND, "%s is not a storage key", opt->parent);
+            cit_error_cause("only keys created with `--usage storage` can be parents");
+        }
+        if (r == 0)
+            r = cit__require_active(&parent);
+        o.parent_id = parent.id;
+        cit__object_clear(&parent);
+        if (r < 0)
+            return r;
+    }
+    /* Refuse an existing path before doing any TPM work. */
+    cit_object existing = {0};
+    if (cit__object_find(s, opt->path, &existing) == 0) {
+        cit__object_clear(&existing);
+        cit_error_set(CIT_E_OBJECT_EXISTS, "object already exists: %s", opt->path);
+        cit_error_cause("the path '%s' is taken", opt->path);
+        cit_error_context("path", "%s", opt->path);
+        return CIT_E_OBJECT_EXISTS;
+    }
+    cit_error_clear();
+    if (ctx->plan) {
+        static const char *const ops[] = {"TPM2_ReadPublic (storage primary key)",
+                                          "TPM2_Create (new key under the parent)", NULL};
+        static const char *const ops_p[] = {"TPM2_ReadPublic (storage primary key)",
+                                            "TPM2_Create (new key under the parent)",
+                                            "TPM2_Load", "TPM2_EvictControl (persist)",
+                                            "TPM2_FlushContext", NULL};
+        *out = cit__plan("create a key", opt->persist ? ops_p : ops);
+        json_object_set_new(*out, "path", json_string(opt->path));
+        json_object_set_new(*out, "algorithm", json_string(alg));
+        return 0;
+    }
+    cit_object_version v = {.version = 1};
+    r = tpm_create_key(ctx, &o, &v);
+    if (r < 0)
+        goto done;
+    o.version = 1;
+    o.metadata = strdup("{}");
+    r = cit__store_begin(s);
+    if (r < 0)
+        goto done;
+    r = cit__object_insert(s, &o);
+    if (r == 0)
+        r = cit__version_insert(s, o.id, &v);
+    if (r == 0 && opt->persist) {
+        uint32_t handle = 0;
+        r = persist(ctx, &o, 1, 0, &handle);
+        if (r == 0) {
+            o.persistent_handle = handle;
+            r = cit__object_update(s, &o);
+        }
+        if (r == 0)
+            r = cit__ctx_tpm_sync(ctx); /* the handle is durable before the store says so */
+    }
+    if (r == 0) {
+        json_t *d = json_pack("{s:s,s:s}", "algorithm", o.algorithm, "usage", o.usage);
+        r = cit__store_event(s, "key.create", o.path, o.id, "ok", d);
+        json_decref(d);
+    }
+    if (r == 0)
+        r = cit__store_commit(s);
+    if (r < 0) {
+        cit__store_rollback(s);
+        if (o.persistent_handle)
+            evict(ctx, o.persistent_handle);
+        goto done;
+    }
+    v.created_at = o.created_at;
+    json_t *j = cit__object_json(&o, s);
+    json_t *vj = version_json(&v, true);
+    json_object_update(j, vj);
+    json_object_set_new(j, "version", json_integer(1));
+    json_decref(vj);
+    *out = j;
+done:
+    cit__version_clear(&v);
+    cit__object_clear(&o);
+    return r;
+}
+
+_public_ int cit_key_list(json_t **out, cit_ctx *ctx) { return cit_object_list(out, ctx, "key"); }
+
+_public_ int cit_key_show(json_t **out, cit_ctx *ctx, const char *path) {
+    cit_error_clear();
+    cit_object o = {0};
+    int r = find_key(ctx, path, &o);
+    if (r < 0)
+        return r;
+    if (ctx->plan) {
+        *out = cit__plan("show a key (reads the store only)", NULL);
+        cit__object_clear(&o);
+        return 0;
+    }
+    json_t *j = cit__object_json(&o, ctx->store);
+    json_t *versions = json_array();
+    for (int ver = o.version; ver >= 1; ver--) {
+        cit_object_version v = {0};
+        if (cit__version_get(ctx->store, o.id, ver, &v) == 0) {
+            json_t *vj = version_json(&v, ver == o.version);
+            json_object_set_new(vj, "current", json_boolean(ver == o.version));
+            if (ver == o.version) {
+                json_object_set(j, "tpm_name", json_object_get(vj, "tpm_name"));
+                json_object_set(j, "fingerprint_sha256", json_object_get(vj, "fingerprint_sha256"));
+                json_object_set(j, "public_key_pem", json_object_get(vj, "public_key_pem"));
+                json_object_del(vj, "public_key_pem");
+            }
+            json_array_append_new(versions, vj);
+        }
+        cit__version_clear(&v);
+    }
+    cit_error_clear();
+    json_object_set_new(j, "versions", versions);
+    cit__object_clear(&o);
+    *out = j;
+    return 0;
+}
+
+static cit_sig_scheme scheme_of(const cit_object *o) {
+    if (strcmp(o->scheme, "rsapss") == 0)
+        return CIT_SCHEME_RSAPSS;
+    if (strcmp(o->scheme, "rsassa") == 0)
+        return CIT_SCHEME_RSASSA;
+    return CIT_SCHEME_ECDSA;
+}
+
+static int parse_encoding(const char *s, cit_sig_encoding *out) {
+    if (!s || strcmp(s, "der") == 0)
+        *out = CIT_SIG_ENC_DER;
+    else if (strcmp(s, "raw") == 0)
+        *out = CIT_SIG_ENC_RAW;
+    else {
+        cit_error_set(CIT_E_USAGE, "unknown signature encoding: %s", s);
+        cit_error_cause("--encoding takes der or raw");
+        return CIT_E_USAGE;
+    }
+    return 0;
+}
+
+static int input_error(int err, const char *path, size_t max) {
+    if (err == -EFBIG) {
+        cit_error_set(CIT_E_INPUT_TOO_LARGE, "input too large: %s", path);
+        cit_error_context("limit_bytes", "%zu", max);
+    } else {
+        cit_error_set(CIT_E_INPUT_READ, "cannot read %s: %s", path, strerror(-err));
+        cit_error_context("file", "%s", path);
+    }
+    cit_error_context("file", "%s", path);
+    return cit_error_last()->code;
+}
+
+/* Hashes a file as a stream (it may be large). */
+int cit__digest_file(TPMI_ALG_HASH alg, const char *path, uint64_t max, uint8_t *md, size_t *mdlen) {
+    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return input_error(-errno, path, 0);
+    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+    int r = 0;
+    uint64_t total = 0;
+    if (!mctx || EVP_DigestInit_ex(mctx, cit__hash_md(alg), NULL) != 1) {
+        r = cit__openssl_error(CIT_E_CRYPTO, "cannot start a digest");
+        goto done;
+    }
+    uint8_t buf[65536];
+    for (;;) {
+        ssize_t k = read(fd, buf, sizeof buf);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            r = input_error(-errno, path, 0);
+            goto done;
+        }
+        if (k == 0)
+            break;
+        total += (uint64_t)k;
+        if (total > max) {
+            r = input_error(-EFBIG, path, (size_t)max);
+            goto done;
+        }
+        EVP_DigestUpdate(mctx, buf, (size_t)k);
+    }
+    if (total == 0) {
+        r = cit_error_set(CIT_E_INPUT_EMPTY, "the input is empty: %s", path);
+        cit_error_cause("signing an empty file is almost always a mistake (a failed build or a wrong path)");
+        cit_error_context("file", "%s", path);
+        goto done;
+    }
+    unsigned int l = 0;
+    EVP_DigestFinal_ex(mctx, md, &l);
+    *mdlen = l;
+done:
+    EVP_MD_CTX_free(mctx);
+    if (fd != STDIN_FILENO)
+        close(fd);
+    return r;
+}
+
+static int read_digest_input(const char *path, size_t want, uint8_t *md, size_t *mdlen) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r = cit_read_file(path, 1024, &buf, &len);
+    if (r < 0)
+        return input_error(r, path, 1024);
+    /* accept raw bytes or hex text */
+    if (len == want) {
+        memcpy(md, buf, len);
+        *mdlen = len;
+        free(buf);
+        return 0;
+    }
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
+        buf[--len] = 0;
+    uint8_t *dec = NULL;
+    size_t dl = 0;
+    r = 0;
+    if (cit_hex_decode(&dec, &dl, (char *)buf) < 0 || dl != want) {
+        r = cit_error_set(CIT_E_INPUT_INVALID, "the digest input is not a %zu-byte digest", want);
+        cit_error_cause("with --input-is-digest the input must be the raw digest or its hex");
+        cit_error_context("file", "%s", path);
+    } else {
+        memcpy(md, dec, dl);
+        *mdlen = dl;
+    }
+    free(dec);
+    free(buf);
+    return r;
+}
+
+static size_t curve_bytes(const char *alg) {
+    return strcmp(alg, "ecc-p384") == 0 ? 48 : 32;
+}
+
+_public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options *opt) {
+    cit_error_clear();
+    cit_object o = {0};
+    int r = find_key(ctx, opt->path, &o);
+    if (r < 0)
+        return r;
+    r = cit__require_active(&o);
+    if (r < 0)
+        goto done;
+    if (strcmp(o.usage, "sign") != 0) {
+        r = cit_error_set(CIT_E_OBJECT_KIND, "%s is a storage key and cannot sign", o.path);
+        cit_error_context("path", "%s", o.path);
+        goto done;
+    }
+    TPMI_ALG_HASH halg;
+    r = cit__hash_from_name(opt->digest ? opt->digest : cit__key_default_hash(o.algorithm), &halg);
+    if (r < 0)
+        goto done;
+    cit_sig_encoding enc;
+    r = parse_encoding(opt->encoding, &enc);
+    if (r < 0)
+        goto done;
+    uint8_t md[EVP_MAX_MD_SIZE];
+    size_t mdlen = 0;
+    if (opt->input_is_digest)
+        r = read_digest_input(opt->input, cit__hash_size(halg), md, &mdlen);
+    else
+        r = cit__digest_file(halg, opt->input, SIGN_INPUT_MAX, md, &mdlen);
+    if (r < 0)
+        goto done;
+    if (ctx->plan) {
+        static const char *const ops[] = {"TPM2_ReadPublic (storage primary key)", "TPM2_Load",
+                                          "TPM2_Sign", "TPM2_FlushContext", NULL};
+        static const char *const ops_p[] = {"TPM2_ReadPublic (persistent key)", "TPM2_Sign", NULL};
+        *out = cit__plan("sign a digest with the key", o.persistent_handle ? ops_p : ops);
+        goto done;
+    }
+    ESYS_TR h = ESYS_TR_NONE;
+    bool pers = false;
+    r = cit__key_load(ctx, &o, o.version, &h, &pers);
+    if (r < 0)
+        goto done;
+    TPM2B_DIGEST dig = {.size = (UINT16)mdlen};
+    memcpy(dig.buffer, md, mdlen);
+    cit_sig_scheme sch = scheme_of(&o);
+    TPMT_SIG_SCHEME scheme = {.scheme = sch == CIT_SCHEME_ECDSA    ? TPM2_ALG_ECDSA
+                                        : sch == CIT_SCHEME_RSAPSS ? TPM2_ALG_RSAPSS
+                                                                   : TPM2_ALG_RSASSA};
+    scheme.details.any.hashAlg = halg;
+    TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK, .hierarchy = TPM2_RH_NULL};
+    TPMT_SIGNATURE *sig = NULL;
+    TSS2_RC rc = Esys_Sign(ctx->tpm->esys, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &dig,
+                           &scheme, &ticket, &sig);
+    cit__key_unload(ctx, &h, pers);
+    if (rc != TSS2_RC_SUCCESS) {
+        r = cit__tss_error(ctx->tpm, CIT_E_TPM_COMMAND, rc, "TPM2_Sign failed for %s", o.path);
+        cit_error_context("path", "%s", o.path);
+        goto done;
+    }
+    uint8_t *sb = NULL;
+    size_t sl = 0;
+    r = cit__sig_encode(&sb, &sl, sig, enc, curve_bytes(o.algorithm));
+    Esys_Free(sig);
+    if (r < 0)
+        goto done;
+    if (opt->output) {
+        int w = cit_write_file_atomic(opt->output, sb, sl, 0644);
+        if (w < 0) {
+            r = cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s: %s", opt->output, strerror(-w));
+            cit_error_context("file", "%s", opt->output);
+            free(sb);
+            goto done;
+        }
+    }
+    json_t *j = json_object();
+    json_object_set_new(j, "path", json_string(o.path));
+    json_object_set_new(j, "version", json_integer(o.version));
+    json_object_set_new(j, "algorithm", json_string(o.algorithm));
+    json_object_set_new(j, "scheme", json_string(o.scheme));
+    json_object_set_new(j, "digest_algorithm", json_string(cit__hash_name(halg)));
+    char *dhex = cit_hex_encode(md, mdlen);
+    json_object_set_new(j, "digest", json_string(dhex));
+    free(dhex);
+    json_object_set_new(j, "encoding", json_string(enc == CIT_SIG_ENC_DER ? "der" : "raw"));
+    char *b64 = NULL;
+    if (cit__base64_encode(&b64, sb, sl) == 0)
+        json_object_set_new(j, "signature_base64", json_string(b64));
+    free(b64);
+    char *shex = cit_hex_encode(sb, sl);
+    json_object_set_new(j, "signature_hex", json_string(shex));
+    free(shex);
+    if (opt->output)
+        json_object_set_new(j, "output", json_string(opt->output));
+    free(sb);
+    *out = j;
+done:
+    cit__object_clear(&o);
+    return r;
+}
+
+_public_ int cit_key_verify(json_t **out, cit_ctx *ctx, const char *path, const char *input,
+                            const char *signature, const char *digest, const char *encoding, int version) {
+    cit_error_clear();
+    cit_object o = {0};
+    int r = find_key(ctx, path, &o);
+    if (r < 0)
+        return r;
+    TPMI_ALG_HASH halg;
+    cit_sig_encoding enc;
+    uint8_t *sig = NULL;
+    size_t sl = 0;
+    r = cit__hash_from_name(digest ? digest : cit__key_default_hash(o.algorithm), &halg);
+    if (r == 0)
+        r = parse_encoding(encoding, &enc);
+    if (r < 0)
+        goto done;
+    r = cit_read_file(signature, SIGNATURE_FILE_MAX, &sig, &sl);
+    if (r < 0) {
+        r = input_error(r, signature, SIGNATURE_FILE_MAX);
+        goto done;
+    }
+    if (sl == 0) {
+        r = cit_error_set(CIT_E_INPUT_EMPTY, "the signature file is empty: %s", signature);
+        goto done;
+    }
+    uint8_t md[EVP_MAX_MD_SIZE];
+    size_t mdlen = 0;
+    r = cit__digest_file(halg, input, SIGN_INPUT_MAX, md, &mdlen);
+    if (r < 0)
+        goto done;
+    if (ctx->plan) {
+        *out = cit__plan("verify a signature in software (no TPM operations)", NULL);
+        goto done;
+    }
+    int matched = 0;
+    for (int ver = o.version; ver >= 1 && !matched; ver--) {
+        if (version > 0 && ver != version)
+            continue;
+        cit_object_version v = {0};
+        TPM2B_PUBLIC pub;
+        EVP_PKEY *pk = NULL;
+        if (cit__version_get(ctx->store, o.id, ver, &v) == 0 && cit__public_unmarshal(&v, &pub) == 0 &&
+            cit__pubkey_from_tpm(&pk, &pub) == 0 &&
+            cit__sig_verify(pk, scheme_of(&o), halg, md, mdlen, sig, sl, enc) == 0)
+            matched = ver;
+        EVP_PKEY_free(pk);
+        cit__version_clear(&v);
+    }
+    cit_error_clear();
+    if (!matched) {
+        r = cit_error_set(CIT_E_SIGNATURE_INVALID, "the signature does not verify with %s", o.path);
+        cit_error_cause(version > 0 ? "it was not made by version %d of this key over this input"
+                                    : "it was not made by any version of this key over this input",
+                        version);
+        cit_error_context("path", "%s", o.path);
+        cit_error_context("digest_algorithm", "%s", cit__hash_name(halg));
+        goto done;
+    }
+    json_t *j = json_object();
+    json_object_set_new(j, "path", json_string(o.path));
+    json_object_set_new(j, "valid", json_true());
+    json_object_set_new(j, "version", json_integer(matched));
+    json_object_set_new(j, "current_version", json_boolean(matched == o.version));
+    json_object_set_new(j, "digest_algorithm", json_string(cit__hash_name(halg)));
+    *out = j;
+done:
+    free(sig);
+    cit__object_clear(&o);
+    return r;
+}
+
+/* Depth-first list of o's dependents (children first). */
+int cit__collect_dependents(cit_store *s, int64_t id, json_t *acc, int depth) {
+    if (depth > LOAD_CHAIN_MAX)
+        return 0;
+    sqlite3_stmt *st;
+    int r = cit__store_prepare(s, &st, "SELECT id, path FROM objects WHERE parent_id = ? ORDER BY path");
+    if (r < 0)
+        return r;
+    sqlite3_bind_int64(st, 1, id);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t cid = sqlite3_column_int64(st, 0);
+        json_t *e = json_pack("{s:I,s:s}", "id", (json_int_t)cid, "path", (const char *)sqlite3_column_text(st, 1));
+        r = cit__collect_dependents(s, cid, acc, depth + 1);
+        json_array_append_new(acc, e);
+        if (r < 0)
+            break;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+_public_ int cit_key_delete(json_t **out, cit_ctx *ctx, const char *path, bool force) {
+    cit_error_clear();
+    cit_object o = {0};
+    int r = cit__check_path(path);
+    cit_store *s;
+    if (r == 0)
+        r = cit__ctx_store(ctx, &s);
+    if (r == 0)
+        r = cit__object_find(s, path, &o);
+    if (r < 0)
+        return r;
+    json_t *deps = json_array();
+    r = cit__collect_dependents(s, o.id, deps, 0);
+    if (r < 0)
+        goto done;
+    if (json_array_size(deps) && !force) {
+        r = cit_error_set(CIT_E_HAS_DEPENDENTS, "%s has %zu dependent object(s)", path, json_array_size(deps));
+        size_t i;
+        json_t *d;
+        json_array_foreach(deps, i, d) {
+            if (i >= 8) {
+                cit_error_cause("... and %zu more", json_array_size(deps) - 8);
+                break;
+            }
+            cit_error_cause("%s depends on %s", json_string_value(json_object_get(d, "path")), path);
+        }
+        cit_error_context("path", "%s", path);
+        goto done;
+    }
+    /* Everything to delete, dependents first. */
+    json_array_append_new(deps, json_pack("{s:I,s:s}", "id", (json_int_t)o.id, "path", o.path));
+    if (ctx->plan) {
+        bool any_persistent = false;
+        size_t i;
+        json_t *d;
+        json_array_foreach(deps, i, d) {
+            cit_object x = {0};
+            if (cit__object_get(s, json_integer_value(json_object_get(d, "id")), &x) == 0 && x.persistent_handle)
+                any_persistent = true;
+            cit__object_clear(&x);
+        }
+        static const char *const ops[] = {"TPM2_EvictControl (remove persistent handle)", NULL};
+        *out = cit__plan("delete the object(s) from the store", any_persistent ? ops : NULL);
+        json_t *paths = json_array();
+        json_array_foreach(deps, i, d) json_array_append(paths, json_object_get(d, "path"));
+        json_object_set_new(*out, "would_delete", paths);
+        goto done;
+    }
+    r = cit__store_begin(s);
+    if (r < 0)
+        goto done;
+    json_t *deleted = json_array();
+    size_t i;
+    json_t *d;
+    bool evicted = false;
+    json_array_foreach(deps, i, d) {
+        cit_object x = {0};
+        r = cit__object_get(s, json_integer_value(json_object_get(d, "id")), &x);
+        if (r == 0 && x.persistent_handle) {
+            r = evict(ctx, x.persistent_handle);
+            evicted = true;
+        }
+        if (r == 0)
+            r = cit__object_delete(s, x.id);
+        if (r == 0) {
+            json_t *det = json_pack("{s:s,s:b}", "kind", x.kind, "forced", force);
+            r = cit__store_event(s, "object.delete", x.path, x.id, "ok", det);
+            json_decref(det);
+        }
+        if (r == 0)
+            json_array_append_new(deleted, json_string(x.path));
+        cit__object_clear(&x);
+        if (r < 0)
+            break;
+    }
+    if (r == 0 && evicted)
+        r = cit__ctx_tpm_sync(ctx);
+    if (r == 0)
+        r = cit__store_commit(s);
+    if (r < 0) {
+        cit__store_rollback(s);
+        json_decref(deleted);
+        goto done;
+    }
+    *out = json_pack("{s:s,s:o}", "path", path, "deleted", deleted);
+done:
+    json_decref(deps);
+    cit__object_clear(&o);
+    return r;
+}
+
+_public_ int cit_key_export_pub(json_t **out, cit_ctx *ctx, const char *path, const char *format,
+                                const char *output, int version) {
+    cit_error_clear();
+    cit_object o = {0};
+    int r = find_key(ctx, path, &o);
+    if (r < 0)
+        return r;
+    const char *fmt = format ? format : "pem";
+    bool is_sign = strcmp(o.usage, "sign") == 0;
+    cit_object_version v = {0};
+    TPM2B_PUBLIC pub;
+    EVP_PKEY *pk = NULL;
+    char *text = NULL;
+    json_t *jwk = NULL;
+    if (strcmp(fmt, "pem") != 0 && strcmp(fmt, "openssl") != 0 && strcmp(fmt, "cosign") != 0 &&
+        strcmp(fmt, "ssh") != 0 && strcmp(fmt, "jwk") != 0) {
+        r = cit_error_set(CIT_E_USAGE, "unknown export format: %s", fmt);
+        cit_error_cause("--export-for takes openssl (PEM), cosign, ssh or jwk");
+        goto done;
+    }
+    if (!is_sign && strcmp(fmt, "pem") != 0 && strcmp(fmt, "openssl") != 0) {
+        r = cit_error_set(CIT_E_EXPORT_UNSUPPORTED, "%s cannot be exported for %s", o.path, fmt);
+        cit_error_cause("%s is a storage key (restricted decryption): it cannot sign, so %s "
+                        "cannot use it",
+                        o.path, fmt);
+        cit_error_context("path", "%s", o.path);
+        goto done;
+    }
+    if (strcmp(fmt, "cosign") == 0 && strcmp(o.scheme, "rsapss") == 0) {
+        r = cit_error_set(CIT_E_EXPORT_UNSUPPORTED, "%s cannot be exported for cosign", o.path);
+        cit_error_cause("cosign verifies RSA signatures as PKCS#1 v1.5; this key signs with RSA-PSS");
+        goto done;
+    }
+    if (strcmp(fmt, "ssh") == 0 && strcmp(o.scheme, "rsapss") == 0) {
+        r = cit_error_set(CIT_E_EXPORT_UNSUPPORTED, "%s cannot be exported for ssh", o.path);
+        cit_error_cause("SSH RSA signatures are PKCS#1 v1.5 (rsa-sha2-256/512); this key signs with RSA-PSS");
+        goto done;
+    }
+    r = cit__version_get(ctx->store, o.id, version > 0 ? version : o.version, &v);
+    if (r == 0)
+        r = cit__public_unmarshal(&v, &pub);
+    if (r == 0)
+        r = cit__pubkey_from_tpm(&pk, &pub);
+    if (r < 0)
+        goto done;
+    if (ctx->plan) {
+        *out = cit__plan("export the public key (reads the store only)", NULL);
+        goto done;
+    }
+    if (strcmp(fmt, "ssh") == 0)
+        r = cit__pubkey_openssh(&text, pk, o.path);
+    else if (strcmp(fmt, "jwk") == 0) {
+        r = cit__pubkey_jwk(&jwk, pk);
+        if (r == 0) {
+            json_object_set_new(jwk, "alg", json_string(strcmp(o.algorithm, "ecc-p256") == 0   ? "ES256"
+                                                        : strcmp(o.algorithm, "ecc-p384") == 0 ? "ES384"
+                                                        : strcmp(o.scheme, "rsapss") == 0      ? "PS256"
+                                                                                               : "RS256"));
+            json_object_set_new(jwk, "use", json_string("sig"));
+            text = json_dumps(jwk, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            size_t tl = strlen(text);
+            char *t2 = realloc(text, tl + 2);
+            if (t2) {
+                t2[tl] = '\n';
+                t2[tl + 1] = 0;
+                text = t2;
+            }
+        }
+    } else
+        r = cit__pubkey_pem(&text, pk);
+    if (r < 0)
+        goto done;
+    if (output) {
+        int w = cit_write_file_atomic(output, (const uint8_t *)text, strlen(text), 0644);
+        if (w < 0) {
+            r = cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s: %s", output, strerror(-w));
+            cit_error_context("file", "%s", output);
+            goto done;
+        }
+    }
+    json_t *j = json_object();
+    json_object_set_new(j, "path", json_string(o.path));
+    json_object_set_new(j, "version", json_integer(v.version));
+    json_object_set_new(j, "format", json_string(fmt));
+    if (jwk)
+        json_object_set(j, "jwk", jwk);
+    else
+        json_object_set_new(j, "public_key", json_string(text));
+    if (output) {
+        json_object_set_new(j, "output", json_string(output));
+    } else
+        json_object_set_new(j, "_text", json_string(text));
+    *out = j;
+done:
+    json_decref(jwk);
+    free(text);
+    EVP_PKEY_free(pk);
+    cit__version_clear(&v);
+    cit__object_clear(&o);
+    return r;
+}
+
+_public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path) {
+    cit_error_clear();
+    cit_object o = {0};
+    int r = find_key(ctx, path, &o);
+    if (r < 0)
+        return r;
+    r = cit__require_active(&o);
+    if (r < 0)
+        goto done;
+    if (ctx->plan) {
+        static const char *const ops[] = {"TPM2_ReadPublic (storage primary key)",
+                                          "TPM2_Create (new version)", NULL};
+        static const char *const ops_p[] = {"TPM2_ReadPublic (storage primary key)",
+                                            "TPM2_Create (new version)",
+                                            "TPM2_EvictControl (remove old persistent object)",
+                                            "TPM2_Load", "TPM2_EvictControl (persist new version)",
+                                            "TPM2_FlushContext", NULL};
+        *out = cit__plan("rotate the key: a new version signs from now on", o.persistent_handle ? ops_p : ops);
+        goto done;
+    }
+    cit_store *s = ctx->store;
+    cit_object_version v = {.version = o.version + 1};
+    r = tpm_create_key(ctx, &o, &v);
+    if (r < 0)
+        goto done_v;
+    r = cit__store_begin(s);
+    if (r < 0)
+        goto done_v;
+    r = cit__version_insert(s, o.id, &v);
+    int old = o.version;
+    o.version = v.version;
+    if (r == 0 && o.persistent_handle) {
+        uint32_t handle = o.persistent_handle;
+        r = evict(ctx, handle);
+        if (r == 0)
+            r = persist(ctx, &o, v.version, handle, &handle);
+        if (r == 0)
+            r = cit__ctx_tpm_sync(ctx);
+    }
+    if (r == 0)
+        r = cit__object_update(s, &o);
+    if (r == 0) {
+        json_t *d = json_pack("{s:i,s:i}", "from_version", old, "to_version", v.version);
+        r = cit__store_event(s, "key.rotate", o.path, o.id, "ok", d);
+        json_decref(d);
+    }
+    if (r == 0)
+        r = cit__store_commit(s);
+    if (r < 0) {
+        cit__store_rollback(s);
+        goto done_v;
+    }
+    v.created_at = o.updated_at;
+    json_t *j = json_pack("{s:s,s:i,s:i}", "path", o.path, "previous_version", old, "version", v.version);
+    json_t *vj = version_json(&v, true);
+    json_object_del(vj, "version");
+    json_object_update(j, vj);
+    json_decref(vj);
+    *out = j;
+done_v:
+    cit__version_clear(&v);
+done:
+    cit__object_clear(&o);
+    return r;
+}

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Key helpers shared inside libcitadel (doctor, export, later attestation). */
+#pragma once
+#include <jansson.h>
+#include <tss2/tss2_esys.h>
+
+#include "core/ctx.h"
+
+int cit__key_template(TPM2B_PUBLIC *pub, const char *algorithm, const char *usage);
+const char *cit__key_default_hash(const char *algorithm);
+/* TPM name (nameAlg || H(TPMT_PUBLIC)); out holds sizeof(TPMU_NAME)+2. */
+int cit__name_from_public(const TPM2B_PUBLIC *pub, uint8_t *out, size_t *out_len);
+int cit__public_unmarshal(const cit_object_version *v, TPM2B_PUBLIC *pub);
+int cit__require_kind(const cit_object *o, const char *kind);
+int cit__require_active(const cit_object *o);
+/* Loads a version of o (and its parent chain); unload with cit__key_unload. */
+int cit__key_load(cit_ctx *ctx, const cit_object *o, int version, ESYS_TR *out, bool *persistent);
+void cit__key_unload(cit_ctx *ctx, ESYS_TR *h, bool persistent);
+int cit__digest_file(TPMI_ALG_HASH alg, const char *path, uint64_t max, uint8_t *md, size_t *mdlen);
+/* Appends {"id","path"} of every object below id (children before their parents). */
+int cit__collect_dependents(cit_store *s, int64_t id, json_t *acc, int depth);

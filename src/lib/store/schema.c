@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Numbered schema migrations. APPEND ONLY: a released migration never changes. */
+#include "schema.h"
+
+const char *const cit__store_migrations[] = {
+    /* 1: workspace metadata, objects with versions, operation log */
+    "CREATE TABLE meta (\n"
+    "  key TEXT PRIMARY KEY,\n"
+    "  value TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TABLE objects (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  path TEXT NOT NULL UNIQUE CHECK (length(path) BETWEEN 1 AND 255),\n"
+    "  kind TEXT NOT NULL,\n"
+    "  status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'retired')),\n"
+    "  algorithm TEXT NOT NULL DEFAULT '',\n"
+    "  scheme TEXT NOT NULL DEFAULT '',\n"
+    "  usage TEXT NOT NULL DEFAULT '',\n"
+    "  parent_id INTEGER REFERENCES objects(id) ON DELETE RESTRICT,\n"
+    "  version INTEGER NOT NULL DEFAULT 1,\n"
+    "  persistent_handle INTEGER UNIQUE,\n"
+    "  metadata TEXT NOT NULL DEFAULT '{}',\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE INDEX objects_parent ON objects(parent_id);\n"
+    "CREATE TABLE object_versions (\n"
+    "  object_id INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,\n"
+    "  version INTEGER NOT NULL,\n"
+    "  tpm_public BLOB NOT NULL,\n"
+    "  tpm_private BLOB NOT NULL,\n"
+    "  tpm_name BLOB NOT NULL,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (object_id, version)\n"
+    ");\n"
+    "CREATE TABLE events (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  at INTEGER NOT NULL,\n"
+    "  actor TEXT NOT NULL,\n"
+    "  action TEXT NOT NULL,\n"
+    "  object_id INTEGER,\n"
+    "  object_path TEXT,\n"
+    "  outcome TEXT NOT NULL DEFAULT 'ok',\n"
+    "  details TEXT NOT NULL DEFAULT '{}'\n"
+    ");\n"
+    "CREATE INDEX events_object ON events(object_id);\n",
+};
+
+const int cit__store_n_migrations = sizeof(cit__store_migrations) / sizeof(cit__store_migrations[0]);

@@ -1,0 +1,471 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "tpm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tctildr.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "citadel/error.h"
+#include "tcti_libtpms.h"
+#include "vtpm_state.h"
+
+static const char *const backend_names[] = {
+    [CIT_BACKEND_AUTO] = "auto",   [CIT_BACKEND_DEVICE] = "device", [CIT_BACKEND_VTPM] = "vtpm",
+    [CIT_BACKEND_MOCK] = "mock",   [CIT_BACKEND_SWTPM] = "swtpm",
+};
+
+const char *cit__backend_name(cit_backend b) {
+    return (size_t)b < ELEMENTSOF(backend_names) ? backend_names[b] : "unknown";
+}
+
+int cit__backend_parse(const char *s, cit_backend *out) {
+    for (size_t i = 0; i < ELEMENTSOF(backend_names); i++)
+        if (strcmp(s, backend_names[i]) == 0) {
+            *out = (cit_backend)i;
+            return 0;
+        }
+    if (strcmp(s, "tpm12") == 0) {
+        cit_error_set(CIT_E_BACKEND_UNAVAILABLE, "the tpm12 backend is not available yet");
+        cit_error_cause("TPM 1.2 support (libtpms in 1.2 mode) is planned but not built");
+        return CIT_E_BACKEND_UNAVAILABLE;
+    }
+    cit_error_set(CIT_E_BACKEND_UNKNOWN, "unknown backend: %s", s);
+    cit_error_context("backend", "%s", s);
+    return CIT_E_BACKEND_UNKNOWN;
+}
+
+const char *cit__device_usable(void) {
+    static const char *const nodes[] = {"/dev/tpmrm0"};
+    for (size_t i = 0; i < ELEMENTSOF(nodes); i++)
+        if (access(nodes[i], R_OK | W_OK) == 0)
+            return nodes[i];
+    return NULL;
+}
+
+uint32_t cit__rc_base(TSS2_RC rc) {
+    rc &= 0xffff;
+    if (rc & 0x80) /* format 1: strip parameter/handle/session number */
+        return rc & 0xbf;
+    return rc & 0x97f;
+}
+
+static void add_da_context(cit_tpm *t) {
+    uint32_t v;
+    if (!t || !t->esys)
+        return;
+    if (cit__tpm_prop(t, TPM2_PT_LOCKOUT_COUNTER, &v) == 0)
+        cit_error_context("da_counter", "%u", v);
+    if (cit__tpm_prop(t, TPM2_PT_MAX_AUTH_FAIL, &v) == 0)
+        cit_error_context("da_max_tries", "%u", v);
+    if (cit__tpm_prop(t, TPM2_PT_LOCKOUT_INTERVAL, &v) == 0)
+        cit_error_context("da_recovery_seconds", "%u", v);
+}
+
+int cit__tss_error(cit_tpm *t, int code, TSS2_RC rc, const char *fmt, ...) {
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+
+    uint32_t layer = rc & TSS2_RC_LAYER_MASK;
+    uint32_t base = cit__rc_base(rc);
+    bool tpm_layer = layer == TSS2_TPM_RC_LAYER;
+    if (layer == TSS2_TCTI_RC_LAYER || (layer == TSS2_ESAPI_RC_LAYER && (rc & 0xffff) == TSS2_BASE_RC_IO_ERROR)) {
+        code = CIT_E_TRANSPORT;
+        cit_error_set(code, "%s: cannot reach the TPM", msg);
+        if (t && t->tcti_conf)
+            cit_error_context("tcti", "%s", t->tcti_conf);
+    } else if (tpm_layer && base == TPM2_RC_AUTH_FAIL) {
+        code = CIT_E_AUTH_FAIL;
+        cit_error_set(code, "%s: authorization failed", msg);
+        cit_error_cause("the password or policy given for the object is wrong; the TPM counted "
+                        "this failure against the dictionary-attack limit");
+    } else if (tpm_layer && base == TPM2_RC_BAD_AUTH) {
+        code = CIT_E_AUTH_FAIL;
+        cit_error_set(code, "%s: authorization failed", msg);
+        cit_error_cause("the authorization value is wrong (this object is not DA-protected)");
+    } else if (tpm_layer && base == TPM2_RC_LOCKOUT) {
+        code = CIT_E_LOCKOUT;
+        cit_error_set(code, "%s: the TPM is in dictionary-attack lockout", msg);
+        cit_error_cause("too many authorization failures; the TPM refuses DA-protected objects "
+                        "until the recovery time passes or lockout is cleared");
+    } else if (tpm_layer && (base == TPM2_RC_OBJECT_MEMORY || base == TPM2_RC_SESSION_MEMORY ||
+                             base == TPM2_RC_OBJECT_HANDLES || base == TPM2_RC_SESSION_HANDLES)) {
+        code = CIT_E_TPM_MEMORY;
+        cit_error_set(code, "%s: the TPM has no free %s slot", msg,
+                      base == TPM2_RC_OBJECT_MEMORY || base == TPM2_RC_OBJECT_HANDLES ? "object"
+                                                                                       : "session");
+        cit_error_cause("other programs are holding transient objects or sessions in the TPM");
+    } else if (tpm_layer && base == TPM2_RC_FAILURE) {
+        code = CIT_E_TPM_FAILURE_MODE;
+        cit_error_set(code, "%s: the TPM is in failure mode", msg);
+    } else {
+        cit_error_set(code, "%s", msg);
+    }
+    cit_error_context("tpm_rc", "0x%08x", rc);
+    cit_error_context("tpm_rc_decoded", "%s", Tss2_RC_Decode(rc));
+    if (code == CIT_E_AUTH_FAIL || code == CIT_E_LOCKOUT)
+        add_da_context(t);
+    return code;
+}
+
+static int lock_state(const char *state_path, int *fd_out) {
+    size_t n = strlen(state_path) + 8;
+    _cleanup_free_ char *lp = malloc(n);
+    if (!lp)
+        return cit_error_set(CIT_E_INTERNAL, "out of memory");
+    snprintf(lp, n, "%s.lock", state_path);
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        cit_error_set(CIT_E_STORE_OPEN, "cannot open the workspace lock %s: %s", lp, strerror(errno));
+        cit_error_context("lock_file", "%s", lp);
+        return CIT_E_STORE_OPEN;
+    }
+    uint64_t deadline = cit_now_usec() + 30ull * 1000000ull;
+    unsigned delay_us = 200;
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            close(fd);
+            return cit_error_set(CIT_E_STORE_IO, "cannot lock %s: %s", lp, strerror(errno));
+        }
+        if (cit_now_usec() > deadline) {
+            close(fd);
+            cit_error_set(CIT_E_WORKSPACE_BUSY, "another process holds the workspace lock");
+            cit_error_context("lock_file", "%s", lp);
+            return CIT_E_WORKSPACE_BUSY;
+        }
+        usleep(delay_us);
+        if (delay_us < 5000)
+            delay_us *= 2;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+int cit__tpm_open(cit_tpm **out, const cit_tpm_options *o) {
+    cit_tpm *t = calloc(1, sizeof(*t));
+    if (!t)
+        return cit_error_set(CIT_E_INTERNAL, "out of memory");
+    t->backend = o->backend;
+    t->lock_fd = -1;
+    t->srk = ESYS_TR_NONE;
+    int r = 0;
+    TSS2_RC rc;
+
+    switch (o->backend) {
+    case CIT_BACKEND_VTPM:
+    case CIT_BACKEND_MOCK: {
+        cit_vtpm_state st = {0};
+        if (o->backend == CIT_BACKEND_VTPM) {
+            t->state_path = strdup(o->state_path);
+            if (!t->state_path) {
+                r = cit_error_set(CIT_E_INTERNAL, "out of memory");
+                goto fail;
+            }
+            r = lock_state(o->state_path, &t->lock_fd);
+            if (r < 0)
+                goto fail;
+            r = cit__vtpm_state_load(&st, o->state_path);
+            if (r == CIT_E_VTPM_STATE_MISSING && o->create) {
+                t->manufactured = true;
+                r = 0;
+            }
+            if (r < 0)
+                goto fail;
+        } else
+            t->manufactured = true;
+        r = cit__tcti_libtpms_new(&t->tcti, &st, false);
+        cit__vtpm_state_clear(&st);
+        if (r < 0) {
+            if (t->state_path)
+                cit_error_context("state_file", "%s", t->state_path);
+            goto fail;
+        }
+        break;
+    }
+    case CIT_BACKEND_SWTPM:
+    case CIT_BACKEND_DEVICE: {
+        const char *conf = o->tcti;
+        if (!conf || !*conf)
+            conf = o->backend == CIT_BACKEND_SWTPM ? "swtpm:host=127.0.0.1,port=2321"
+                                                   : "device:/dev/tpmrm0";
+        t->tcti_conf = strdup(conf);
+        rc = Tss2_TctiLdr_Initialize(conf, &t->tcti);
+        if (rc != TSS2_RC_SUCCESS) {
+            t->tcti = NULL;
+            r = cit_error_set(o->backend == CIT_BACKEND_SWTPM ? CIT_E_TRANSPORT : CIT_E_BACKEND_UNAVAILABLE,
+                              "cannot connect to the TPM at %s", conf);
+            cit_error_cause(o->backend == CIT_BACKEND_SWTPM
+                                ? "no swtpm answers at that address (is it running?)"
+                                : "the TPM device cannot be opened");
+            cit_error_context("tcti", "%s", conf);
+            cit_error_context("tpm_rc_decoded", "%s", Tss2_RC_Decode(rc));
+            goto fail;
+        }
+        break;
+    }
+    default:
+        r = cit_error_set(CIT_E_INTERNAL, "backend not resolved");
+        goto fail;
+    }
+
+    rc = Esys_Initialize(&t->esys, t->tcti, NULL);
+    if (rc != TSS2_RC_SUCCESS) {
+        t->esys = NULL;
+        r = cit__tss_error(t, CIT_E_TRANSPORT, rc, "cannot start a TPM session");
+        goto fail;
+    }
+    if (o->backend == CIT_BACKEND_SWTPM) {
+        /* swtpm started without startup-clear needs TPM2_Startup; INITIALIZE means done. */
+        rc = Esys_Startup(t->esys, TPM2_SU_CLEAR);
+        if (rc != TSS2_RC_SUCCESS && cit__rc_base(rc) != TPM2_RC_INITIALIZE) {
+            r = cit__tss_error(t, CIT_E_TRANSPORT, rc, "TPM2_Startup failed");
+            goto fail;
+        }
+    }
+    *out = t;
+    return 0;
+fail:
+    cit__tpm_free(t);
+    return r;
+}
+
+static void tpm_release(cit_tpm *t) {
+    if (t->esys) {
+        if (t->srk != ESYS_TR_NONE)
+            Esys_TR_Close(t->esys, &t->srk);
+        Esys_Finalize(&t->esys);
+    }
+    if (t->tcti) {
+        if (t->backend == CIT_BACKEND_VTPM || t->backend == CIT_BACKEND_MOCK) {
+            Tss2_Tcti_Finalize(t->tcti);
+            free(t->tcti);
+        } else
+            Tss2_TctiLdr_Finalize(&t->tcti);
+        t->tcti = NULL;
+    }
+    if (t->lock_fd >= 0)
+        close(t->lock_fd); /* releases the flock */
+    free(t->state_path);
+    free(t->tcti_conf);
+    free(t);
+}
+
+void cit__tpm_free(cit_tpm *t) {
+    if (t)
+        tpm_release(t);
+}
+
+int cit__tpm_close(cit_tpm *t) {
+    if (!t)
+        return 0;
+    int r = 0;
+    if (t->backend == CIT_BACKEND_VTPM && t->tcti) {
+        if (t->srk != ESYS_TR_NONE)
+            Esys_TR_Close(t->esys, &t->srk);
+        cit_vtpm_state st = {0};
+        r = cit__tcti_libtpms_shutdown(t->tcti, &st);
+        if (r == 0)
+            r = cit__vtpm_state_save(&st, t->state_path);
+        cit__vtpm_state_clear(&st);
+    }
+    tpm_release(t);
+    return r;
+}
+
+/* TCG provisioning guidance's ECC P-256 storage root key template. */
+static void srk_template(TPM2B_PUBLIC *pub) {
+    memset(pub, 0, sizeof(*pub));
+    pub->publicArea.type = TPM2_ALG_ECC;
+    pub->publicArea.nameAlg = TPM2_ALG_SHA256;
+    pub->publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                                       TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+                                       TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+    TPMS_ECC_PARMS *p = &pub->publicArea.parameters.eccDetail;
+    p->symmetric.algorithm = TPM2_ALG_AES;
+    p->symmetric.keyBits.aes = 128;
+    p->symmetric.mode.aes = TPM2_ALG_CFB;
+    p->scheme.scheme = TPM2_ALG_NULL;
+    p->curveID = TPM2_ECC_NIST_P256;
+    p->kdf.scheme = TPM2_ALG_NULL;
+    pub->publicArea.unique.ecc.x.size = 32;
+    pub->publicArea.unique.ecc.y.size = 32;
+}
+
+static bool name_eq(const TPM2B_NAME *a, const TPM2B_NAME *b) {
+    return a->size == b->size && memcmp(a->name, b->name, a->size) == 0;
+}
+
+int cit__tpm_srk(cit_tpm *t, const TPM2B_NAME *expected, ESYS_TR *out) {
+    if (t->srk != ESYS_TR_NONE) {
+        *out = t->srk;
+        return 0;
+    }
+    ESYS_TR h = ESYS_TR_NONE;
+    TSS2_RC rc = Esys_TR_FromTPMPublic(t->esys, CIT_SRK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                       ESYS_TR_NONE, &h);
+    if (rc != TSS2_RC_SUCCESS) {
+        if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER) {
+            cit_error_set(CIT_E_SRK_MISSING, "the storage primary key is missing from the TPM");
+            cit_error_cause("no key at persistent handle 0x%08x: the TPM was cleared or replaced, or "
+                            "this is not the TPM the workspace was created with",
+                            CIT_SRK_HANDLE);
+            cit_error_context("handle", "0x%08x", CIT_SRK_HANDLE);
+            cit_error_context("tpm_rc", "0x%08x", rc);
+            return CIT_E_SRK_MISSING;
+        }
+        return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot read the storage primary key");
+    }
+    if (expected && expected->size) {
+        TPM2B_NAME *name = NULL;
+        rc = Esys_TR_GetName(t->esys, h, &name);
+        if (rc != TSS2_RC_SUCCESS) {
+            Esys_TR_Close(t->esys, &h);
+            return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot read the storage key name");
+        }
+        bool ok = name_eq(name, expected);
+        Esys_Free(name);
+        if (!ok) {
+            Esys_TR_Close(t->esys, &h);
+            cit_error_set(CIT_E_SRK_MISSING, "the storage primary key has changed");
+            cit_error_cause("the key at 0x%08x is not the one this workspace was created with: the "
+                            "TPM was cleared or this is another TPM",
+                            CIT_SRK_HANDLE);
+            cit_error_context("handle", "0x%08x", CIT_SRK_HANDLE);
+            return CIT_E_SRK_MISSING;
+        }
+    }
+    t->srk = h;
+    *out = h;
+    return 0;
+}
+
+int cit__tpm_srk_provision(cit_tpm *t, TPM2B_NAME *name_out) {
+    TPM2B_PUBLIC tmpl;
+    srk_template(&tmpl);
+    TPM2B_SENSITIVE_CREATE sens = {0};
+    TPM2B_DATA outside = {0};
+    TPML_PCR_SELECTION pcrs = {0};
+    ESYS_TR prim = ESYS_TR_NONE;
+    TPM2B_PUBLIC *pub = NULL;
+    TPM2B_NAME *name = NULL;
+    TSS2_RC rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                    ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs, &prim, &pub, NULL,
+                                    NULL, NULL);
+    if (rc != TSS2_RC_SUCCESS)
+        return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot create the storage primary key");
+    Esys_Free(pub);
+    rc = Esys_TR_GetName(t->esys, prim, &name);
+    if (rc != TSS2_RC_SUCCESS) {
+        cit__tpm_flush(t, &prim);
+        return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot read the storage key name");
+    }
+    /* Adopt an identical key already persisted (same seed, same template), else persist. */
+    ESYS_TR existing = ESYS_TR_NONE;
+    int r = 0;
+    rc = Esys_TR_FromTPMPublic(t->esys, CIT_SRK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                               &existing);
+    if (rc == TSS2_RC_SUCCESS) {
+        TPM2B_NAME *ename = NULL;
+        bool same = Esys_TR_GetName(t->esys, existing, &ename) == TSS2_RC_SUCCESS && name_eq(ename, name);
+        Esys_Free(ename);
+        Esys_TR_Close(t->esys, &existing);
+        if (!same) {
+            r = cit_error_set(CIT_E_NO_FREE_HANDLE,
+                              "persistent handle 0x%08x holds another key", CIT_SRK_HANDLE);
+            cit_error_cause("citadel keeps its storage primary key at this handle (the TCG "
+                            "convention for an ECC SRK)");
+            cit_error_step("evict the key at that handle if it is unused: `tpm2_evictcontrol -C o -c 0x%08x`",
+                           CIT_SRK_HANDLE);
+        }
+    } else {
+        ESYS_TR persisted = ESYS_TR_NONE;
+        rc = Esys_EvictControl(t->esys, ESYS_TR_RH_OWNER, prim, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                               ESYS_TR_NONE, CIT_SRK_HANDLE, &persisted);
+        if (rc != TSS2_RC_SUCCESS)
+            r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot persist the storage primary key");
+        else
+            Esys_TR_Close(t->esys, &persisted);
+    }
+    cit__tpm_flush(t, &prim);
+    if (r == 0)
+        *name_out = *name;
+    Esys_Free(name);
+    return r;
+}
+
+int cit__tpm_prop(cit_tpm *t, TPM2_PT prop, uint32_t *out) {
+    TPMS_CAPABILITY_DATA *cap = NULL;
+    TSS2_RC rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                    TPM2_CAP_TPM_PROPERTIES, prop, 1, NULL, &cap);
+    if (rc != TSS2_RC_SUCCESS)
+        return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "TPM2_GetCapability failed");
+    int r = -1;
+    if (cap->data.tpmProperties.count >= 1 && cap->data.tpmProperties.tpmProperty[0].property == prop) {
+        *out = cap->data.tpmProperties.tpmProperty[0].value;
+        r = 0;
+    } else
+        r = cit_error_set(CIT_E_TPM_COMMAND, "the TPM does not report property 0x%x", prop);
+    Esys_Free(cap);
+    return r;
+}
+
+int cit__tpm_persistent_handles(cit_tpm *t, uint32_t first, uint32_t last, uint32_t **out, size_t *n) {
+    size_t cap_n = 0, len = 0;
+    uint32_t *list = NULL;
+    uint32_t next = first;
+    TPMI_YES_NO more = TPM2_YES;
+    while (more && next <= last) {
+        TPMS_CAPABILITY_DATA *cap = NULL;
+        TSS2_RC rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                        TPM2_CAP_HANDLES, next, TPM2_MAX_CAP_HANDLES, &more, &cap);
+        if (rc != TSS2_RC_SUCCESS) {
+            free(list);
+            return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot list persistent handles");
+        }
+        TPML_HANDLE *hl = &cap->data.handles;
+        if (hl->count == 0) {
+            Esys_Free(cap);
+            break;
+        }
+        for (uint32_t i = 0; i < hl->count; i++) {
+            uint32_t h = hl->handle[i];
+            if (h > last) {
+                more = TPM2_NO;
+                break;
+            }
+            if (len == cap_n) {
+                cap_n = cap_n ? cap_n * 2 : 16;
+                uint32_t *nl = realloc(list, cap_n * sizeof(*nl));
+                if (!nl) {
+                    free(list);
+                    Esys_Free(cap);
+                    return cit_error_set(CIT_E_INTERNAL, "out of memory");
+                }
+                list = nl;
+            }
+            list[len++] = h;
+            next = h + 1;
+        }
+        Esys_Free(cap);
+    }
+    *out = list;
+    *n = len;
+    return 0;
+}
+
+void cit__tpm_flush(cit_tpm *t, ESYS_TR *h) {
+    if (*h != ESYS_TR_NONE && t && t->esys)
+        Esys_FlushContext(t->esys, *h);
+    *h = ESYS_TR_NONE;
+}

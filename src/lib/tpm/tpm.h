@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A connection to one TPM through tpm2-tss ESYS, whatever the backend, and the helpers every
+ * TPM-using module shares: error mapping, the storage primary key, capabilities.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <tss2/tss2_esys.h>
+
+typedef enum {
+    CIT_BACKEND_AUTO,
+    CIT_BACKEND_DEVICE,
+    CIT_BACKEND_VTPM,
+    CIT_BACKEND_MOCK,
+    CIT_BACKEND_SWTPM,
+} cit_backend;
+
+const char *cit__backend_name(cit_backend b);
+/* 0 or CIT_E_BACKEND_UNKNOWN (recorded). */
+int cit__backend_parse(const char *s, cit_backend *out);
+/* The device backend's node, when it is usable (/dev/tpmrm0), else NULL. */
+const char *cit__device_usable(void);
+
+typedef struct cit_tpm_options {
+    cit_backend backend;    /* resolved: never AUTO */
+    const char *tcti;       /* swtpm / device configuration ("swtpm:host=...,port=...") */
+    const char *state_path; /* vtpm: the .tpmstate file */
+    bool create;            /* vtpm: manufacture a new TPM if the state file does not exist */
+} cit_tpm_options;
+
+typedef struct cit_tpm {
+    cit_backend backend;
+    TSS2_TCTI_CONTEXT *tcti;
+    ESYS_CONTEXT *esys;
+    int lock_fd;
+    char *state_path;
+    char *tcti_conf;
+    bool manufactured; /* vtpm: this open created a new TPM */
+    ESYS_TR srk;       /* cached ESYS_TR of the storage primary key, or ESYS_TR_NONE */
+} cit_tpm;
+
+/* Opens the TPM. For vtpm takes an exclusive lock on <state>.lock (waits up to 30 s, then
+ * CIT_E_WORKSPACE_BUSY), loads the state and starts the TPM. */
+int cit__tpm_open(cit_tpm **out, const cit_tpm_options *o);
+/* Orderly close: vtpm sends Shutdown(STATE) and saves the state file. Frees t. */
+int cit__tpm_close(cit_tpm *t);
+/* Closes without saving (after a failure we do not want persisted, or for mock). */
+void cit__tpm_free(cit_tpm *t);
+
+/* Records an error for a failed TSS call: decodes rc (Tss2_RC_Decode), maps well-known
+ * TPM response codes (auth failure with DA counter, lockout, object/session memory, failure
+ * mode, transport) to their codes and otherwise uses code. Returns the recorded code. */
+int cit__tss_error(cit_tpm *t, int code, TSS2_RC rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The format-independent base of a TPM response code (e.g. 0x98e -> 0x08e). */
+uint32_t cit__rc_base(TSS2_RC rc);
+
+/* Storage primary key (ECC P-256, TCG SRK template) at CIT_SRK_HANDLE. */
+#define CIT_SRK_HANDLE 0x81000002u
+#define CIT_PERSISTENT_FIRST 0x81000100u
+#define CIT_PERSISTENT_LAST 0x810001ffu
+/* Creates and persists the SRK (or adopts an identical one). *name_out gets its TPM name. */
+int cit__tpm_srk_provision(cit_tpm *t, TPM2B_NAME *name_out);
+/* The SRK as an ESYS_TR, checking its name equals expected (when given). */
+int cit__tpm_srk(cit_tpm *t, const TPM2B_NAME *expected, ESYS_TR *out);
+
+/* One TPM property (TPM2_CAP_TPM_PROPERTIES). */
+int cit__tpm_prop(cit_tpm *t, TPM2_PT prop, uint32_t *out);
+/* Persistent handles in [first, last] that exist. *out is malloc'd. */
+int cit__tpm_persistent_handles(cit_tpm *t, uint32_t first, uint32_t last, uint32_t **out, size_t *n);
+/* Flush helper that ignores ESYS_TR_NONE. */
+void cit__tpm_flush(cit_tpm *t, ESYS_TR *h);

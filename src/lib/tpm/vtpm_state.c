@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "vtpm_state.h"
+
+#include <errno.h>
+#include <openssl/sha.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "citadel/error.h"
+
+static const char MAGIC[8] = {'C', 'I', 'T', 'V', 'T', 'P', 'M', '\n'};
+
+static void put32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int corrupt(const char *path, const char *why) {
+    cit_error_set(CIT_E_VTPM_STATE_CORRUPT, "the vTPM state file is corrupted: %s", path);
+    cit_error_cause("%s", why);
+    cit_error_context("state_file", "%s", path);
+    return CIT_E_VTPM_STATE_CORRUPT;
+}
+
+int cit__vtpm_state_load(cit_vtpm_state *out, const char *path) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r = cit_read_file(path, CIT_VTPM_STATE_MAX, &buf, &len);
+    if (r == -ENOENT) {
+        cit_error_set(CIT_E_VTPM_STATE_MISSING, "the vTPM state file is missing: %s", path);
+        cit_error_cause("the workspace was initialised with the embedded vTPM, whose state is kept "
+                        "in this file");
+        cit_error_context("state_file", "%s", path);
+        return CIT_E_VTPM_STATE_MISSING;
+    }
+    if (r == -EFBIG)
+        return corrupt(path, "the file is larger than any vTPM state");
+    if (r < 0) {
+        cit_error_set(CIT_E_STORE_IO, "cannot read the vTPM state file %s: %s", path, strerror(-r));
+        cit_error_context("state_file", "%s", path);
+        return CIT_E_STORE_IO;
+    }
+    cit_vtpm_state st = {0};
+    r = 0;
+    if (len < sizeof(MAGIC) + 8 + SHA256_DIGEST_LENGTH) {
+        r = corrupt(path, len == 0 ? "the file is empty" : "the file is truncated");
+        goto done;
+    }
+    if (memcmp(buf, MAGIC, sizeof(MAGIC)) != 0) {
+        r = corrupt(path, "the file does not start with the vTPM state header");
+        goto done;
+    }
+    uint8_t md[SHA256_DIGEST_LENGTH];
+    SHA256(buf, len - SHA256_DIGEST_LENGTH, md);
+    if (memcmp(md, buf + len - SHA256_DIGEST_LENGTH, SHA256_DIGEST_LENGTH) != 0) {
+        r = corrupt(path, "the checksum does not match the contents (truncated or modified)");
+        goto done;
+    }
+    size_t end = len - SHA256_DIGEST_LENGTH, off = sizeof(MAGIC);
+    uint32_t version = get32(buf + off), n = get32(buf + off + 4);
+    off += 8;
+    if (version != 1) {
+        r = corrupt(path, "unknown state file version");
+        goto done;
+    }
+    if (n > CIT_VTPM_MAX_BLOBS) {
+        r = corrupt(path, "too many state blobs");
+        goto done;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (off + 1 > end) {
+            r = corrupt(path, "blob header truncated");
+            goto done;
+        }
+        size_t nl = buf[off++];
+        if (nl == 0 || nl >= sizeof(st.blobs[0].name) || off + nl + 4 > end) {
+            r = corrupt(path, "blob name invalid");
+            goto done;
+        }
+        cit_vtpm_blob *b = &st.blobs[st.n];
+        memcpy(b->name, buf + off, nl);
+        b->name[nl] = 0;
+        off += nl;
+        uint32_t bl = get32(buf + off);
+        off += 4;
+        if (bl > end - off) {
+            r = corrupt(path, "blob data truncated");
+            goto done;
+        }
+        b->data = malloc(bl ? bl : 1);
+        if (!b->data) {
+            r = cit_error_set(CIT_E_INTERNAL, "out of memory");
+            goto done;
+        }
+        memcpy(b->data, buf + off, bl);
+        b->len = bl;
+        st.n++;
+        off += bl;
+    }
+    if (off != end) {
+        r = corrupt(path, "trailing data after the last blob");
+        goto done;
+    }
+    *out = st;
+    memset(&st, 0, sizeof(st));
+done:
+    cit__vtpm_state_clear(&st);
+    cit_memzero(buf, len);
+    free(buf);
+    return r;
+}
+
+int cit__vtpm_state_save(const cit_vtpm_state *st, const char *path) {
+    size_t len = sizeof(MAGIC) + 8 + SHA256_DIGEST_LENGTH;
+    for (int i = 0; i < st->n; i++)
+        len += 1 + strlen(st->blobs[i].name) + 4 + st->blobs[i].len;
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return cit_error_set(CIT_E_INTERNAL, "out of memory");
+    size_t off = 0;
+    memcpy(buf, MAGIC, sizeof(MAGIC));
+    off += sizeof(MAGIC);
+    put32(buf + off, 1);
+    put32(buf + off + 4, (uint32_t)st->n);
+    off += 8;
+    for (int i = 0; i < st->n; i++) {
+        size_t nl = strlen(st->blobs[i].name);
+        buf[off++] = (uint8_t)nl;
+        memcpy(buf + off, st->blobs[i].name, nl);
+        off += nl;
+        put32(buf + off, (uint32_t)st->blobs[i].len);
+        off += 4;
+        memcpy(buf + off, st->blobs[i].data, st->blobs[i].len);
+        off += st->blobs[i].len;
+    }
+    SHA256(buf, off, buf + off);
+    int r = cit_write_file_atomic(path, buf, len, 0600);
+    cit_memzero(buf, len);
+    free(buf);
+    if (r < 0) {
+        cit_error_set(CIT_E_STORE_IO, "cannot write the vTPM state file %s: %s", path, strerror(-r));
+        cit_error_context("state_file", "%s", path);
+        return CIT_E_STORE_IO;
+    }
+    return 0;
+}
