@@ -222,6 +222,8 @@ static json_t *tpm_identity(cit_tpm *t) {
     cit_error_clear();
     snprintf(buf, sizeof buf, "%u.%u.%u.%u", f1 >> 16, f1 & 0xffff, f2 >> 16, f2 & 0xffff);
     json_object_set_new(j, "firmware", json_string(buf));
+    snprintf(buf, sizeof buf, "0x%08x 0x%08x", f1, f2);
+    json_object_set_new(j, "firmware_raw", json_string(buf));
     snprintf(buf, sizeof buf, "2.0 revision %u.%02u (%u, day %u)", rev / 100, rev % 100, year, day);
     json_object_set_new(j, "specification", json_string(buf));
     return j;
