@@ -63,6 +63,8 @@ typedef struct cit_key_create_options {
     const char *usage;     /* sign (default) or storage (a parent for other keys) */
     const char *parent;    /* NULL: the storage primary key */
     bool persist;          /* also make it a persistent TPM object */
+    const char *auth_file; /* a password for the key (file, "-" = stdin); the key is then
+                              dictionary-attack protected */
 } cit_key_create_options;
 
 typedef struct cit_key_sign_options {
@@ -72,6 +74,7 @@ typedef struct cit_key_sign_options {
     const char *digest;    /* sha256 / sha384 / sha512; default by key */
     const char *encoding;  /* der (default) or raw (ECDSA r||s) */
     bool input_is_digest;  /* the input is already a digest of the given algorithm */
+    const char *auth_file; /* the key's password, when it has one */
 } cit_key_sign_options;
 
 int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_options *o);
@@ -85,7 +88,13 @@ int cit_key_delete(json_t **out, cit_ctx *ctx, const char *path, bool force);
 /* format: pem (default), openssl, cosign, ssh, jwk. output NULL: in the result ("_text"). */
 int cit_key_export_pub(json_t **out, cit_ctx *ctx, const char *path, const char *format,
                        const char *output, int version);
-int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path);
+/* auth_file: the key's password when it has one (the new version gets the same). */
+int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file);
+
+/* ---- dictionary-attack protection ---- */
+int cit_lockout_show(json_t **out, cit_ctx *ctx);
+/* TPM2_DictionaryAttackLockReset with the lockout authorization (empty unless auth_file). */
+int cit_lockout_reset(json_t **out, cit_ctx *ctx, const char *auth_file);
 
 /* ---- objects ---- */
 int cit_object_list(json_t **out, cit_ctx *ctx, const char *kind);

@@ -46,6 +46,8 @@ typedef struct cit_code_info {
 const cit_error *cit_error_last(void);
 /* Clears the thread's error. */
 void cit_error_clear(void);
+/* Replaces the thread's error with a copy saved earlier (to report one failure after probing). */
+void cit_error_restore(const cit_error *saved);
 /* Records a new error (replacing any earlier one) and returns code, so callers can
  * `return cit_error_set(CIT_E_OBJECT_NOT_FOUND, "object not found: %s", path);` */
 int cit_error_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -17,6 +17,7 @@ static int do_create(cli_env *e, const cli_args *a, json_t **out) {
         .usage = cli_get(a, "usage"),
         .parent = cli_get(a, "parent"),
         .persist = cli_flag(a, "persist"),
+        .auth_file = cli_get(a, "auth-file"),
     };
     return cit_key_create(out, e->ctx, &o);
 }
@@ -32,6 +33,7 @@ static int do_sign(cli_env *e, const cli_args *a, json_t **out) {
         .digest = cli_get(a, "digest"),
         .encoding = cli_get(a, "encoding"),
         .input_is_digest = cli_flag(a, "input-is-digest"),
+        .auth_file = cli_get(a, "auth-file"),
     };
     return cit_key_sign(out, e->ctx, &o);
 }
@@ -53,7 +55,9 @@ static int do_export(cli_env *e, const cli_args *a, json_t **out) {
         return CIT_E_USAGE;
     return cit_key_export_pub(out, e->ctx, a->pos[0], cli_get(a, "export-for"), cli_get(a, "output"), version);
 }
-static int do_rotate(cli_env *e, const cli_args *a, json_t **out) { return cit_key_rotate(out, e->ctx, a->pos[0]); }
+static int do_rotate(cli_env *e, const cli_args *a, json_t **out) {
+    return cit_key_rotate(out, e->ctx, a->pos[0], cli_get(a, "auth-file"));
+}
 
 const cli_verb cli_verbs_key[] = {
     {"create", do_create, "PATH", 1, 1, "create a key (create, load, persist and flush in one step)",
@@ -65,7 +69,8 @@ const cli_verb cli_verbs_key[] = {
       {"scheme", "SCHEME", "ecdsa (ECC), rsassa (RSA default) or rsapss"},
       {"usage", "USAGE", "sign (default) or storage (a parent for other keys)"},
       {"parent", "PATH", "create under this storage key instead of the storage primary key"},
-      {"persist", NULL, "make it a persistent TPM object too"}}},
+      {"persist", NULL, "make it a persistent TPM object too"},
+      {"auth-file", "FILE", "protect the key with the password in FILE ('-' = stdin)"}}},
     {"list", do_list, NULL, 0, 0, "list keys", NULL, "citadel tpm key list", {{0}}},
     {"show", do_show, "PATH", 1, 1, "public key, TPM name and all versions of a key", NULL,
      "citadel tpm key show signing/release", {{0}}},
@@ -77,7 +82,8 @@ const cli_verb cli_verbs_key[] = {
       {"output", "FILE", "write the signature here (else it is shown in the result)"},
       {"digest", "ALG", "sha256, sha384 or sha512 (default: sha256, sha384 for P-384/RSA-3072)"},
       {"encoding", "ENC", "der (default) or raw (ECDSA r||s)"},
-      {"input-is-digest", NULL, "the input is already the digest (raw bytes or hex)"}}},
+      {"input-is-digest", NULL, "the input is already the digest (raw bytes or hex)"},
+      {"auth-file", "FILE", "the key's password, for keys created with one"}}},
     {"verify", do_verify, "PATH", 1, 1, "verify a signature in software (works without the TPM)",
      "Checks the signature against every version of the key (or --version N) and says which\n"
      "version made it.",
@@ -101,5 +107,6 @@ const cli_verb cli_verbs_key[] = {
     {"rotate", do_rotate, "PATH", 1, 1, "make a new version of a key; it signs from now on",
      "Older versions stay in the store: `key show` lists them and `key verify` accepts their\n"
      "signatures.",
-     "citadel tpm key rotate signing/release", {{0}}},
+     "citadel tpm key rotate signing/release",
+     {{"auth-file", "FILE", "the key's password, for keys created with one (the new version keeps it)"}}},
     {0}};

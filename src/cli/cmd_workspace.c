@@ -101,3 +101,20 @@ const cli_verb cli_verbs_log[] = {
       {"action", "ACTION", "only this action or group (e.g. key.create, object)"},
       {"limit", "N", "at most N events (default 50)"}}},
     {0}};
+
+static int do_lockout_show(cli_env *e, const cli_args *a, json_t **out) { return cit_lockout_show(out, e->ctx); }
+static int do_lockout_reset(cli_env *e, const cli_args *a, json_t **out) {
+    return cit_lockout_reset(out, e->ctx, cli_get(a, "auth-file"));
+}
+
+const cli_verb cli_verbs_lockout[] = {
+    {"show", do_lockout_show, NULL, 0, 0, "the dictionary-attack counter and lockout state",
+     "Keys with a password are dictionary-attack protected: each wrong password counts, and at\n"
+     "max_tries the TPM refuses them until one failure is forgiven every recovery_seconds.",
+     "citadel tpm lockout show", {{0}}},
+    {"reset", do_lockout_reset, NULL, 0, 0, "reset the counter and end a lockout",
+     "Runs TPM2_DictionaryAttackLockReset with the lockout authorization (empty unless set by\n"
+     "the TPM owner). A wrong lockout authorization locks the lockout hierarchy itself for\n"
+     "lockout_recovery_seconds.",
+     "citadel tpm lockout reset", {{"auth-file", "FILE", "the lockout authorization, if one is set"}}},
+    {0}};

@@ -160,6 +160,59 @@ int cit__require_active(const cit_object *o) {
     return CIT_E_OBJECT_RETIRED;
 }
 
+#define AUTH_MAX 32 /* the TPM limits an auth value to the name algorithm's digest size */
+
+/* Reads a password from a file ("-" = stdin): one trailing newline is dropped. */
+int cit__read_auth(const char *file, TPM2B_AUTH *out) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r = cit_read_file(file, 4096, &buf, &len);
+    if (r < 0) {
+        cit_error_set(CIT_E_INPUT_READ, "cannot read the password file %s: %s", file, strerror(-r));
+        cit_error_context("file", "%s", file);
+        return CIT_E_INPUT_READ;
+    }
+    if (len && buf[len - 1] == '\n')
+        len--;
+    if (len && buf[len - 1] == '\r')
+        len--;
+    r = 0;
+    if (len == 0) {
+        r = cit_error_set(CIT_E_INPUT_EMPTY, "the password file is empty: %s", file);
+    } else if (len > AUTH_MAX) {
+        r = cit_error_set(CIT_E_INPUT_TOO_LARGE, "the password is longer than %d bytes", AUTH_MAX);
+        cit_error_context("limit_bytes", "%d", AUTH_MAX);
+    } else {
+        memset(out, 0, sizeof(*out));
+        out->size = (UINT16)len;
+        memcpy(out->buffer, buf, len);
+    }
+    cit_memzero(buf, len);
+    free(buf);
+    return r;
+}
+
+static bool has_auth(const cit_object *o) { return o->metadata && strstr(o->metadata, "\"auth\":\"password\""); }
+
+static int need_auth(const cit_object *o, const char *auth_file, TPM2B_AUTH *auth) {
+    memset(auth, 0, sizeof(*auth));
+    if (!has_auth(o)) {
+        if (auth_file) {
+            cit_error_set(CIT_E_USAGE, "%s has no password", o->path);
+            cit_error_cause("--auth-file is only for keys created with one");
+            return CIT_E_USAGE;
+        }
+        return 0;
+    }
+    if (!auth_file) {
+        cit_error_set(CIT_E_AUTH_FAIL, "%s needs its password", o->path);
+        cit_error_cause("the key was created with --auth-file; give the same with --auth-file");
+        cit_error_context("path", "%s", o->path);
+        return CIT_E_AUTH_FAIL;
+    }
+    return cit__read_auth(auth_file, auth);
+}
+
 /* Loads version `version` of o (and its parents) into the TPM. *out must be flushed by the
  * caller with cit__tpm_flush unless *persistent is set. */
 static int load_object(cit_ctx *ctx, const cit_object *o, int version, int depth, ESYS_TR *out,
@@ -253,7 +306,7 @@ void cit__key_unload(cit_ctx *ctx, ESYS_TR *h, bool persistent) {
 }
 
 /* Creates a new TPM key under parent o->parent_id (or the SRK): fills v. */
-static int tpm_create_key(cit_ctx *ctx, const cit_object *o, cit_object_version *v) {
+static int tpm_create_key(cit_ctx *ctx, const cit_object *o, const TPM2B_AUTH *auth, cit_object_version *v) {
     cit_tpm *t;
     int r = cit__ctx_tpm(ctx, &t);
     if (r < 0)
@@ -275,12 +328,15 @@ static int tpm_create_key(cit_ctx *ctx, const cit_object *o, cit_object_version 
     if (r < 0)
         return r;
     TPM2B_SENSITIVE_CREATE sens = {0};
+    if (auth && auth->size)
+        sens.sensitive.userAuth = *auth;
     TPM2B_DATA outside = {0};
     TPML_PCR_SELECTION pcrs = {0};
     TPM2B_PRIVATE *priv = NULL;
     TPM2B_PUBLIC *pub = NULL;
     TSS2_RC rc = Esys_Create(t->esys, parent, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens,
                              &tmpl, &outside, &pcrs, &priv, &pub, NULL, NULL, NULL);
+    cit_memzero(&sens, sizeof sens);
     if (o->parent_id)
         cit__key_unload(ctx, &parent, parent_persistent);
     if (rc != TSS2_RC_SUCCESS) {
@@ -507,11 +563,23 @@ _public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_opt
         return 0;
     }
     cit_object_version v = {.version = 1};
-    r = tpm_create_key(ctx, &o, &v);
+    TPM2B_AUTH auth = {0};
+    if (opt->auth_file) {
+        if (strcmp(usage, "storage") == 0) {
+            r = cit_error_set(CIT_E_USAGE, "storage keys cannot have a password");
+            cit_error_cause("every key below a storage key would need it to load");
+            goto done;
+        }
+        r = cit__read_auth(opt->auth_file, &auth);
+        if (r < 0)
+            goto done;
+    }
+    r = tpm_create_key(ctx, &o, &auth, &v);
+    cit_memzero(&auth, sizeof auth);
     if (r < 0)
         goto done;
     o.version = 1;
-    o.metadata = strdup("{}");
+    o.metadata = strdup(opt->auth_file ? "{\"auth\":\"password\"}" : "{}");
     r = cit__store_begin(s);
     if (r < 0)
         goto done;
@@ -742,11 +810,20 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
         *out = cit__plan("sign a digest with the key", o.persistent_handle ? ops_p : ops);
         goto done;
     }
+    TPM2B_AUTH auth;
+    r = need_auth(&o, opt->auth_file, &auth);
+    if (r < 0)
+        goto done;
     ESYS_TR h = ESYS_TR_NONE;
     bool pers = false;
     r = cit__key_load(ctx, &o, o.version, &h, &pers);
-    if (r < 0)
+    if (r < 0) {
+        cit_memzero(&auth, sizeof auth);
         goto done;
+    }
+    if (auth.size)
+        Esys_TR_SetAuth(ctx->tpm->esys, h, &auth);
+    cit_memzero(&auth, sizeof auth);
     TPM2B_DIGEST dig = {.size = (UINT16)mdlen};
     memcpy(dig.buffer, md, mdlen);
     cit_sig_scheme sch = scheme_of(&o);
@@ -758,6 +835,8 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
     TPMT_SIGNATURE *sig = NULL;
     TSS2_RC rc = Esys_Sign(ctx->tpm->esys, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &dig,
                            &scheme, &ticket, &sig);
+    if (pers) /* a persistent handle's ESYS_TR would keep the auth value: drop it */
+        Esys_TR_SetAuth(ctx->tpm->esys, h, &(TPM2B_AUTH){0});
     cit__key_unload(ctx, &h, pers);
     if (rc != TSS2_RC_SUCCESS) {
         r = cit__tss_error(ctx->tpm, CIT_E_TPM_COMMAND, rc, "TPM2_Sign failed for %s", o.path);
@@ -1090,7 +1169,7 @@ done:
     return r;
 }
 
-_public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path) {
+_public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file) {
     cit_error_clear();
     cit_object o = {0};
     int r = find_key(ctx, path, &o);
@@ -1112,7 +1191,12 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path) {
     }
     cit_store *s = ctx->store;
     cit_object_version v = {.version = o.version + 1};
-    r = tpm_create_key(ctx, &o, &v);
+    TPM2B_AUTH auth;
+    r = need_auth(&o, auth_file, &auth);
+    if (r < 0)
+        goto done_v;
+    r = tpm_create_key(ctx, &o, &auth, &v);
+    cit_memzero(&auth, sizeof auth);
     if (r < 0)
         goto done_v;
     r = cit__store_begin(s);

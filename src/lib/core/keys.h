@@ -19,3 +19,5 @@ void cit__key_unload(cit_ctx *ctx, ESYS_TR *h, bool persistent);
 int cit__digest_file(TPMI_ALG_HASH alg, const char *path, uint64_t max, uint8_t *md, size_t *mdlen);
 /* Appends {"id","path"} of every object below id (children before their parents). */
 int cit__collect_dependents(cit_store *s, int64_t id, json_t *acc, int depth);
+/* Reads a password file (at most 32 bytes, one trailing newline dropped) into out. */
+int cit__read_auth(const char *file, TPM2B_AUTH *out);

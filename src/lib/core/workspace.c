@@ -1170,3 +1170,73 @@ _public_ int cit_debug_bundle(json_t **out, cit_ctx *ctx, const char *output) {
                      "no key material");
     return 0;
 }
+
+/* ---- dictionary-attack protection ---- */
+
+static json_t *da_json(const da_state *da) {
+    return json_pack("{s:i,s:i,s:b,s:i,s:i}", "failures", da->counter, "max_tries", da->max_tries, "in_lockout",
+                     da->in_lockout, "recovery_seconds", da->interval, "lockout_recovery_seconds", da->recovery);
+}
+
+_public_ int cit_lockout_show(json_t **out, cit_ctx *ctx) {
+    cit_error_clear();
+    cit_store *s;
+    cit_tpm *t;
+    int r = cit__ctx_store(ctx, &s);
+    if (r < 0)
+        return r;
+    if (ctx->plan) {
+        static const char *const ops[] = {"TPM2_GetCapability (lockout properties)", NULL};
+        *out = cit__plan("show the dictionary-attack state (reads only)", ops);
+        return 0;
+    }
+    r = cit__ctx_tpm(ctx, &t);
+    if (r < 0)
+        return r;
+    da_state da = read_da(t);
+    if (!da.ok)
+        return cit_error_set(CIT_E_TPM_COMMAND, "cannot read the dictionary-attack properties");
+    *out = da_json(&da);
+    return 0;
+}
+
+_public_ int cit_lockout_reset(json_t **out, cit_ctx *ctx, const char *auth_file) {
+    cit_error_clear();
+    cit_store *s;
+    cit_tpm *t;
+    int r = cit__ctx_store(ctx, &s);
+    if (r < 0)
+        return r;
+    TPM2B_AUTH auth = {0};
+    if (auth_file && (r = cit__read_auth(auth_file, &auth)) < 0)
+        return r;
+    if (ctx->plan) {
+        cit_memzero(&auth, sizeof auth);
+        static const char *const ops[] = {"TPM2_DictionaryAttackLockReset (lockout hierarchy)", NULL};
+        *out = cit__plan("reset the dictionary-attack counter", ops);
+        return 0;
+    }
+    r = cit__ctx_tpm(ctx, &t);
+    if (r < 0) {
+        cit_memzero(&auth, sizeof auth);
+        return r;
+    }
+    da_state before = read_da(t);
+    Esys_TR_SetAuth(t->esys, ESYS_TR_RH_LOCKOUT, &auth);
+    cit_memzero(&auth, sizeof auth);
+    TSS2_RC rc = Esys_DictionaryAttackLockReset(t->esys, ESYS_TR_RH_LOCKOUT, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                                ESYS_TR_NONE);
+    Esys_TR_SetAuth(t->esys, ESYS_TR_RH_LOCKOUT, &(TPM2B_AUTH){0});
+    if (rc != TSS2_RC_SUCCESS) {
+        r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot reset the dictionary-attack counter");
+        cit_error_cause("TPM2_DictionaryAttackLockReset needs the lockout authorization; after a wrong one "
+                        "the lockout hierarchy itself waits lockout_recovery_seconds");
+        return r;
+    }
+    r = cit__store_event(s, "lockout.reset", NULL, 0, "ok", NULL);
+    if (r < 0)
+        return r;
+    da_state after = read_da(t);
+    *out = json_pack("{s:o,s:o}", "before", da_json(&before), "after", da_json(&after));
+    return 0;
+}

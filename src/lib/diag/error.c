@@ -19,6 +19,8 @@ _public_ const cit_error *cit_error_last(void) { return &last_error; }
 
 _public_ void cit_error_clear(void) { memset(&last_error, 0, sizeof(last_error)); }
 
+_public_ void cit_error_restore(const cit_error *saved) { last_error = *saved; }
+
 _public_ int cit_error_set(int code, const char *fmt, ...) {
     cit_error_clear();
     last_error.code = code;

@@ -58,16 +58,34 @@ uint32_t cit__rc_base(TSS2_RC rc) {
     return rc & 0x97f;
 }
 
+/* Adds the dictionary-attack counter and how lockout ends to the current error. Reading the
+ * properties must not replace the error being reported, so it is saved and restored. */
 static void add_da_context(cit_tpm *t) {
-    uint32_t v;
+    uint32_t counter = 0, max = 0, interval = 0;
     if (!t || !t->esys)
         return;
-    if (cit__tpm_prop(t, TPM2_PT_LOCKOUT_COUNTER, &v) == 0)
-        cit_error_context("da_counter", "%u", v);
-    if (cit__tpm_prop(t, TPM2_PT_MAX_AUTH_FAIL, &v) == 0)
-        cit_error_context("da_max_tries", "%u", v);
-    if (cit__tpm_prop(t, TPM2_PT_LOCKOUT_INTERVAL, &v) == 0)
-        cit_error_context("da_recovery_seconds", "%u", v);
+    cit_error saved = *cit_error_last();
+    bool ok = cit__tpm_prop(t, TPM2_PT_LOCKOUT_COUNTER, &counter) == 0 &&
+              cit__tpm_prop(t, TPM2_PT_MAX_AUTH_FAIL, &max) == 0 &&
+              cit__tpm_prop(t, TPM2_PT_LOCKOUT_INTERVAL, &interval) == 0;
+    cit_error_restore(&saved);
+    if (!ok)
+        return;
+    cit_error_context("da_counter", "%u", counter);
+    cit_error_context("da_max_tries", "%u", max);
+    cit_error_context("da_recovery_seconds", "%u", interval);
+    if (counter >= max)
+        cit_error_cause("the dictionary-attack counter is %u of %u: the TPM is locked out; one failure "
+                        "is forgiven every %u s",
+                        counter, max, interval);
+    else
+        cit_error_cause("the dictionary-attack counter is now %u of %u; %u more failure(s) lock the "
+                        "TPM out",
+                        counter, max, max - counter);
+    if (cit_error_last()->code == CIT_E_AUTH_FAIL)
+        cit_error_step("if it locks out: `citadel tpm lockout reset` (needs the lockout "
+                       "authorization), or wait %u s per counted failure",
+                       interval);
 }
 
 int cit__tss_error(cit_tpm *t, int code, TSS2_RC rc, const char *fmt, ...) {
