@@ -218,3 +218,24 @@ int cit__check_path(const char *path) {
     cit_error_context("path", "%s", path ? path : "");
     return CIT_E_INVALID_PATH;
 }
+
+int cit__ctx_store_or_plan(cit_ctx *ctx, cit_store **s, json_t **out, const char *summary,
+                           const char *const *ops) {
+    int r = cit__ctx_store(ctx, s);
+    if (r < 0)
+        return r;
+    if (!ctx->plan)
+        return 0;
+    *out = cit__plan(summary, ops);
+    return 1;
+}
+
+int cit__ctx_find(cit_ctx *ctx, const char *path, cit_object *o) {
+    cit_store *s;
+    int r = cit__check_path(path);
+    if (r == 0)
+        r = cit__ctx_store(ctx, &s);
+    if (r == 0)
+        r = cit__object_find(s, path, o);
+    return r;
+}

@@ -32,6 +32,13 @@ int cit__ctx_resolve_backend(cit_ctx *ctx, cit_store *store_or_null);
 /* A plan result: {"plan": true, "summary": ..., "operations": [...], "changes": "none"}.
  * ops is NULL-terminated. */
 json_t *cit__plan(const char *summary, const char *const *ops);
+/* Opens the store; in plan mode also puts the plan into *out and returns 1 (the caller returns
+ * 0 at once). 0 when the operation should go on, negative on failure. */
+int cit__ctx_store_or_plan(cit_ctx *ctx, cit_store **s, json_t **out, const char *summary,
+                           const char *const *ops);
+/* Validates path, opens the store and finds the object (CIT_E_INVALID_PATH,
+ * CIT_E_OBJECT_NOT_FOUND, ...). */
+int cit__ctx_find(cit_ctx *ctx, const char *path, cit_object *o);
 /* Validates an object path (CIT_E_INVALID_PATH with the reason). */
 int cit__check_path(const char *path);
 /* Internal init used by cit_workspace_init and the mock backend. */

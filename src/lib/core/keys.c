@@ -473,17 +473,8 @@ static json_t *version_json(const cit_object_version *v, bool with_pem) {
 }
 
 static int find_key(cit_ctx *ctx, const char *path, cit_object *o) {
-    int r = cit__check_path(path);
-    if (r < 0)
-        return r;
-    cit_store *s;
-    r = cit__ctx_store(ctx, &s);
-    if (r < 0)
-        return r;
-    r = cit__object_find(s, path, o);
-    if (r < 0)
-        return r;
-    return cit__require_kind(o, "key");
+    int r = cit__ctx_find(ctx, path, o);
+    return r < 0 ? r : cit__require_kind(o, "key");
 }
 
 _public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_options *opt) {
@@ -979,14 +970,10 @@ int cit__collect_dependents(cit_store *s, int64_t id, json_t *acc, int depth) {
 _public_ int cit_key_delete(json_t **out, cit_ctx *ctx, const char *path, bool force) {
     cit_error_clear();
     cit_object o = {0};
-    int r = cit__check_path(path);
-    cit_store *s;
-    if (r == 0)
-        r = cit__ctx_store(ctx, &s);
-    if (r == 0)
-        r = cit__object_find(s, path, &o);
+    int r = cit__ctx_find(ctx, path, &o);
     if (r < 0)
         return r;
+    cit_store *s = ctx->store;
     json_t *deps = json_array();
     r = cit__collect_dependents(s, o.id, deps, 0);
     if (r < 0)

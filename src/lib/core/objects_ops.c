@@ -9,13 +9,9 @@
 _public_ int cit_object_list(json_t **out, cit_ctx *ctx, const char *kind) {
     cit_error_clear();
     cit_store *s;
-    int r = cit__ctx_store(ctx, &s);
-    if (r < 0)
-        return r;
-    if (ctx->plan) {
-        *out = cit__plan("list objects (reads the store only)", NULL);
-        return 0;
-    }
+    int r = cit__ctx_store_or_plan(ctx, &s, out, "list objects (reads the store only)", NULL);
+    if (r != 0)
+        return r < 0 ? r : 0;
     cit_object *list = NULL;
     size_t n = 0;
     r = cit__object_list(s, kind, &list, &n);
@@ -42,13 +38,9 @@ _public_ int cit_object_list(json_t **out, cit_ctx *ctx, const char *kind) {
 _public_ int cit_object_tree(json_t **out, cit_ctx *ctx) {
     cit_error_clear();
     cit_store *s;
-    int r = cit__ctx_store(ctx, &s);
-    if (r < 0)
-        return r;
-    if (ctx->plan) {
-        *out = cit__plan("show the object tree (reads the store only)", NULL);
-        return 0;
-    }
+    int r = cit__ctx_store_or_plan(ctx, &s, out, "show the object tree (reads the store only)", NULL);
+    if (r != 0)
+        return r < 0 ? r : 0;
     cit_object *list = NULL;
     size_t n = 0;
     r = cit__object_list(s, NULL, &list, &n);
@@ -123,15 +115,11 @@ _public_ int cit_object_tree(json_t **out, cit_ctx *ctx) {
 
 _public_ int cit_object_dependents(json_t **out, cit_ctx *ctx, const char *path) {
     cit_error_clear();
-    cit_store *s;
     cit_object o = {0};
-    int r = cit__check_path(path);
-    if (r == 0)
-        r = cit__ctx_store(ctx, &s);
-    if (r == 0)
-        r = cit__object_find(s, path, &o);
+    int r = cit__ctx_find(ctx, path, &o);
     if (r < 0)
         return r;
+    cit_store *s = ctx->store;
     json_t *deps = json_array();
     r = cit__collect_dependents(s, o.id, deps, 0);
     cit__object_clear(&o);
@@ -188,15 +176,11 @@ _public_ int cit_object_rename(json_t **out, cit_ctx *ctx, const char *from, con
 
 _public_ int cit_object_set_status(json_t **out, cit_ctx *ctx, const char *path, bool active) {
     cit_error_clear();
-    cit_store *s;
     cit_object o = {0};
-    int r = cit__check_path(path);
-    if (r == 0)
-        r = cit__ctx_store(ctx, &s);
-    if (r == 0)
-        r = cit__object_find(s, path, &o);
+    int r = cit__ctx_find(ctx, path, &o);
     if (r < 0)
         return r;
+    cit_store *s = ctx->store;
     const char *status = active ? "active" : "retired";
     if (ctx->plan) {
         *out = cit__plan(active ? "activate the object (store only)" : "retire the object (store only)", NULL);

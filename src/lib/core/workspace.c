@@ -508,16 +508,12 @@ static void doctor_tpm(doctor *d, cit_tpm *t) {
 _public_ int cit_workspace_doctor(json_t **out, cit_ctx *ctx, bool *healthy) {
     cit_error_clear();
     cit_store *s;
-    int r = cit__ctx_store(ctx, &s);
-    if (r < 0)
-        return r;
-    if (ctx->plan) {
-        static const char *const ops[] = {"TPM2_SelfTest", "TPM2_GetTestResult", "TPM2_GetCapability (properties, handles)",
+    static const char *const ops[] = {"TPM2_SelfTest", "TPM2_GetTestResult", "TPM2_GetCapability (properties, handles)",
                                           "TPM2_ReadPublic (storage key, persistent objects)",
                                           "TPM2_Load and TPM2_FlushContext (each key)", NULL};
-        *out = cit__plan("check the workspace (reads only)", ops);
-        return 0;
-    }
+    int r = cit__ctx_store_or_plan(ctx, &s, out, "check the workspace (reads only)", ops);
+    if (r != 0)
+        return r < 0 ? r : 0;
     doctor d = {.checks = json_array(), .consistent = true};
     check(&d, "store", "pass", ctx->store_path, NULL);
     doctor_store(&d, s);
@@ -551,14 +547,10 @@ _public_ int cit_workspace_doctor(json_t **out, cit_ctx *ctx, bool *healthy) {
 _public_ int cit_workspace_status(json_t **out, cit_ctx *ctx) {
     cit_error_clear();
     cit_store *s;
-    int r = cit__ctx_store(ctx, &s);
-    if (r < 0)
-        return r;
-    if (ctx->plan) {
-        static const char *const ops[] = {"TPM2_GetCapability (properties)", "TPM2_ReadPublic (storage key)", NULL};
-        *out = cit__plan("show workspace status (reads only)", ops);
-        return 0;
-    }
+    static const char *const ops[] = {"TPM2_GetCapability (properties)", "TPM2_ReadPublic (storage key)", NULL};
+    int r = cit__ctx_store_or_plan(ctx, &s, out, "show workspace status (reads only)", ops);
+    if (r != 0)
+        return r < 0 ? r : 0;
     json_t *j = json_object();
     json_object_set_new(j, "backend", json_string(cit__backend_name(ctx->backend)));
     cit_tpm *t = NULL;
@@ -782,13 +774,9 @@ _public_ int cit_workspace_capabilities(json_t **out, cit_ctx *ctx) {
 _public_ int cit_workspace_info(json_t **out, cit_ctx *ctx) {
     cit_error_clear();
     cit_store *s;
-    int r = cit__ctx_store(ctx, &s);
-    if (r < 0)
-        return r;
-    if (ctx->plan) {
-        *out = cit__plan("show workspace information (reads the store only)", NULL);
-        return 0;
-    }
+    int r = cit__ctx_store_or_plan(ctx, &s, out, "show workspace information (reads the store only)", NULL);
+    if (r != 0)
+        return r < 0 ? r : 0;
     static const char *const keys[] = {"workspace_id", "backend", "tcti", "profile", "default_algorithm",
                                        "srk_handle", "srk_name", "initialized_at"};
     json_t *j = json_object();
@@ -870,13 +858,9 @@ _public_ int cit_log_show(json_t **out, cit_ctx *ctx, const char *object, const 
 _public_ int cit_workspace_export(json_t **out, cit_ctx *ctx, const char *output) {
     cit_error_clear();
     cit_store *s;
-    int r = cit__ctx_store(ctx, &s);
-    if (r < 0)
-        return r;
-    if (ctx->plan) {
-        *out = cit__plan("export the workspace (reads the store only)", NULL);
-        return 0;
-    }
+    int r = cit__ctx_store_or_plan(ctx, &s, out, "export the workspace (reads the store only)", NULL);
+    if (r != 0)
+        return r < 0 ? r : 0;
     json_t *doc = json_object();
     json_object_set_new(doc, "format", json_string("citadel-workspace-export"));
     json_object_set_new(doc, "format_version", json_integer(1));
