@@ -27,7 +27,16 @@ run_file() {
             export T TPM_STORE_PATH="$T/store.db"
             unset TPM_BACKEND TPM_TCTI
             local start=$SECONDS
-            if (cd "$T" && set -e && trap stop_swtpm EXIT && "$fn") >"$T/.log" 2>&1; then
+            # Not inside an `if`: bash ignores `set -e` in a condition, and then a command
+            # failing in the middle of a test would not fail it.
+            (
+                cd "$T" || exit 1
+                set -e
+                trap stop_swtpm EXIT
+                "$fn"
+            ) >"$T/.log" 2>&1
+            local rc=$?
+            if [ "$rc" -eq 0 ]; then
                 echo "ok   $file $fn ($((SECONDS - start))s)" >>"$out"
                 rm -rf "$T"
             else

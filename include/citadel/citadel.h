@@ -40,6 +40,8 @@ int cit_ctx_new(cit_ctx **out, const cit_ctx_options *o);
 /* Ends the context: an open vTPM is shut down orderly and its state saved (the returned code
  * says whether that worked). Always frees ctx. */
 int cit_ctx_close(cit_ctx *ctx);
+/* Turns plan mode on or off for the following operations. */
+void cit_ctx_set_plan(cit_ctx *ctx, bool plan);
 /* The store path and backend name this context resolved (borrowed). */
 const char *cit_ctx_store_path(cit_ctx *ctx);
 const char *cit_ctx_backend(cit_ctx *ctx);

@@ -295,7 +295,8 @@ static int do_batch(cli_env *e, const cli_args *a, json_t **out) {
             cit_error_set(CIT_E_USAGE, "batch line %d: batches do not nest", lineno);
             return CIT_E_USAGE;
         }
-        ran++;
+        if (ran++ && e->fmt == CIT_FORMAT_TEXT)
+            fputc('\n', stdout); /* a blank line between the commands' results */
         int st = cli_run(e, argc - k, argv + k);
         if (st != 0) {
             failed++;

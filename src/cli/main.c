@@ -122,15 +122,45 @@ int cli_get_int(const cli_args *a, const char *name, int *out) {
 static int usage_error(const cli_noun *n, const cli_verb *v, const char *what, const char *arg) {
     cit_error_set(CIT_E_USAGE, "%s: %s", what, arg);
     if (n && v)
-        cit_error_step("run `citadel tpm %s%s%s --help`", n->name, v->name[0] ? " " : "", v->name);
+        cit_error_step("run `citadel tpm %s%s%s --help` to see its options", n->name, v->name[0] ? " " : "", v->name);
     else if (n)
-        cit_error_step("run `citadel tpm %s --help`", n->name);
+        cit_error_step("run `citadel tpm %s --help` to see its verbs", n->name);
     else
-        cit_error_step("run `citadel tpm --help`");
+        cit_error_step("run `citadel tpm --help` to see the commands");
     return CIT_E_USAGE;
 }
 
-static int parse_verb_args(const cli_noun *n, const cli_verb *v, int argc, char **argv, cli_args *a, bool *help) {
+/* Global options that may also follow the verb (`key list --json`). 1 when arg was one. */
+static int late_global(cli_env *env, int argc, char **argv, int *i) {
+    const char *arg = argv[*i];
+    if (strcmp(arg, "--json") == 0)
+        env->fmt = CIT_FORMAT_JSON;
+    else if (strcmp(arg, "--verbose") == 0)
+        env->verbose = true;
+    else if (strcmp(arg, "--plan") == 0) {
+        env->plan = true;
+        cit_ctx_set_plan(env->ctx, true);
+    } else if (strncmp(arg, "--format=", 9) == 0 || strcmp(arg, "--format") == 0) {
+        const char *val = arg[8] == '=' ? arg + 9 : (*i + 1 < argc ? argv[++*i] : NULL);
+        if (!val) {
+            cit_error_set(CIT_E_USAGE, "--format needs a value");
+            return -1;
+        }
+        return cit_format_parse(val, &env->fmt) < 0 ? -1 : 1;
+    } else if (strcmp(arg, "--backend") == 0 || strcmp(arg, "--store-path") == 0 || strcmp(arg, "--tcti") == 0 ||
+               strncmp(arg, "--backend=", 10) == 0 || strncmp(arg, "--store-path=", 13) == 0 ||
+               strncmp(arg, "--tcti=", 7) == 0) {
+        cit_error_set(CIT_E_USAGE, "%s must come before the command", arg);
+        cit_error_cause("--backend, --store-path and --tcti choose the workspace, before anything runs");
+        cit_error_step("write it as `citadel tpm %s ... <noun> <verb> ...`", arg);
+        return -1;
+    } else
+        return 0;
+    return 1;
+}
+
+static int parse_verb_args(cli_env *env, const cli_noun *n, const cli_verb *v, int argc, char **argv, cli_args *a,
+                           bool *help) {
     memset(a, 0, sizeof(*a));
     a->verb = v;
     bool only_pos = false;
@@ -152,8 +182,14 @@ static int parse_verb_args(const cli_noun *n, const cli_verb *v, int argc, char 
             for (int j = 0; j < CLI_MAX_OPTS && v->opts[j].name; j++)
                 if (strlen(v->opts[j].name) == nl && strncmp(v->opts[j].name, name, nl) == 0)
                     k = j;
-            if (k < 0)
+            if (k < 0) {
+                int g = late_global(env, argc, argv, &i);
+                if (g < 0)
+                    return CIT_E_USAGE;
+                if (g > 0)
+                    continue;
                 return usage_error(n, v, "unknown option", arg);
+            }
             if (v->opts[k].metavar) {
                 if (eq)
                     a->val[k] = eq + 1;
@@ -180,7 +216,7 @@ static int parse_verb_args(const cli_noun *n, const cli_verb *v, int argc, char 
 static int run_verb(cli_env *env, const cli_noun *n, const cli_verb *v, int argc, char **argv) {
     cli_args a;
     bool help = false;
-    int r = parse_verb_args(n, v, argc, argv, &a, &help);
+    int r = parse_verb_args(env, n, v, argc, argv, &a, &help);
     if (r < 0) {
         cit_error_render(stderr, cit_error_last(), env->fmt);
         return cit_code_exit_status(r);
@@ -201,7 +237,7 @@ static int run_verb(cli_env *env, const cli_noun *n, const cli_verb *v, int argc
     }
     json_decref(out);
     if (env->verbose)
-        fprintf(stderr, "citadel: %s %s: backend %s, store %s, %.2f ms\n", n->name, v->name,
+        fprintf(stderr, "citadel: %s%s%s: backend %s, store %s, %.2f ms\n", n->name, v->name[0] ? " " : "", v->name,
                 env->ctx ? cit_ctx_backend(env->ctx) : "-", env->ctx ? cit_ctx_store_path(env->ctx) : "-",
                 (double)(cit_now_usec() - t0) / 1000.0);
     if (r < 0) {

@@ -2,6 +2,27 @@
 # Helpers shared by tests/interop/test-*.sh. Not a test file itself (run.sh only picks up *.sh);
 # each test file sources it after tests/lib/testlib.sh.
 
+# ---- strict mode ----
+# tests/run.sh runs each test as `if (cd "$T" && set -e && ... && "$fn") ...; then`: inside an
+# `if` condition bash ignores set -e, so a failing command in the middle of a test would not
+# fail it. Our tests are therefore written as itest_NAME bodies and registered as test_NAME
+# wrappers that run the body in a fresh bash process, where set -e -o pipefail does apply.
+# A file sets INTEROP_FILE=${BASH_SOURCE[0]} and calls interop_register at its end.
+interop_strict() {
+    bash -c 'source "$1/tests/lib/testlib.sh" || exit 1
+source "$2" || exit 1
+set -e -o pipefail
+trap stop_swtpm EXIT
+"$3"' _ "$ROOT" "$INTEROP_FILE" "$1"
+}
+
+interop_register() {
+    local fn
+    for fn in $(declare -F | awk '{print $3}' | grep '^itest_'); do
+        eval "test_${fn#itest_}() { interop_strict $fn; }"
+    done
+}
+
 # The algorithm matrix: NAME ALGORITHM SCHEME(or -) DEFAULT_DIGEST
 INTEROP_KEYS=(
     "p256 ecc-p256 - sha256"
@@ -37,6 +58,67 @@ open(sys.argv[2], "wb").write(b"\x30" + der_len(len(body)) + body)
 EOF
 }
 
+# ecdsa_check_dir DIR COORD: every DIR/*.raw is exactly 2*COORD bytes and is written as
+# DIR/*.raw.der; every DIR/*.der (Citadel's DER) is strict minimal DER of two positive INTEGERs
+# of at most COORD bytes. Prints how many had a leading zero byte in r or s (the edge cases).
+ecdsa_check_dir() {
+    python3 - "$1" "$2" <<'EOF2'
+import glob, os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+
+def der_len(k):
+    if k < 0x80:
+        return bytes([k])
+    b = k.to_bytes((k.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(b)]) + b
+
+def der_int(b):
+    b = b.lstrip(b"\x00") or b"\x00"
+    if b[0] & 0x80:
+        b = b"\x00" + b
+    return b"\x02" + der_len(len(b)) + b
+
+def parse_strict(sig, name):
+    def rd_len(i):
+        if sig[i] < 0x80:
+            return sig[i], i + 1
+        k = sig[i] & 0x7F
+        assert k == 1 and sig[i + 1] >= 0x80, "%s: non-minimal length" % name
+        return sig[i + 1], i + 2
+    assert sig[0] == 0x30, "%s: not a SEQUENCE" % name
+    ln, i = rd_len(1)
+    assert i + ln == len(sig), "%s: SEQUENCE length %d, %d bytes follow" % (name, ln, len(sig) - i)
+    out = []
+    for _ in range(2):
+        assert sig[i] == 0x02, "%s: not an INTEGER" % name
+        ln, i = rd_len(i + 1)
+        v = sig[i:i + ln]
+        assert ln > 0 and not (v[0] & 0x80), "%s: negative or empty INTEGER" % name
+        assert not (ln > 1 and v[0] == 0 and not (v[1] & 0x80)), "%s: non-minimal INTEGER" % name
+        assert len(v.lstrip(b"\x00")) <= n, "%s: INTEGER longer than the curve" % name
+        out.append(v)
+        i += ln
+    assert i == len(sig), "%s: trailing bytes" % name
+    return out
+
+edge = 0
+raws = sorted(glob.glob(os.path.join(d, "*.raw")))
+for f in raws:
+    raw = open(f, "rb").read()
+    assert len(raw) == 2 * n, "%s: %d bytes, expected %d" % (f, len(raw), 2 * n)
+    if raw[0] == 0 or raw[n] == 0:
+        edge += 1
+    body = der_int(raw[:n]) + der_int(raw[n:])
+    open(f + ".der", "wb").write(b"\x30" + der_len(len(body)) + body)
+ders = sorted(g for g in glob.glob(os.path.join(d, "*.der")) if not g.endswith(".raw.der"))
+for f in ders:
+    r, s = parse_strict(open(f, "rb").read(), f)
+    if len(r.lstrip(b"\x00")) < n or len(s.lstrip(b"\x00")) < n:
+        edge += 1
+print("%d raw, %d der, %d with a short r or s" % (len(raws), len(ders), edge))
+EOF2
+}
+
 # openssl_verify PEM SIG FILE HASH SCHEME: openssl dgst must say "Verified OK".
 openssl_verify() {
     local pem=$1 sig=$2 file=$3 hash=$4 scheme=${5:--} out opts=()
@@ -58,7 +140,8 @@ openssl_reject() {
 
 # pkeyutl_verify PEM SIG DIGESTFILE HASH SCHEME: openssl pkeyutl over a precomputed digest.
 pkeyutl_verify() {
-    local pem=$1 sig=$2 dig=$3 hash=$4 scheme=${5:--} out opts=(-pkeyopt "digest:$hash")
+    local pem=$1 sig=$2 dig=$3 hash=$4 scheme=${5:--} out opts
+    opts=(-pkeyopt "digest:$hash")
     [ "$scheme" == rsapss ] && opts+=(-pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:-2)
     out=$(openssl pkeyutl -verify -pubin -inkey "$pem" -sigfile "$sig" -in "$dig" "${opts[@]}" 2>&1) ||
         fail "openssl pkeyutl -verify ${opts[*]} of $sig: $out"
@@ -155,6 +238,9 @@ matrix_check() {
     pkeyutl_verify p256.pem p256.dig.sig msg.sha256.bin sha256
     pkeyutl_verify r2.pem r2.dig.sig msg.sha256.bin sha256
     pkeyutl_verify pss.pem pss.dig.sig msg.sha256.bin sha256 rsapss
+    # RSA-PSS salt length equals the digest length (what JWS PS256 and most verifiers require).
+    openssl dgst -sha256 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest \
+        -verify pss.pem -signature pss.sig msg >/dev/null || fail "PSS salt length is not the digest length"
 }
 
 # run_lines: each stdin line as its own citadel process.
@@ -198,9 +284,10 @@ swtpm_up() {
 swtpm_down() {
     local pid=$1
     [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
     kill "$pid" 2>/dev/null || true
-    local i
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    local _
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
     kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null || true
 }

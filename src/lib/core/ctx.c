@@ -72,6 +72,8 @@ _public_ int cit_ctx_close(cit_ctx *ctx) {
     return r;
 }
 
+_public_ void cit_ctx_set_plan(cit_ctx *ctx, bool plan) { ctx->plan = plan; }
+
 _public_ const char *cit_ctx_store_path(cit_ctx *ctx) { return ctx->store_path; }
 _public_ const char *cit_ctx_backend(cit_ctx *ctx) { return cit__backend_name(ctx->backend); }
 

@@ -226,6 +226,8 @@ static int load_object(cit_ctx *ctx, const cit_object *o, int version, int depth
     if (o->persistent_handle && version == o->version) {
         TSS2_RC rc = Esys_TR_FromTPMPublic(t->esys, o->persistent_handle, ESYS_TR_NONE, ESYS_TR_NONE,
                                            ESYS_TR_NONE, out);
+        if (rc != TSS2_RC_SUCCESS && !((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && cit__rc_base(rc) == TPM2_RC_HANDLE))
+            return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot read the persistent object of %s", o->path);
         if (rc != TSS2_RC_SUCCESS) {
             cit_error_set(CIT_E_STORE_INCONSISTENT, "the persistent handle of %s is missing", o->path);
             cit_error_cause("the store says %s is persisted at 0x%08x, but the TPM has no object there",
@@ -248,6 +250,7 @@ static int load_object(cit_ctx *ctx, const cit_object *o, int version, int depth
     r = cit__public_unmarshal(&v, &pub);
     if (r == 0 && Tss2_MU_TPM2B_PRIVATE_Unmarshal(v.priv, v.priv_len, &off, &priv) != TSS2_RC_SUCCESS)
         r = cit_error_set(CIT_E_STORE_IO, "the stored private area of %s is damaged", o->path);
+    int parent_version = v.parent_version;
     cit__version_clear(&v);
     if (r < 0)
         return r;
@@ -257,8 +260,10 @@ static int load_object(cit_ctx *ctx, const cit_object *o, int version, int depth
     if (o->parent_id) {
         cit_object po = {0};
         r = cit__object_get(s, o->parent_id, &po);
+        /* the parent version this key was wrapped under (a rotated parent keeps its old ones) */
         if (r == 0)
-            r = load_object(ctx, &po, po.version, depth + 1, &parent, &parent_persistent);
+            r = load_object(ctx, &po, parent_version ? parent_version : po.version, depth + 1, &parent,
+                            &parent_persistent);
         cit__object_clear(&po);
     } else
         r = cit__ctx_srk(ctx, &parent);
@@ -322,6 +327,7 @@ static int tpm_create_key(cit_ctx *ctx, const cit_object *o, const TPM2B_AUTH *a
         r = cit__object_get(ctx->store, o->parent_id, &po);
         if (r == 0)
             r = cit__key_load(ctx, &po, po.version, &parent, &parent_persistent);
+        v->parent_version = po.version;
         cit__object_clear(&po);
     } else
         r = cit__ctx_srk(ctx, &parent);
@@ -1108,10 +1114,14 @@ _public_ int cit_key_export_pub(json_t **out, cit_ctx *ctx, const char *path, co
     else if (strcmp(fmt, "jwk") == 0) {
         r = cit__pubkey_jwk(&jwk, pk);
         if (r == 0) {
-            json_object_set_new(jwk, "alg", json_string(strcmp(o.algorithm, "ecc-p256") == 0   ? "ES256"
-                                                        : strcmp(o.algorithm, "ecc-p384") == 0 ? "ES384"
-                                                        : strcmp(o.scheme, "rsapss") == 0      ? "PS256"
-                                                                                               : "RS256"));
+            /* JOSE names the hash too: the key's default digest (what `key sign` uses) */
+            const char *h = cit__key_default_hash(o.algorithm);
+            char alg[8];
+            snprintf(alg, sizeof alg, "%s%s", strncmp(o.algorithm, "ecc", 3) == 0 ? "ES"
+                                              : strcmp(o.scheme, "rsapss") == 0  ? "PS"
+                                                                                 : "RS",
+                     h + 3);
+            json_object_set_new(jwk, "alg", json_string(alg));
             json_object_set_new(jwk, "use", json_string("sig"));
             text = json_dumps(jwk, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
             size_t tl = strlen(text);

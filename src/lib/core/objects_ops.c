@@ -22,7 +22,7 @@ _public_ int cit_object_list(json_t **out, cit_ctx *ctx, const char *kind) {
         json_t *full = cit__object_json(&list[i], s);
         /* one flat row per object, so text renders as a table */
         json_t *row = json_object();
-        static const char *const keys[] = {"path", "kind", "algorithm", "status", "version", "persistent_handle", "updated"};
+        static const char *const keys[] = {"path", "kind", "usage", "algorithm", "status", "version", "persistent_handle", "updated"};
         for (size_t k = 0; k < ELEMENTSOF(keys); k++) {
             json_t *v = json_object_get(full, keys[k]);
             json_object_set(row, keys[k], v ? v : json_null());
@@ -31,7 +31,7 @@ _public_ int cit_object_list(json_t **out, cit_ctx *ctx, const char *kind) {
         json_array_append_new(a, row);
     }
     cit__object_list_free(list, n);
-    *out = json_pack("{s:o,s:I}", kind ? "keys" : "objects", a, "count", (json_int_t)n);
+    *out = json_pack("{s:o,s:I}", kind && strcmp(kind, "key") == 0 ? "keys" : "objects", a, "count", (json_int_t)n);
     return 0;
 }
 

@@ -449,7 +449,10 @@ static void doctor_permissions(doctor *d, cit_ctx *ctx) {
     bool b = ctx->backend != CIT_BACKEND_VTPM || file_private(ctx->state_path, &m2);
     char buf[600];
     if (a && b)
-        check(d, "file permissions", "pass", "store and TPM state are readable by the owner only", NULL);
+        check(d, "file permissions", "pass",
+              ctx->backend == CIT_BACKEND_VTPM ? "store and TPM state are readable by the owner only"
+                                               : "the store is readable by the owner only",
+              NULL);
     else {
         snprintf(buf, sizeof buf, "%s is mode %04o", !a ? ctx->store_path : ctx->state_path, !a ? m1 : m2);
         char next[700];
@@ -597,7 +600,7 @@ _public_ int cit_workspace_status(json_t **out, cit_ctx *ctx) {
     cit__store_meta_get(s, "profile", &profile);
     cit__store_meta_get(s, "workspace_id", &wid);
     json_t *ws = json_pack("{s:s,s:s,s:s,s:s,s:i}", "path", ctx->store_path, "id", wid ? wid : "", "created",
-                           created ? created : "", "profile", profile ? profile : "default", "schema_version",
+                           created ? created : "", "profile", profile ? profile : "default", "store_schema_version",
                            s->schema_version);
     json_object_set_new(j, "workspace", ws);
     json_object_set_new(j, "objects", count_objects(s));
@@ -789,7 +792,7 @@ _public_ int cit_workspace_info(json_t **out, cit_ctx *ctx) {
             json_object_set_new(j, keys[i], json_string(v));
         free(v);
     }
-    json_object_set_new(j, "schema_version", json_integer(s->schema_version));
+    json_object_set_new(j, "store_schema_version", json_integer(s->schema_version));
     json_object_set_new(j, "objects", count_objects(s));
     struct stat st;
     if (strcmp(ctx->store_path, ":memory:") != 0 && stat(ctx->store_path, &st) == 0)
@@ -840,11 +843,22 @@ _public_ int cit_log_show(json_t **out, cit_ctx *ctx, const char *object, const 
         r = cit__check_path(object);
         if (r < 0)
             return r;
-        /* a deleted object has no row any more: match its recorded path */
         if (cit__object_find(s, object, &o) == 0)
             id = o.id;
         cit__object_clear(&o);
         cit_error_clear();
+        if (!id) {
+            /* a deleted object has no row any more: its last event under this path names it */
+            sqlite3_stmt *st;
+            if (cit__store_prepare(s, &st, "SELECT object_id FROM events WHERE object_path = ? AND object_id IS "
+                                           "NOT NULL ORDER BY id DESC LIMIT 1") == 0) {
+                sqlite3_bind_text(st, 1, object, -1, SQLITE_STATIC);
+                if (sqlite3_step(st) == SQLITE_ROW)
+                    id = sqlite3_column_int64(st, 0);
+                sqlite3_finalize(st);
+            }
+            cit_error_clear();
+        }
         if (!id)
             id = -1;
     }
@@ -907,8 +921,11 @@ _public_ int cit_workspace_export(json_t **out, cit_ctx *ctx, const char *output
             char *pub = NULL, *priv = NULL, *name = cit_hex_encode(ov.name, ov.name_len);
             cit__base64_encode(&pub, ov.pub, ov.pub_len);
             cit__base64_encode(&priv, ov.priv, ov.priv_len);
-            json_array_append_new(vers, json_pack("{s:i,s:s,s:s,s:s,s:I}", "version", v, "tpm_public", pub, "tpm_private",
-                                                  priv, "tpm_name", name, "created_at", (json_int_t)ov.created_at));
+            json_t *vj = json_pack("{s:i,s:s,s:s,s:s,s:I}", "version", v, "tpm_public", pub, "tpm_private", priv,
+                                   "tpm_name", name, "created_at", (json_int_t)ov.created_at);
+            if (ov.parent_version)
+                json_object_set_new(vj, "parent_version", json_integer(ov.parent_version));
+            json_array_append_new(vers, vj);
             free(pub);
             free(priv);
             free(name);
@@ -995,12 +1012,13 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
     cit__store_meta_get(s, "srk_name", &srk);
     const char *their = json_string_value(json_object_get(json_object_get(doc, "workspace"), "srk_name"));
     if (!their || !srk || strcmp(their, srk) != 0) {
-        json_decref(doc);
         cit_error_set(CIT_E_STORE_INCONSISTENT, "the export belongs to another TPM's storage key");
         cit_error_cause("its keys are wrapped under a storage primary key this TPM does not have, so they could "
                         "never load here");
         cit_error_context("export_srk_name", "%s", their ? their : "(none)");
         cit_error_context("workspace_srk_name", "%s", srk ? srk : "(none)");
+        cit_error_step("import the export into the workspace of the TPM that made it");
+        json_decref(doc); /* their points into doc */
         return CIT_E_STORE_INCONSISTENT;
     }
     /* validate everything before writing anything */
@@ -1019,10 +1037,11 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
         cit_object ex = {0};
         if (cit__object_find(s, path, &ex) == 0) {
             cit__object_clear(&ex);
-            json_decref(doc);
             cit_error_set(CIT_E_OBJECT_EXISTS, "the workspace already has %s", path);
             cit_error_cause("import adds objects and never overwrites; nothing was imported");
             cit_error_context("path", "%s", path);
+            cit_error_step("delete or rename %s first, or import into another workspace", path);
+            json_decref(doc); /* path points into doc */
             return CIT_E_OBJECT_EXISTS;
         }
     }
@@ -1046,6 +1065,7 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
         snprintf(ob.scheme, sizeof ob.scheme, "%s", json_string_value(json_object_get(o, "scheme")) ?: "");
         snprintf(ob.usage, sizeof ob.usage, "%s", json_string_value(json_object_get(o, "usage")) ?: "");
         ob.version = (int)json_integer_value(json_object_get(o, "version"));
+        ob.created_at = json_integer_value(json_object_get(o, "created_at"));
         const char *meta = json_string_value(json_object_get(o, "metadata"));
         ob.metadata = strdup(meta ? meta : "{}");
         const char *parent = json_string_value(json_object_get(o, "parent"));
@@ -1063,7 +1083,8 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
             if (r < 0)
                 break;
             cit_object_version ov = {.version = (int)json_integer_value(json_object_get(v, "version")),
-                                     .created_at = json_integer_value(json_object_get(v, "created_at"))};
+                                     .created_at = json_integer_value(json_object_get(v, "created_at")),
+                                     .parent_version = (int)json_integer_value(json_object_get(v, "parent_version"))};
             if (blob_from_b64(json_string_value(json_object_get(v, "tpm_public")), &ov.pub, &ov.pub_len) < 0 ||
                 blob_from_b64(json_string_value(json_object_get(v, "tpm_private")), &ov.priv, &ov.priv_len) < 0 ||
                 cit_hex_decode(&ov.name, &ov.name_len, json_string_value(json_object_get(v, "tpm_name")) ?: "x") < 0)

@@ -43,7 +43,7 @@ static const cit_topic topics[] = {
                 "  baseline before an update and diff it afterwards.\n"
                 "- The event log (/sys/kernel/security/tpm0/binary_bios_measurements)\n"
                 "  says what each value is made of; replay it to find what changed.\n"
-                "Commands: citadel tpm pcr show|extend|reset,\n"
+                "Planned commands (not built yet): citadel tpm pcr show|extend|reset,\n"
                 "citadel tpm pcr baseline save|diff\n",
         .see_also = "policy seal attestation",
     },
@@ -71,7 +71,8 @@ static const cit_topic topics[] = {
                 "- TPM_RC_PCR_CHANGED: PCRs changed between TPM2_PolicyPCR and the\n"
                 "  command; start a new session and retry.\n"
                 "- With userWithAuth clear, the password alone is never enough.\n"
-                "Commands: citadel tpm policy create|compile|test|explain\n",
+                "Planned commands (not built yet):\n"
+                "citadel tpm policy create|compile|test|explain\n",
         .see_also = "session pcr seal",
     },
     {
@@ -156,8 +157,8 @@ static const cit_topic topics[] = {
                 "- Unsealed data crosses the bus in the clear unless the session encrypts\n"
                 "  parameters; a discrete TPM's bus can be sniffed.\n"
                 "- A wrong password counts towards lockout unless the object has noDA.\n"
-                "Commands: citadel tpm secret seal|unseal, citadel tpm policy test,\n"
-                "citadel tpm pcr baseline diff\n",
+                "Planned commands (not built yet): citadel tpm secret seal|unseal,\n"
+                "citadel tpm policy test, citadel tpm pcr baseline diff\n",
         .see_also = "policy pcr key",
     },
     {
@@ -184,8 +185,8 @@ static const cit_topic topics[] = {
                 "- Bad signature: wrong AK, or the AK was recreated with another key.\n"
                 "- A quote is only as trustworthy as the TPM: a software TPM's quote says\n"
                 "  nothing about hardware.\n"
-                "Commands: citadel tpm attest ak-create|quote|verify, citadel tpm pcr show,\n"
-                "citadel tpm ek verify\n",
+                "Planned commands (not built yet): citadel tpm attest ak-create|quote|verify,\n"
+                "citadel tpm pcr show, citadel tpm ek verify\n",
         .see_also = "ak ek pcr",
     },
     {
@@ -212,7 +213,8 @@ static const cit_topic topics[] = {
                 "- TPM2_Clear deletes owner-defined indices; platform ones survive.\n"
                 "- Wrong passwords count towards lockout unless the index has\n"
                 "  TPMA_NV_NO_DA.\n"
-                "Commands: citadel tpm nv define|read|write, citadel tpm capabilities\n",
+                "Commands: citadel tpm capabilities;\n"
+                "planned (not built yet): citadel tpm nv define|read|write\n",
         .see_also = "handle ek dictionary-attack",
     },
     {
@@ -241,7 +243,8 @@ static const cit_topic topics[] = {
                 "- Using the EK needs a policy session with PolicySecret(TPM_RH_ENDORSEMENT).\n"
                 "- A software TPM has no manufacturer certificate; an EK certificate from\n"
                 "  a local CA proves nothing about hardware.\n"
-                "Commands: citadel tpm ek show|cert|verify, citadel tpm attest ak-create\n",
+                "Planned commands (not built yet): citadel tpm ek show|cert|verify,\n"
+                "citadel tpm attest ak-create\n",
         .see_also = "ak hierarchy attestation",
     },
     {
@@ -270,7 +273,8 @@ static const cit_topic topics[] = {
                 "policy session with PolicySecret(TPM_RH_ENDORSEMENT); a password session\n"
                 "gets TPM_RC_AUTH_UNAVAILABLE. If the AK is recreated, verifiers must\n"
                 "enrol its new public key.\n"
-                "Commands: citadel tpm attest ak-create|quote|verify, citadel tpm ek verify\n",
+                "Planned commands (not built yet): citadel tpm attest ak-create|quote|verify,\n"
+                "citadel tpm ek verify\n",
         .see_also = "ek attestation key",
     },
     {
@@ -329,7 +333,7 @@ static const cit_topic topics[] = {
                 "- TPM_RC_POLICY_FAIL: the policy was not satisfied; see `policy`.\n"
                 "- TPM_RC_AUTH_FAIL or TPM_RC_BAD_AUTH: wrong password or HMAC; AUTH_FAIL\n"
                 "  counts towards dictionary-attack lockout, BAD_AUTH does not.\n"
-                "Commands: citadel tpm policy test, citadel tpm doctor\n",
+                "Commands: citadel tpm doctor; planned (not built yet): citadel tpm policy test\n",
         .see_also = "policy handle dictionary-attack",
     },
     {
@@ -355,11 +359,12 @@ static const cit_topic topics[] = {
                 "  the lockout.\n"
                 "- Wait: one failure is forgotten every recoveryTime seconds; or\n"
                 "- reset the count with lockoutAuth: TPM2_DictionaryAttackLockReset\n"
-                "  (tpm2_dictionarylockout --clear-lockout). A wrong lockoutAuth blocks\n"
+                "  (citadel tpm lockout reset). A wrong lockoutAuth blocks\n"
                 "  lockoutAuth itself for lockoutRecovery seconds.\n"
                 "- TPM2_Clear from firmware setup ends it too, but destroys owner keys.\n"
                 "- Set noDA only on objects whose auth value is long and random.\n"
-                "Commands: citadel tpm status, citadel tpm doctor, citadel tpm capabilities\n",
+                "Commands: citadel tpm lockout show|reset, citadel tpm status,\n"
+                "citadel tpm doctor\n",
         .see_also = "session hierarchy",
     },
 };

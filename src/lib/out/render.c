@@ -49,6 +49,7 @@ static json_t *with_schema(const json_t *result) {
     json_t *o = json_object();
     json_object_set_new(o, "schema_version", json_integer(CIT_SCHEMA_VERSION));
     json_t *s = strip_hints(result);
+    json_object_del(s, "schema_version"); /* the envelope's, never a result field */
     json_object_update(o, s);
     json_decref(s);
     return o;
@@ -374,11 +375,29 @@ _public_ json_t *cit_error_to_json(const cit_error *e) {
     for (int i = 0; i < e->n_steps; i++)
         json_array_append_new(steps, json_string(e->steps[i]));
     if (ci && ci->steps) {
+        /* default steps name PATH; when the error knows the path, say it */
+        const char *path = NULL;
+        for (int i = 0; i < e->n_context; i++)
+            if (strcmp(e->context_key[i], "path") == 0)
+                path = e->context_val[i];
         const char *p = ci->steps;
         while (*p) {
             const char *nl = strchr(p, '\n');
             size_t n = nl ? (size_t)(nl - p) : strlen(p);
-            json_array_append_new(steps, json_stringn(p, n));
+            char line[512];
+            snprintf(line, sizeof line, "%.*s", (int)n, p);
+            char *ph = path ? strstr(line, "PATH") : NULL;
+            if (ph) {
+                char tail[512];
+                snprintf(tail, sizeof tail, "%s", ph + 4);
+                snprintf(ph, sizeof line - (size_t)(ph - line), "%s%s", path, tail);
+            }
+            bool dup = false;
+            for (int i = 0; i < e->n_steps; i++)
+                if (strcmp(e->steps[i], line) == 0)
+                    dup = true;
+            if (!dup)
+                json_array_append_new(steps, json_string(line));
             p += n + (nl ? 1 : 0);
         }
     }

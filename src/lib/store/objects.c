@@ -114,11 +114,13 @@ int cit__object_insert(cit_store *s, cit_object *o) {
         sqlite3_bind_int64(st, 11, o->parent_id);
     else
         sqlite3_bind_null(st, 11);
-    sqlite3_bind_int64(st, 12, now);
+    sqlite3_bind_int64(st, 12, o->created_at ? o->created_at : now); /* kept on import */
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         o->id = sqlite3_last_insert_rowid(s->db);
-        o->created_at = o->updated_at = now;
+        if (!o->created_at)
+            o->created_at = now;
+        o->updated_at = now;
     } else if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE &&
                strstr(sqlite3_errmsg(s->db), "objects.path")) {
         r = cit_error_set(CIT_E_OBJECT_EXISTS, "object already exists: %s", o->path);
@@ -180,7 +182,7 @@ static int dup_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *len) {
 int cit__version_get(cit_store *s, int64_t object_id, int version, cit_object_version *out) {
     sqlite3_stmt *st;
     int r = cit__store_prepare(s, &st,
-                               "SELECT version, tpm_public, tpm_private, tpm_name, created_at FROM "
+                               "SELECT version, tpm_public, tpm_private, tpm_name, created_at, parent_version FROM "
                                "object_versions WHERE object_id = ? AND version = ?");
     if (r < 0)
         return r;
@@ -191,6 +193,7 @@ int cit__version_get(cit_store *s, int64_t object_id, int version, cit_object_ve
     if (rc == SQLITE_ROW) {
         v.version = sqlite3_column_int(st, 0);
         v.created_at = sqlite3_column_int64(st, 4);
+        v.parent_version = sqlite3_column_int(st, 5);
         if ((r = dup_blob(st, 1, &v.pub, &v.pub_len)) == 0 && (r = dup_blob(st, 2, &v.priv, &v.priv_len)) == 0)
             r = dup_blob(st, 3, &v.name, &v.name_len);
         if (r == 0) {
@@ -211,7 +214,8 @@ int cit__version_insert(cit_store *s, int64_t object_id, const cit_object_versio
     sqlite3_stmt *st;
     int r = cit__store_prepare(s, &st,
                                "INSERT INTO object_versions(object_id, version, tpm_public, "
-                               "tpm_private, tpm_name, created_at) VALUES(?, ?, ?, ?, ?, ?)");
+                               "tpm_private, tpm_name, created_at, parent_version) "
+                               "VALUES(?, ?, ?, ?, ?, ?, ?)");
     if (r < 0)
         return r;
     sqlite3_bind_int64(st, 1, object_id);
@@ -220,6 +224,10 @@ int cit__version_insert(cit_store *s, int64_t object_id, const cit_object_versio
     sqlite3_bind_blob(st, 4, v->priv, (int)v->priv_len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 5, v->name, (int)v->name_len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, v->created_at ? v->created_at : time(NULL));
+    if (v->parent_version)
+        sqlite3_bind_int(st, 7, v->parent_version);
+    else
+        sqlite3_bind_null(st, 7);
     if (sqlite3_step(st) != SQLITE_DONE)
         r = cit__store_error(s, "cannot store the object version");
     sqlite3_finalize(st);

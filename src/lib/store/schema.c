@@ -44,6 +44,9 @@ const char *const cit__store_migrations[] = {
     "  details TEXT NOT NULL DEFAULT '{}'\n"
     ");\n"
     "CREATE INDEX events_object ON events(object_id);\n",
+    /* 2: the parent version a key version was wrapped under, so rotating a storage key keeps
+     * the keys below it loadable */
+    "ALTER TABLE object_versions ADD COLUMN parent_version INTEGER;\n",
 };
 
 const int cit__store_n_migrations = sizeof(cit__store_migrations) / sizeof(cit__store_migrations[0]);

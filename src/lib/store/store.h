@@ -67,6 +67,7 @@ typedef struct cit_object_version {
     uint8_t *pub, *priv, *name; /* marshalled TPM2B_PUBLIC / TPM2B_PRIVATE, TPM name */
     size_t pub_len, priv_len, name_len;
     int64_t created_at;
+    int parent_version; /* the parent's version it was created under; 0: the SRK / unknown */
 } cit_object_version;
 
 void cit__object_clear(cit_object *o);

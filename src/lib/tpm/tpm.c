@@ -333,7 +333,8 @@ int cit__tpm_srk(cit_tpm *t, const TPM2B_NAME *expected, ESYS_TR *out) {
     TSS2_RC rc = Esys_TR_FromTPMPublic(t->esys, CIT_SRK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE,
                                        ESYS_TR_NONE, &h);
     if (rc != TSS2_RC_SUCCESS) {
-        if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER) {
+        /* Only "no such handle" means missing; out of memory and the rest are reported as they are. */
+        if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && cit__rc_base(rc) == TPM2_RC_HANDLE) {
             cit_error_set(CIT_E_SRK_MISSING, "the storage primary key is missing from the TPM");
             cit_error_cause("no key at persistent handle 0x%08x: the TPM was cleared or replaced, or "
                             "this is not the TPM the workspace was created with",
