@@ -664,17 +664,36 @@ static cit_sig_scheme scheme_of(const cit_object *o) {
     return CIT_SCHEME_ECDSA;
 }
 
-static int parse_encoding(const char *s, cit_sig_encoding *out) {
+static int parse_encoding(const char *s, const cit_object *o, cit_sig_encoding *out) {
     if (!s || strcmp(s, "der") == 0)
         *out = CIT_SIG_ENC_DER;
-    else if (strcmp(s, "raw") == 0)
+    else if (strcmp(s, "raw") == 0) {
+        if (strncmp(o->algorithm, "rsa", 3) == 0) {
+            cit_error_set(CIT_E_USAGE, "--encoding raw is for ECDSA keys; %s is %s", o->path, o->algorithm);
+            cit_error_cause("an RSA signature has a single encoding");
+            cit_error_step("leave out --encoding for RSA keys");
+            return CIT_E_USAGE;
+        }
         *out = CIT_SIG_ENC_RAW;
-    else {
+    } else {
         cit_error_set(CIT_E_USAGE, "unknown signature encoding: %s", s);
-        cit_error_cause("--encoding takes der or raw");
+        cit_error_cause("--encoding takes der (X9.62, what openssl expects) or raw (r||s)");
+        cit_error_step("use --encoding der or --encoding raw");
         return CIT_E_USAGE;
     }
     return 0;
+}
+
+/* The digests citadel signs with: SHA-1 is refused (collisions are practical). */
+static int sign_hash(const char *name, TPMI_ALG_HASH *out) {
+    if (strcmp(name, "sha256") != 0 && strcmp(name, "sha384") != 0 && strcmp(name, "sha512") != 0) {
+        cit_error_set(CIT_E_ALG_UNSUPPORTED, "unsupported signature digest: %s", name);
+        cit_error_cause("citadel signs with sha256, sha384 or sha512%s",
+                        strcmp(name, "sha1") == 0 ? " (SHA-1 collisions are practical)" : "");
+        cit_error_step("use --digest sha256, sha384 or sha512");
+        return CIT_E_ALG_UNSUPPORTED;
+    }
+    return cit__hash_from_name(name, out);
 }
 
 static int input_error(int err, const char *path, size_t max) {
@@ -785,11 +804,11 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
         goto done;
     }
     TPMI_ALG_HASH halg;
-    r = cit__hash_from_name(opt->digest ? opt->digest : cit__key_default_hash(o.algorithm), &halg);
+    r = sign_hash(opt->digest ? opt->digest : cit__key_default_hash(o.algorithm), &halg);
     if (r < 0)
         goto done;
     cit_sig_encoding enc;
-    r = parse_encoding(opt->encoding, &enc);
+    r = parse_encoding(opt->encoding, &o, &enc);
     if (r < 0)
         goto done;
     uint8_t md[EVP_MAX_MD_SIZE];
@@ -892,9 +911,9 @@ _public_ int cit_key_verify(json_t **out, cit_ctx *ctx, const char *path, const 
     cit_sig_encoding enc;
     uint8_t *sig = NULL;
     size_t sl = 0;
-    r = cit__hash_from_name(digest ? digest : cit__key_default_hash(o.algorithm), &halg);
+    r = sign_hash(digest ? digest : cit__key_default_hash(o.algorithm), &halg);
     if (r == 0)
-        r = parse_encoding(encoding, &enc);
+        r = parse_encoding(encoding, &o, &enc);
     if (r < 0)
         goto done;
     r = cit_read_file(signature, SIGNATURE_FILE_MAX, &sig, &sl);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "tpm.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -170,6 +172,24 @@ static int lock_state(const char *state_path, int *fd_out) {
     return 0;
 }
 
+/* With the lock held, temp files of a state save are leftovers of a killed process. */
+static void remove_stale_temps(const char *state_path) {
+    _cleanup_free_ char *d = strdup(state_path), *b = strdup(state_path);
+    if (!d || !b)
+        return;
+    const char *dir = dirname(d), *base = basename(b);
+    char prefix[512];
+    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh)))
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+            unlinkat(dirfd(dh), e->d_name, 0);
+    closedir(dh);
+}
+
 int cit__tpm_open(cit_tpm **out, const cit_tpm_options *o) {
     cit_tpm *t = calloc(1, sizeof(*t));
     if (!t)
@@ -193,6 +213,7 @@ int cit__tpm_open(cit_tpm **out, const cit_tpm_options *o) {
             r = lock_state(o->state_path, &t->lock_fd);
             if (r < 0)
                 goto fail;
+            remove_stale_temps(o->state_path);
             r = cit__vtpm_state_load(&st, o->state_path);
             if (r == CIT_E_VTPM_STATE_MISSING && o->create) {
                 t->manufactured = true;

@@ -42,6 +42,8 @@ int cit__vtpm_state_load(cit_vtpm_state *out, const char *path) {
     }
     if (r == -EFBIG)
         return corrupt(path, "the file is larger than any vTPM state");
+    if (r == -EISDIR)
+        return corrupt(path, "it is a directory, not a state file");
     if (r < 0) {
         cit_error_set(CIT_E_STORE_IO, "cannot read the vTPM state file %s: %s", path, strerror(-r));
         cit_error_context("state_file", "%s", path);
