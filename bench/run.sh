@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# bench/run.sh: every Citadel benchmark, each against its peer measured in the same run, then
+# one summary table. `make bench` builds and runs it; by hand: `make && make build/bench/sign-lib
+# && bench/run.sh`.
+#
+#   1. bench/sign-cli.sh    citadel tpm key sign vs tpm2_sign, whole processes, same swtpm
+#   2. build/bench/sign-lib libcitadel cit_key_sign vs raw ESYS, signatures/s, in-process vTPM
+#   3. bench/sign-wall.sh   citadel tpm key sign on the vTPM: median wall time (goal < 10 ms),
+#                           vs tpm2_sign (swtpm) and openssl dgst -sign (software floor)
+#
+# One swtpm is started here for 1 and 3 (with the tpm2-tools key persisted at 0x81000200) and
+# stopped on exit, whatever happens. Environment: B (build dir, default build), N (runs per
+# command, default 200), W (warm-up rounds, default 10), BENCH_ROUNDS / BENCH_ROUND_MS (sign-lib),
+# BENCH_KEEP=1 (keep the scratch directory), BENCH_HYPERFINE=1 (hyperfine cross-check in 1).
+# Exit status: 0 when every benchmark ran (goals met or not), 1 when one failed to run.
+
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export B=${B:-build}
+export N=${N:-200} W=${W:-10}
+
+# shellcheck source=bench/sign-cli.sh
+. "$ROOT/bench/sign-cli.sh"
+
+BENCH_WORK=$(mktemp -d "${TMPDIR:-/tmp}/citadel-bench.XXXXXX")
+export BENCH_WORK
+export BENCH_SUMMARY=$BENCH_WORK/summary.tsv
+: >"$BENCH_SUMMARY"
+
+cleanup() {
+    bench_stop_swtpm
+    if [ -z "${BENCH_KEEP:-}" ]; then
+        rm -rf "$BENCH_WORK"
+    else
+        echo "bench: scratch directory kept: $BENCH_WORK" >&2
+    fi
+}
+# Each benchmark runs in its own process group (setsid), so an interrupt can stop it at once
+# (bash defers traps while it waits for a foreground child) without touching anything else.
+CHILD=
+run_child() {
+    setsid "$@" &
+    CHILD=$!
+    local rc=0
+    wait "$CHILD" || rc=$?
+    CHILD=
+    return $rc
+}
+on_signal() {
+    if [ -n "$CHILD" ]; then
+        kill -TERM -- -"$CHILD" 2>/dev/null
+        wait "$CHILD" 2>/dev/null
+    fi
+    exit 130
+}
+trap cleanup EXIT
+trap on_signal INT TERM HUP
+
+if [ ! -x "$B/citadel" ] || [ ! -x "$B/bench/sign-lib" ]; then
+    echo "bench: building $B/citadel and $B/bench/sign-lib" >&2
+    make --no-print-directory B="$B" all "$B/bench/sign-lib" >&2 || exit 1
+fi
+
+echo "Citadel benchmarks  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "  source:   $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(
+    [ -n "$(git -C "$ROOT" status --porcelain -- src include 2>/dev/null)" ] && echo ' + uncommitted changes in src/ include/')"
+echo "  binary:   $B/citadel ($(stat -c %y "$B/citadel" | cut -d. -f1))"
+echo "  machine:  $(nproc) CPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "  versions: $(swtpm --version 2>/dev/null | head -1 | sed 's/,.*//'); tpm2-tools $(tpm2_sign --version 2>/dev/null | sed -n 's/.*version="\([^"]*\)".*/\1/p'); $(openssl version 2>/dev/null | cut -d' ' -f1-2); libtpms $(dpkg-query -W -f='${Version}' libtpms0 2>/dev/null || echo '?'); tpm2-tss $(dpkg-query -W -f='${Version}' libtss2-esys-3.0.2-0 2>/dev/null || echo '?')"
+echo "  N=$N runs per command (W=$W warm-up), interleaved"
+if python3 -c 'import os,sys; sys.exit(0 if os.getloadavg()[0] > 0.5 * os.cpu_count() else 1)'; then
+    echo "  WARNING: the machine is busy (load average above half the CPUs): absolute times are"
+    echo "           inflated and noisy; ratios from the same run are still comparable, roughly"
+fi
+echo
+
+failed=()
+
+# One swtpm and one tpm2-tools key for sign-cli and sign-wall.
+if command -v swtpm >/dev/null && command -v tpm2_sign >/dev/null; then
+    if bench_start_swtpm "$BENCH_WORK" && bench_tpm2_key "$BENCH_SWTPM_TCTI" 0x81000200 "$BENCH_WORK"; then
+        export BENCH_SWTPM_TCTI BENCH_TPM2_HANDLE=0x81000200
+    else
+        bench_stop_swtpm
+        failed+=("swtpm setup")
+    fi
+else
+    echo "bench: swtpm or tpm2-tools missing: sign-cli skipped, sign-wall without tpm2_sign" >&2
+fi
+
+if [ -n "${BENCH_SWTPM_TCTI:-}" ]; then
+    run_child bench/sign-cli.sh || failed+=(sign-cli)
+    echo
+else
+    failed+=("sign-cli (no swtpm)")
+fi
+
+echo "== sign-lib: libcitadel vs raw ESYS on the in-process vTPM"
+if run_child env TMPDIR="$BENCH_WORK" "$B/bench/sign-lib" >"$BENCH_WORK/sign-lib.out"; then
+    cat "$BENCH_WORK/sign-lib.out"
+    grep '^RESULT' "$BENCH_WORK/sign-lib.out" >>"$BENCH_SUMMARY"
+else
+    cat "$BENCH_WORK/sign-lib.out"
+    failed+=(sign-lib)
+fi
+echo
+
+run_child bench/sign-wall.sh || failed+=(sign-wall)
+echo
+
+echo "== summary (ours vs peer, measured in the same run; ratio = ours/peer: of the medians for times,"
+echo "   paired per round for the sign-lib rates)"
+python3 - "$BENCH_SUMMARY" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t")[1:] for l in open(sys.argv[1]) if l.startswith("RESULT")]
+hdr = ["benchmark", "metric", "ours", "peer", "peer value", "ratio", "goal", "met"]
+def met(r):
+    metric, ratio, goal = r[1], float(r[5]), r[6].replace(" ", "")
+    if goal.startswith("<=") and not goal.endswith("ms"):
+        return "yes" if ratio <= float(goal[2:]) else "NO"
+    if goal.startswith(">="):
+        return "yes" if ratio >= float(goal[2:]) else "NO"
+    if goal.startswith("<") and goal.endswith("ms"):
+        return "yes" if float(r[2]) < float(goal[1:-2]) else "NO"
+    return "-"
+out = [hdr] + [r + [met(r)] for r in rows]
+w = [max(len(x[i]) for x in out) for i in range(len(hdr))]
+for i, r in enumerate(out):
+    print("  " + "  ".join(c.ljust(w[j]) for j, c in enumerate(r)))
+    if i == 0:
+        print("  " + "  ".join("-" * w[j] for j in range(len(hdr))))
+PY
+echo "  load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "bench: did not run: ${failed[*]}" >&2
+    exit 1
+fi
+exit 0
