@@ -208,7 +208,7 @@ static int write_all(int fd, const uint8_t *buf, size_t len) {
     return 0;
 }
 
-int cit_write_file_atomic(const char *path, const uint8_t *buf, size_t len, unsigned mode) {
+int cit_write_file_atomic(const char *path, const uint8_t *buf, size_t len, unsigned mode, unsigned flags) {
     if (strcmp(path, "-") == 0) {
         int r = write_all(STDOUT_FILENO, buf, len);
         return r;
@@ -224,7 +224,7 @@ int cit_write_file_atomic(const char *path, const uint8_t *buf, size_t len, unsi
     int r = fchmod(fd, mode) < 0 ? -errno : 0;
     if (r == 0)
         r = write_all(fd, buf, len);
-    if (r == 0 && fdatasync(fd) < 0)
+    if (r == 0 && (flags & CIT_WRITE_DURABLE) && fdatasync(fd) < 0)
         r = -errno;
     if (close(fd) < 0 && r == 0)
         r = -errno;

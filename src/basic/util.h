@@ -23,9 +23,12 @@ const char *cit_path_invalid_reason(const char *path);
 /* Read a whole file (or "-" for stdin) of at most max bytes.
  * Returns 0, or -errno (-EFBIG when larger than max). *out is NUL-terminated for convenience. */
 int cit_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len);
-/* Write a file atomically (temp file + fsync + rename) with the given mode. "-" writes stdout.
+/* Write a file atomically (temp file + rename) with the given mode; "-" writes stdout.
+ * CIT_WRITE_DURABLE also fdatasyncs before the rename (state that must survive a crash);
+ * without it a crash may lose the new file but never leaves a torn one in its place.
  * Returns 0 or -errno. */
-int cit_write_file_atomic(const char *path, const uint8_t *buf, size_t len, unsigned mode);
+#define CIT_WRITE_DURABLE 1u
+int cit_write_file_atomic(const char *path, const uint8_t *buf, size_t len, unsigned mode, unsigned flags);
 
 /* Monotonic time in microseconds. */
 uint64_t cit_now_usec(void);

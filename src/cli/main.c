@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +285,8 @@ int cli_run(cli_env *env, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    /* A short-lived process: the OS frees OpenSSL's global state faster than its atexit hook. */
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
     cli_env env = {.fmt = CIT_FORMAT_TEXT};
     cit_ctx_options o = {0};
     int i = 1;

@@ -71,7 +71,7 @@ static void test_files(void **state) {
     assert_non_null(mkdtemp(dir));
     char p[256];
     snprintf(p, sizeof p, "%s/f", dir);
-    assert_int_equal(cit_write_file_atomic(p, (const uint8_t *)"hello", 5, 0600), 0);
+    assert_int_equal(cit_write_file_atomic(p, (const uint8_t *)"hello", 5, 0600, CIT_WRITE_DURABLE), 0);
     struct stat st;
     assert_int_equal(stat(p, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);

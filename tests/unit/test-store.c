@@ -138,7 +138,7 @@ static void test_library_on_mock(void **state) {
     assert_int_equal(cit_key_verify(&out, ctx, "lib/k", msg, sig, NULL, NULL, 0), 0);
     assert_int_equal(json_integer_value(json_object_get(out, "version")), 1);
     json_decref(out);
-    assert_int_equal(cit_key_rotate(&out, ctx, "lib/k"), 0);
+    assert_int_equal(cit_key_rotate(&out, ctx, "lib/k", NULL), 0);
     json_decref(out);
     /* the old signature still verifies, as version 1 */
     assert_int_equal(cit_key_verify(&out, ctx, "lib/k", msg, sig, NULL, NULL, 0), 0);

@@ -165,7 +165,19 @@ int cit__ctx_tpm(cit_ctx *ctx, cit_tpm **out) {
     return 0;
 }
 
-int cit__ctx_srk(cit_ctx *ctx, ESYS_TR *out) {
+static int meta_blob(cit_store *s, const char *key, uint8_t **out, size_t *len) {
+    _cleanup_free_ char *hex = NULL;
+    *out = NULL;
+    *len = 0;
+    int r = cit__store_meta_get(s, key, &hex);
+    if (r == 0 && hex && cit_hex_decode(out, len, hex) < 0) {
+        *out = NULL;
+        *len = 0;
+    }
+    return r;
+}
+
+int cit__ctx_srk(cit_ctx *ctx, bool verify, ESYS_TR *out) {
     cit_store *s;
     cit_tpm *t;
     int r = cit__ctx_store(ctx, &s);
@@ -174,21 +186,27 @@ int cit__ctx_srk(cit_ctx *ctx, ESYS_TR *out) {
     r = cit__ctx_tpm(ctx, &t);
     if (r < 0)
         return r;
-    _cleanup_free_ char *hex = NULL;
-    r = cit__store_meta_get(s, "srk_name", &hex);
-    if (r < 0)
-        return r;
-    TPM2B_NAME expected = {0};
-    if (hex) {
-        uint8_t *b = NULL;
-        size_t n = 0;
-        if (cit_hex_decode(&b, &n, hex) == 0 && n <= sizeof(expected.name)) {
-            memcpy(expected.name, b, n);
-            expected.size = (UINT16)n;
-        }
-        free(b);
+    if (t->srk != ESYS_TR_NONE && !verify) {
+        *out = t->srk;
+        return 0;
     }
-    return cit__tpm_srk(t, &expected, out);
+    if (verify && t->srk != ESYS_TR_NONE) /* re-read it from the TPM */
+        Esys_TR_Close(t->esys, &t->srk);
+    uint8_t *name = NULL, *ser = NULL;
+    size_t name_len = 0, ser_len = 0;
+    r = meta_blob(s, "srk_name", &name, &name_len);
+    if (r == 0 && !verify)
+        r = meta_blob(s, "srk_tr", &ser, &ser_len);
+    TPM2B_NAME expected = {0};
+    if (name && name_len <= sizeof(expected.name)) {
+        memcpy(expected.name, name, name_len);
+        expected.size = (UINT16)name_len;
+    }
+    if (r == 0)
+        r = cit__tpm_srk(t, &expected, ser, ser_len, out);
+    free(name);
+    free(ser);
+    return r;
 }
 
 int cit__ctx_tpm_sync(cit_ctx *ctx) {

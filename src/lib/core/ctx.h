@@ -21,8 +21,10 @@ struct cit_ctx {
 int cit__ctx_store(cit_ctx *ctx, cit_store **out);
 /* The TPM (opened on first use, after the store, with the workspace's backend). */
 int cit__ctx_tpm(cit_ctx *ctx, cit_tpm **out);
-/* The storage primary key of this workspace, checked against the name recorded at init. */
-int cit__ctx_srk(cit_ctx *ctx, ESYS_TR *out);
+/* The storage primary key of this workspace. verify: read it from the TPM and check its name
+ * against the one recorded at init (doctor, status); otherwise the handle recorded at init is
+ * used without a TPM command (a missing key shows at the next load under it). */
+int cit__ctx_srk(cit_ctx *ctx, bool verify, ESYS_TR *out);
 /* Makes the TPM's state durable now (vtpm: orderly shutdown and save; reopened on next use).
  * Called before committing store changes that depend on a TPM change. */
 int cit__ctx_tpm_sync(cit_ctx *ctx);

@@ -266,7 +266,7 @@ static int load_object(cit_ctx *ctx, const cit_object *o, int version, int depth
                             &parent_persistent);
         cit__object_clear(&po);
     } else
-        r = cit__ctx_srk(ctx, &parent);
+        r = cit__ctx_srk(ctx, false, &parent);
     if (r < 0)
         return r;
     ESYS_TR h = ESYS_TR_NONE;
@@ -278,8 +278,14 @@ static int load_object(cit_ctx *ctx, const cit_object *o, int version, int depth
         Esys_TR_Close(t->esys, &parent);
     if (rc != TSS2_RC_SUCCESS) {
         uint32_t base = cit__rc_base(rc);
+        if (!o->parent_id && cit__tpm_srk_load_error(rc) < 0)
+            return cit_error_last()->code;
         if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
             (base == TPM2_RC_INTEGRITY || base == TPM2_RC_BINDING || base == TPM2_RC_SIZE)) {
+            /* Was the storage key replaced (another TPM, a clear)? Ask the TPM, now that it matters. */
+            ESYS_TR check;
+            if (!o->parent_id && cit__ctx_srk(ctx, true, &check) < 0)
+                return cit_error_last()->code;
             cit_error_set(CIT_E_KEY_LOAD, "cannot load %s into the TPM", o->path);
             cit_error_cause("the TPM rejected the wrapped key: it was made under another parent "
                             "key (the TPM was cleared, or this is not the same TPM)");
@@ -330,7 +336,7 @@ static int tpm_create_key(cit_ctx *ctx, const cit_object *o, const TPM2B_AUTH *a
         v->parent_version = po.version;
         cit__object_clear(&po);
     } else
-        r = cit__ctx_srk(ctx, &parent);
+        r = cit__ctx_srk(ctx, true, &parent); /* never wrap a new key under a foreign SRK */
     if (r < 0)
         return r;
     TPM2B_SENSITIVE_CREATE sens = {0};
@@ -347,6 +353,8 @@ static int tpm_create_key(cit_ctx *ctx, const cit_object *o, const TPM2B_AUTH *a
         cit__key_unload(ctx, &parent, parent_persistent);
     if (rc != TSS2_RC_SUCCESS) {
         uint32_t base = cit__rc_base(rc);
+        if (!o->parent_id && cit__tpm_srk_load_error(rc) < 0)
+            return cit_error_last()->code;
         if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
             (base == TPM2_RC_CURVE || base == TPM2_RC_KEY_SIZE || base == TPM2_RC_ASYMMETRIC ||
              base == TPM2_RC_VALUE || base == TPM2_RC_SCHEME)) {
@@ -866,7 +874,7 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
     if (r < 0)
         goto done;
     if (opt->output) {
-        int w = cit_write_file_atomic(opt->output, sb, sl, 0644);
+        int w = cit_write_file_atomic(opt->output, sb, sl, 0644, 0);
         if (w < 0) {
             r = cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s: %s", opt->output, strerror(-w));
             cit_error_context("file", "%s", opt->output);
@@ -1156,7 +1164,7 @@ _public_ int cit_key_export_pub(json_t **out, cit_ctx *ctx, const char *path, co
     if (r < 0)
         goto done;
     if (output) {
-        int w = cit_write_file_atomic(output, (const uint8_t *)text, strlen(text), 0644);
+        int w = cit_write_file_atomic(output, (const uint8_t *)text, strlen(text), 0644, 0);
         if (w < 0) {
             r = cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s: %s", output, strerror(-w));
             cit_error_context("file", "%s", output);

@@ -55,6 +55,14 @@ int cit__workspace_init(cit_ctx *ctx, cit_store *s, const char *profile, json_t 
     r = cit__tpm_srk_provision(t, &name);
     if (r < 0)
         return r;
+    /* The SRK's ESYS handle, recorded so later commands need no TPM2_ReadPublic for it. */
+    uint8_t *ser = NULL;
+    size_t ser_len = 0;
+    r = cit__tpm_srk_serialize(t, &ser, &ser_len);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *ser_hex = cit_hex_encode(ser, ser_len);
+    free(ser);
     /* The TPM's state is durable before the store records the workspace. */
     r = cit__ctx_tpm_sync(ctx);
     if (r < 0)
@@ -77,6 +85,7 @@ int cit__workspace_init(cit_ctx *ctx, cit_store *s, const char *profile, json_t 
         (r = cit__store_meta_set(s, "default_algorithm", profiles[pi].algorithm)) == 0 &&
         (r = cit__store_meta_set(s, "srk_handle", handle)) == 0 &&
         (r = cit__store_meta_set(s, "srk_name", name_hex)) == 0 &&
+        (r = cit__store_meta_set(s, "srk_tr", ser_hex ? ser_hex : "")) == 0 &&
         (r = cit__store_meta_set(s, "initialized_at", now)) == 0) {
         json_t *d = json_pack("{s:s,s:s,s:b}", "backend", backend, "profile", prof, "manufactured", manufactured);
         r = cit__store_event(s, "workspace.init", NULL, 0, "ok", d);
@@ -319,7 +328,7 @@ static bool names_equal(const uint8_t *a, size_t al, const TPM2B_NAME *b) {
  * orphaned handles in citadel's range. */
 static void doctor_consistency(doctor *d, cit_ctx *ctx, cit_store *s, cit_tpm *t) {
     ESYS_TR srk;
-    if (cit__ctx_srk(ctx, &srk) < 0) {
+    if (cit__ctx_srk(ctx, true, &srk) < 0) {
         check_errf(d, "storage primary key", "restore the TPM state, or re-initialise the workspace");
         d->consistent = false;
         return;
@@ -578,7 +587,7 @@ _public_ int cit_workspace_status(json_t **out, cit_ctx *ctx) {
             json_array_append_new(ded, json_pack("{s:i,s:s}", "points", 10, "reason", "authorization failures are counted"));
         }
         ESYS_TR srk;
-        if (cit__ctx_srk(ctx, &srk) < 0) {
+        if (cit__ctx_srk(ctx, true, &srk) < 0) {
             score -= 40;
             json_array_append_new(ded, json_pack("{s:i,s:s}", "points", 40, "reason", cit_error_last()->message));
             cit_error_clear();
@@ -942,7 +951,7 @@ _public_ int cit_workspace_export(json_t **out, cit_ctx *ctx, const char *output
     if (!text)
         return cit_error_set(CIT_E_INTERNAL, "out of memory");
     /* wrapped private parts are not plaintext secrets, but the file stays private anyway */
-    int w = cit_write_file_atomic(output, (const uint8_t *)text, strlen(text), 0600);
+    int w = cit_write_file_atomic(output, (const uint8_t *)text, strlen(text), 0600, CIT_WRITE_DURABLE);
     free(text);
     if (w < 0) {
         cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s: %s", output, strerror(-w));
@@ -1163,7 +1172,7 @@ _public_ int cit_debug_bundle(json_t **out, cit_ctx *ctx, const char *output) {
         json_object_set_new(b, "recent_events", events_json(ctx->store, 0, NULL, NULL, 50));
     char *text = json_dumps(b, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(b);
-    int w = text ? cit_write_file_atomic(output, (const uint8_t *)text, strlen(text), 0600) : -ENOMEM;
+    int w = text ? cit_write_file_atomic(output, (const uint8_t *)text, strlen(text), 0600, 0) : -ENOMEM;
     free(text);
     if (w < 0) {
         cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s: %s", output, strerror(-w));

@@ -169,8 +169,6 @@ int cit__store_open(cit_store **out, const char *path, bool create) {
     if (!s)
         return cit_error_set(CIT_E_INTERNAL, "out of memory");
     s->path = strdup(path);
-    struct passwd *pw = getpwuid(getuid());
-    snprintf(s->actor, sizeof s->actor, "%s", pw && pw->pw_name ? pw->pw_name : "unknown");
     int flags = SQLITE_OPEN_READWRITE | (memory ? SQLITE_OPEN_MEMORY | SQLITE_OPEN_CREATE : SQLITE_OPEN_NOFOLLOW);
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
         r = cit__store_error(s, "cannot open the store");
@@ -200,10 +198,17 @@ int cit__store_open(cit_store **out, const char *path, bool create) {
             goto fail;
         }
     }
+    /* WAL is a property of the database file: set once, when the store is made. Keeping the
+     * -wal file between processes saves creating and removing it on every command. */
     r = cit__store_exec(s, memory ? "PRAGMA foreign_keys=ON;"
-                                  : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+                        : fresh ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                                : "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
     if (r < 0)
         goto fail;
+    if (!memory) {
+        int persist = 1;
+        sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    }
     s->schema_version = ver;
     if (ver < cit__store_n_migrations) {
         r = migrate(s, ver);
@@ -262,6 +267,10 @@ int cit__store_meta_set(cit_store *s, const char *key, const char *value) {
 
 int cit__store_event(cit_store *s, const char *action, const char *path, int64_t object_id,
                      const char *outcome, json_t *details) {
+    if (!s->actor[0]) { /* resolved only when something is logged */
+        struct passwd *pw = getpwuid(getuid());
+        snprintf(s->actor, sizeof s->actor, "%s", pw && pw->pw_name ? pw->pw_name : "unknown");
+    }
     sqlite3_stmt *st;
     int r = cit__store_prepare(s, &st, "INSERT INTO events(at, actor, action, object_id, object_path, "
                                        "outcome, details) VALUES(?, ?, ?, ?, ?, ?, ?)");

@@ -345,25 +345,61 @@ static bool name_eq(const TPM2B_NAME *a, const TPM2B_NAME *b) {
     return a->size == b->size && memcmp(a->name, b->name, a->size) == 0;
 }
 
-int cit__tpm_srk(cit_tpm *t, const TPM2B_NAME *expected, ESYS_TR *out) {
+static int srk_missing(TSS2_RC rc) {
+    cit_error_set(CIT_E_SRK_MISSING, "the storage primary key is missing from the TPM");
+    cit_error_cause("no key at persistent handle 0x%08x: the TPM was cleared or replaced, or "
+                    "this is not the TPM the workspace was created with",
+                    CIT_SRK_HANDLE);
+    cit_error_context("handle", "0x%08x", CIT_SRK_HANDLE);
+    cit_error_context("tpm_rc", "0x%08x", rc);
+    return CIT_E_SRK_MISSING;
+}
+
+int cit__tpm_srk_load_error(TSS2_RC rc) {
+    /* handle 1 of TPM2_Load/TPM2_Create is the parent: TPM_RC_HANDLE there means no SRK */
+    if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && cit__rc_base(rc) == TPM2_RC_HANDLE &&
+        (rc & 0xf00) == TPM2_RC_1)
+        return srk_missing(rc);
+    return 0;
+}
+
+int cit__tpm_srk_serialize(cit_tpm *t, uint8_t **out, size_t *out_len) {
+    ESYS_TR h;
+    int r = cit__tpm_srk(t, NULL, NULL, 0, &h);
+    if (r < 0)
+        return r;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    TSS2_RC rc = Esys_TR_Serialize(t->esys, h, &buf, &len);
+    if (rc != TSS2_RC_SUCCESS)
+        return cit__tss_error(t, CIT_E_INTERNAL, rc, "cannot serialize the storage key handle");
+    *out = malloc(len);
+    if (*out)
+        memcpy(*out, buf, len);
+    *out_len = len;
+    Esys_Free(buf);
+    return *out ? 0 : cit_error_set(CIT_E_INTERNAL, "out of memory");
+}
+
+int cit__tpm_srk(cit_tpm *t, const TPM2B_NAME *expected, const uint8_t *serialized, size_t serialized_len,
+                 ESYS_TR *out) {
     if (t->srk != ESYS_TR_NONE) {
         *out = t->srk;
         return 0;
     }
     ESYS_TR h = ESYS_TR_NONE;
+    if (serialized && serialized_len &&
+        Esys_TR_Deserialize(t->esys, serialized, serialized_len, &h) == TSS2_RC_SUCCESS) {
+        t->srk = h;
+        *out = h;
+        return 0;
+    }
     TSS2_RC rc = Esys_TR_FromTPMPublic(t->esys, CIT_SRK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE,
                                        ESYS_TR_NONE, &h);
     if (rc != TSS2_RC_SUCCESS) {
         /* Only "no such handle" means missing; out of memory and the rest are reported as they are. */
-        if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && cit__rc_base(rc) == TPM2_RC_HANDLE) {
-            cit_error_set(CIT_E_SRK_MISSING, "the storage primary key is missing from the TPM");
-            cit_error_cause("no key at persistent handle 0x%08x: the TPM was cleared or replaced, or "
-                            "this is not the TPM the workspace was created with",
-                            CIT_SRK_HANDLE);
-            cit_error_context("handle", "0x%08x", CIT_SRK_HANDLE);
-            cit_error_context("tpm_rc", "0x%08x", rc);
-            return CIT_E_SRK_MISSING;
-        }
+        if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && cit__rc_base(rc) == TPM2_RC_HANDLE)
+            return srk_missing(rc);
         return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot read the storage primary key");
     }
     if (expected && expected->size) {

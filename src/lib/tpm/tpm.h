@@ -62,8 +62,16 @@ uint32_t cit__rc_base(TSS2_RC rc);
 #define CIT_PERSISTENT_LAST 0x810001ffu
 /* Creates and persists the SRK (or adopts an identical one). *name_out gets its TPM name. */
 int cit__tpm_srk_provision(cit_tpm *t, TPM2B_NAME *name_out);
-/* The SRK as an ESYS_TR, checking its name equals expected (when given). */
-int cit__tpm_srk(cit_tpm *t, const TPM2B_NAME *expected, ESYS_TR *out);
+/* The SRK as an ESYS_TR. With serialized (an Esys_TR_Serialize blob recorded at init) no TPM
+ * command is sent: a missing or replaced key then shows when something is loaded under it.
+ * Otherwise TPM2_ReadPublic checks that it exists and its name equals expected (when given). */
+int cit__tpm_srk(cit_tpm *t, const TPM2B_NAME *expected, const uint8_t *serialized, size_t serialized_len,
+                 ESYS_TR *out);
+/* Esys_TR_Serialize of the SRK (malloc'd). */
+int cit__tpm_srk_serialize(cit_tpm *t, uint8_t **out, size_t *out_len);
+/* Records the right error when loading under the SRK failed because it is not there (rc from
+ * TPM2_Load / TPM2_Create); returns 0 when rc means something else. */
+int cit__tpm_srk_load_error(TSS2_RC rc);
 
 /* One TPM property (TPM2_CAP_TPM_PROPERTIES). */
 int cit__tpm_prop(cit_tpm *t, TPM2_PT prop, uint32_t *out);

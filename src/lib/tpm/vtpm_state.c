@@ -143,7 +143,7 @@ int cit__vtpm_state_save(const cit_vtpm_state *st, const char *path) {
         off += st->blobs[i].len;
     }
     SHA256(buf, off, buf + off);
-    int r = cit_write_file_atomic(path, buf, len, 0600);
+    int r = cit_write_file_atomic(path, buf, len, 0600, CIT_WRITE_DURABLE);
     cit_memzero(buf, len);
     free(buf);
     if (r < 0) {
