@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 
@@ -58,13 +59,13 @@ static const struct curve {
 static const struct hash {
     TPMI_ALG_HASH alg;
     const char *name;
-    const EVP_MD *(*md)(void);
+    const char *fetch_name; /* OpenSSL 3 provider name */
     size_t size;
 } hashes[] = {
-    {TPM2_ALG_SHA1, "sha1", EVP_sha1, 20},
-    {TPM2_ALG_SHA256, "sha256", EVP_sha256, 32},
-    {TPM2_ALG_SHA384, "sha384", EVP_sha384, 48},
-    {TPM2_ALG_SHA512, "sha512", EVP_sha512, 64},
+    {TPM2_ALG_SHA1, "sha1", "SHA1", 20},
+    {TPM2_ALG_SHA256, "sha256", "SHA2-256", 32},
+    {TPM2_ALG_SHA384, "sha384", "SHA2-384", 48},
+    {TPM2_ALG_SHA512, "sha512", "SHA2-512", 64},
 };
 
 static int oom(void) { return cit_error_set(CIT_E_INTERNAL, "out of memory"); }
@@ -612,9 +613,23 @@ const char *cit__hash_name(TPMI_ALG_HASH alg) {
     return h ? h->name : NULL;
 }
 
+/* Explicitly fetched digests, kept for the life of the process: a fetched EVP_MD skips the
+ * legacy ENGINE lookup that EVP_sha256() and friends go through on every init. */
+static EVP_MD *fetched[ELEMENTSOF(hashes)];
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_all(void) {
+    for (size_t i = 0; i < ELEMENTSOF(hashes); i++)
+        fetched[i] = EVP_MD_fetch(NULL, hashes[i].fetch_name, NULL);
+    ERR_clear_error(); /* SHA-1 may be unavailable under a strict policy */
+}
+
 const EVP_MD *cit__hash_md(TPMI_ALG_HASH alg) {
     const struct hash *h = hash_by_alg(alg);
-    return h ? h->md() : NULL;
+    if (!h)
+        return NULL;
+    pthread_once(&fetch_once, fetch_all);
+    return fetched[h - hashes];
 }
 
 size_t cit__hash_size(TPMI_ALG_HASH alg) {
