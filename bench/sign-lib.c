@@ -103,6 +103,9 @@ static void v_raw(bench *b) {
 }
 
 static void load_sign_flush(bench *b, const TPM2B_DIGEST *dig) {
+    /* libcitadel keeps its last key loaded; with raw's own loaded key and the storage key's
+     * temporary slot during TPM2_Load that would need a 4th slot, and libtpms has 3. */
+    cit__key_cache_drop(b->ctx);
     ESYS_CONTEXT *esys = b->ctx->tpm->esys;
     ESYS_TR h = ESYS_TR_NONE;
     TSS2_RC rc = Esys_Load(esys, b->srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &b->priv, &b->pub, &h);
@@ -253,10 +256,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     cit__version_clear(&v);
-    if (cit__ctx_srk(b.ctx, &b.srk) < 0)
+    if (cit__ctx_srk(b.ctx, false, &b.srk) < 0)
         die_cit("cit__ctx_srk");
-    if (cit__key_load(b.ctx, &o, o.version, &b.loaded, &b.loaded_persistent) < 0)
-        die_cit("cit__key_load");
+    /* raw's own loaded copy, independent of the key libcitadel keeps loaded between calls */
+    if (Esys_Load(b.ctx->tpm->esys, b.srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &b.priv, &b.pub,
+                  &b.loaded) != TSS2_RC_SUCCESS) {
+        fprintf(stderr, "sign-lib: Esys_Load failed\n");
+        return 1;
+    }
+    b.loaded_persistent = false;
     hash_file(b.msg_path, &b.digest);
     b.scheme.scheme = TPM2_ALG_ECDSA;
     b.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
@@ -264,8 +272,8 @@ int main(int argc, char **argv) {
     b.ticket.hierarchy = TPM2_RH_NULL;
 
     variant vs[] = {
-        {"lib", "cit_key_sign, on-demand key (lookup+hash+Load+Sign+Flush+JSON)", v_lib, {0}, {0}, 0, 0},
-        {"lib-pers", "cit_key_sign, persistent key (lookup+hash+ReadPublic+Sign+JSON)", v_lib_pers, {0}, {0}, 0, 0},
+        {"lib", "cit_key_sign, on-demand key (lookup+hash+Sign+JSON; stays loaded between calls)", v_lib, {0}, {0}, 0, 0},
+        {"lib-pers", "cit_key_sign, persistent key (lookup+hash+Sign+JSON)", v_lib_pers, {0}, {0}, 0, 0},
         {"raw", "Esys_Sign only, key loaded once, fixed digest", v_raw, {0}, {0}, 0, 0},
         {"raw-lsf", "Esys_Load+Esys_Sign+Esys_FlushContext, fixed digest", v_raw_lsf, {0}, {0}, 0, 0},
         {"raw-lsf-h", "raw-lsf + read and SHA-256 the 1 KiB file", v_raw_lsf_h, {0}, {0}, 0, 0},

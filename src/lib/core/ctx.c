@@ -31,6 +31,7 @@ _public_ int cit_ctx_new(cit_ctx **out, const cit_ctx_options *o) {
     if (!ctx)
         return cit_error_set(CIT_E_INTERNAL, "out of memory");
     ctx->plan = o && o->plan;
+    ctx->key_cache.h = ESYS_TR_NONE;
     const char *backend = o && o->backend ? o->backend : getenv("TPM_BACKEND");
     if (backend && *backend) {
         int r = cit__backend_parse(backend, &ctx->backend);
@@ -62,6 +63,7 @@ _public_ int cit_ctx_close(cit_ctx *ctx) {
     if (!ctx)
         return 0;
     int r = 0;
+    cit__key_cache_drop(ctx);
     if (ctx->tpm)
         r = cit__tpm_close(ctx->tpm);
     cit__store_close(ctx->store);
@@ -212,6 +214,7 @@ int cit__ctx_srk(cit_ctx *ctx, bool verify, ESYS_TR *out) {
 int cit__ctx_tpm_sync(cit_ctx *ctx) {
     if (!ctx->tpm || ctx->tpm->backend != CIT_BACKEND_VTPM)
         return 0;
+    cit__key_cache_drop(ctx);
     int r = cit__tpm_close(ctx->tpm);
     ctx->tpm = NULL;
     return r;

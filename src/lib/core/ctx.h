@@ -14,6 +14,14 @@ struct cit_ctx {
     bool plan;
     cit_store *store;
     cit_tpm *tpm;
+    /* The last key loaded stays loaded for the next operation on it (a long-lived context signs
+     * with one TPM2_Sign); at most one, so a TPM without a resource manager keeps its slots. */
+    struct {
+        int64_t id;
+        int version;
+        bool persistent;
+        ESYS_TR h;
+    } key_cache;
 };
 
 /* The initialised workspace's store (opened on first use). For the mock backend an in-memory
@@ -25,6 +33,8 @@ int cit__ctx_tpm(cit_ctx *ctx, cit_tpm **out);
  * against the one recorded at init (doctor, status); otherwise the handle recorded at init is
  * used without a TPM command (a missing key shows at the next load under it). */
 int cit__ctx_srk(cit_ctx *ctx, bool verify, ESYS_TR *out);
+/* Flushes the cached loaded key, if any. */
+void cit__key_cache_drop(cit_ctx *ctx);
 /* Makes the TPM's state durable now (vtpm: orderly shutdown and save; reopened on next use).
  * Called before committing store changes that depend on a TPM change. */
 int cit__ctx_tpm_sync(cit_ctx *ctx);

@@ -302,13 +302,44 @@ static int load_object(cit_ctx *ctx, const cit_object *o, int version, int depth
     return 0;
 }
 
+void cit__key_cache_drop(cit_ctx *ctx) {
+    ESYS_TR h = ctx->key_cache.h;
+    ctx->key_cache.h = ESYS_TR_NONE;
+    if (h == ESYS_TR_NONE || !ctx->tpm)
+        return;
+    if (ctx->key_cache.persistent)
+        Esys_TR_Close(ctx->tpm->esys, &h);
+    else
+        cit__tpm_flush(ctx->tpm, &h);
+}
+
 int cit__key_load(cit_ctx *ctx, const cit_object *o, int version, ESYS_TR *out, bool *persistent) {
-    return load_object(ctx, o, version, 0, out, persistent);
+    bool want_persistent = o->persistent_handle && version == o->version;
+    if (ctx->key_cache.h != ESYS_TR_NONE && ctx->tpm && ctx->key_cache.id == o->id &&
+        ctx->key_cache.version == version && ctx->key_cache.persistent == want_persistent) {
+        *out = ctx->key_cache.h;
+        *persistent = ctx->key_cache.persistent;
+        return 0;
+    }
+    cit__key_cache_drop(ctx); /* its slot is needed more than it is */
+    int r = load_object(ctx, o, version, 0, out, persistent);
+    if (r == 0) {
+        ctx->key_cache.id = o->id;
+        ctx->key_cache.version = version;
+        ctx->key_cache.persistent = *persistent;
+        ctx->key_cache.h = *out;
+    }
+    return r;
 }
 
 void cit__key_unload(cit_ctx *ctx, ESYS_TR *h, bool persistent) {
     if (!ctx->tpm || *h == ESYS_TR_NONE)
         return;
+    if (*h == ctx->key_cache.h) { /* stays loaded, without the auth value */
+        Esys_TR_SetAuth(ctx->tpm->esys, *h, &(TPM2B_AUTH){0});
+        *h = ESYS_TR_NONE;
+        return;
+    }
     if (persistent)
         Esys_TR_Close(ctx->tpm->esys, h);
     else
@@ -438,7 +469,8 @@ static int persist(cit_ctx *ctx, const cit_object *o, int version, uint32_t hand
             *out = handle;
         }
     }
-    cit__key_unload(ctx, &h, false);
+    cit__key_cache_drop(ctx); /* the transient copy is not needed any more */
+    h = ESYS_TR_NONE;
     return r;
 }
 
@@ -447,6 +479,7 @@ static int evict(cit_ctx *ctx, uint32_t handle) {
     int r = cit__ctx_tpm(ctx, &t);
     if (r < 0)
         return r;
+    cit__key_cache_drop(ctx); /* it may be the object being evicted */
     ESYS_TR h = ESYS_TR_NONE;
     TSS2_RC rc = Esys_TR_FromTPMPublic(t->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &h);
     if (rc != TSS2_RC_SUCCESS)
@@ -847,7 +880,6 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
     }
     if (auth.size)
         Esys_TR_SetAuth(ctx->tpm->esys, h, &auth);
-    cit_memzero(&auth, sizeof auth);
     TPM2B_DIGEST dig = {.size = (UINT16)mdlen};
     memcpy(dig.buffer, md, mdlen);
     cit_sig_scheme sch = scheme_of(&o);
@@ -859,8 +891,25 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
     TPMT_SIGNATURE *sig = NULL;
     TSS2_RC rc = Esys_Sign(ctx->tpm->esys, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &dig,
                            &scheme, &ticket, &sig);
-    if (pers) /* a persistent handle's ESYS_TR would keep the auth value: drop it */
-        Esys_TR_SetAuth(ctx->tpm->esys, h, &(TPM2B_AUTH){0});
+    if (rc != TSS2_RC_SUCCESS && (rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
+        (cit__rc_base(rc) == TPM2_RC_HANDLE || cit__rc_base(rc) == TPM2_RC_REFERENCE_H0)) {
+        /* a key kept loaded from an earlier operation was flushed behind our back: load again */
+        ESYS_TR stale = h;
+        ctx->key_cache.h = ESYS_TR_NONE;
+        if (!pers)
+            Esys_TR_Close(ctx->tpm->esys, &stale);
+        h = ESYS_TR_NONE;
+        r = cit__key_load(ctx, &o, o.version, &h, &pers);
+        if (r < 0) {
+            cit_memzero(&auth, sizeof auth);
+            goto done;
+        }
+        if (auth.size)
+            Esys_TR_SetAuth(ctx->tpm->esys, h, &auth);
+        rc = Esys_Sign(ctx->tpm->esys, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &dig, &scheme, &ticket, &sig);
+    }
+    cit_memzero(&auth, sizeof auth);
+    Esys_TR_SetAuth(ctx->tpm->esys, h, &(TPM2B_AUTH){0}); /* ESYS keeps no copy of the password */
     cit__key_unload(ctx, &h, pers);
     if (rc != TSS2_RC_SUCCESS) {
         r = cit__tss_error(ctx->tpm, CIT_E_TPM_COMMAND, rc, "TPM2_Sign failed for %s", o.path);
@@ -1214,6 +1263,7 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
         goto done;
     }
     cit_store *s = ctx->store;
+    cit__key_cache_drop(ctx);
     cit_object_version v = {.version = o.version + 1};
     TPM2B_AUTH auth;
     r = need_auth(&o, auth_file, &auth);
