@@ -39,7 +39,9 @@ CLI_SRC = $(wildcard src/cli/*.c)
 LIB_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,$(BASIC_SRC) $(LIB_SRC))
 CLI_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,$(CLI_SRC))
 UNIT_SRC = $(wildcard tests/unit/test-*.c)
-UNIT_BIN = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz-*.c)
+UNIT_BIN = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC)) \
+           $(patsubst tests/fuzz/fuzz-%.c,$(B)/tests/test-fuzz-%,$(FUZZ_SRC))
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
@@ -61,6 +63,11 @@ $(B)/citadel: $(CLI_OBJ) $(B)/libcitadel.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libcitadel.a $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libcitadel.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< \
+	    $(B)/libcitadel.a $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+$(B)/tests/test-fuzz-%: tests/fuzz/fuzz-%.c $(B)/libcitadel.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< \
 	    $(B)/libcitadel.a $(LDLIBS) $(shell pkg-config --libs cmocka)
@@ -95,7 +102,7 @@ check-san:
 
 check-long: deps
 	$(MAKE) --no-print-directory all unit
-	B=$(B) CIT_LONG=1 tests/run.sh
+	B=$(B) CIT_LONG=1 CIT_FUZZ_ITERATIONS=200000 tests/run.sh
 
 demo: deps
 	$(MAKE) --no-print-directory all
