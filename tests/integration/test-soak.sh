@@ -47,7 +47,8 @@ test_fault_kill_during_operations() {
     citadel tpm key export-pub f/k --output pub.pem >/dev/null
     echo m >m
     for i in $(seq "$KILLS"); do
-        citadel tpm key sign f/k --input m --output "s.$i" >/dev/null 2>&1 &
+        # the binary itself, not the citadel() wrapper: the kill must hit the process that works
+        "$CITADEL_BIN" tpm key sign f/k --input m --output "s.$i" >/dev/null 2>&1 &
         pid=$!
         # between 0 and ~15 ms into the command
         sleep "0.00$((RANDOM % 10))$((RANDOM % 10))"
