@@ -236,6 +236,25 @@ static int load_object(cit_ctx *ctx, const cit_object *o, int version, int depth
             cit_error_context("handle", "0x%08x", o->persistent_handle);
             return CIT_E_STORE_INCONSISTENT;
         }
+        /* The handle must still hold this key: never sign with whatever was put there since. */
+        cit_object_version pv = {0};
+        TPM2B_NAME *name = NULL;
+        r = cit__version_get(ctx->store, o->id, version, &pv);
+        if (r == 0 && Esys_TR_GetName(t->esys, *out, &name) != TSS2_RC_SUCCESS)
+            r = cit_error_set(CIT_E_TPM_COMMAND, "cannot read the name of 0x%08x", o->persistent_handle);
+        if (r == 0 && (name->size != pv.name_len || memcmp(name->name, pv.name, pv.name_len) != 0)) {
+            r = cit_error_set(CIT_E_STORE_INCONSISTENT, "persistent handle 0x%08x holds another key, not %s",
+                              o->persistent_handle, o->path);
+            cit_error_cause("the object at the handle was evicted and replaced outside citadel");
+            cit_error_context("path", "%s", o->path);
+            cit_error_context("handle", "0x%08x", o->persistent_handle);
+        }
+        Esys_Free(name);
+        cit__version_clear(&pv);
+        if (r < 0) {
+            Esys_TR_Close(t->esys, out);
+            return r;
+        }
         *persistent = true;
         return 0;
     }
