@@ -239,7 +239,21 @@ int cit__tpm_open(cit_tpm **out, const cit_tpm_options *o) {
             conf = o->backend == CIT_BACKEND_SWTPM ? "swtpm:host=127.0.0.1,port=2321"
                                                    : "device:/dev/tpmrm0";
         t->tcti_conf = strdup(conf);
-        rc = Tss2_TctiLdr_Initialize(conf, &t->tcti);
+        /* Name the library itself for the common TCTIs: the loader otherwise probes several
+         * file names before it finds it, on every command. */
+        static const struct {
+            const char *prefix, *library;
+        } libs[] = {{"swtpm:", "libtss2-tcti-swtpm.so.0:"}, {"device:", "libtss2-tcti-device.so.0:"},
+                    {"mssim:", "libtss2-tcti-mssim.so.0:"}};
+        rc = TSS2_TCTI_RC_NOT_SUPPORTED;
+        for (size_t i = 0; i < ELEMENTSOF(libs); i++)
+            if (strncmp(conf, libs[i].prefix, strlen(libs[i].prefix)) == 0) {
+                char full[512];
+                snprintf(full, sizeof full, "%s%s", libs[i].library, conf + strlen(libs[i].prefix));
+                rc = Tss2_TctiLdr_Initialize(full, &t->tcti);
+            }
+        if (rc != TSS2_RC_SUCCESS)
+            rc = Tss2_TctiLdr_Initialize(conf, &t->tcti);
         if (rc != TSS2_RC_SUCCESS) {
             t->tcti = NULL;
             r = cit_error_set(o->backend == CIT_BACKEND_SWTPM ? CIT_E_TRANSPORT : CIT_E_BACKEND_UNAVAILABLE,
