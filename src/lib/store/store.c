@@ -47,7 +47,12 @@ int cit__store_exec(cit_store *s, const char *sql) {
 }
 
 int cit__store_begin(cit_store *s) { return cit__store_exec(s, "BEGIN IMMEDIATE"); }
-int cit__store_commit(cit_store *s) { return cit__store_exec(s, "COMMIT"); }
+int cit__store_commit(cit_store *s) {
+    int r = cit__store_exec(s, "COMMIT");
+    if (r == 0)
+        s->wrote = true;
+    return r;
+}
 void cit__store_rollback(cit_store *s) {
     if (s && s->db && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -232,6 +237,10 @@ fail:
 void cit__store_close(cit_store *s) {
     if (!s)
         return;
+    /* The writer folds its changes into the database file, so the many read-only commands
+     * that follow find an empty WAL (they never checkpoint themselves). */
+    if (s->db && s->wrote)
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     if (s->db)
         sqlite3_close_v2(s->db);
     free(s->path);

@@ -16,6 +16,7 @@ typedef struct cit_store {
     char *path;
     int schema_version;
     char actor[64]; /* recorded in the operation log */
+    bool wrote;     /* a write transaction committed: checkpoint the WAL at close */
 } cit_store;
 
 /* Opens an existing store (CIT_E_NOT_INITIALIZED when the file does not exist) or, with
