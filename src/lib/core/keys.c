@@ -890,15 +890,6 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
     r = need_auth(&o, opt->auth_file, &auth);
     if (r < 0)
         goto done;
-    ESYS_TR h = ESYS_TR_NONE;
-    bool pers = false;
-    r = cit__key_load(ctx, &o, o.version, &h, &pers);
-    if (r < 0) {
-        cit_memzero(&auth, sizeof auth);
-        goto done;
-    }
-    if (auth.size)
-        Esys_TR_SetAuth(ctx->tpm->esys, h, &auth);
     TPM2B_DIGEST dig = {.size = (UINT16)mdlen};
     memcpy(dig.buffer, md, mdlen);
     cit_sig_scheme sch = scheme_of(&o);
@@ -908,26 +899,30 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
     scheme.details.any.hashAlg = halg;
     TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK, .hierarchy = TPM2_RH_NULL};
     TPMT_SIGNATURE *sig = NULL;
-    TSS2_RC rc = Esys_Sign(ctx->tpm->esys, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &dig,
-                           &scheme, &ticket, &sig);
-    if (rc != TSS2_RC_SUCCESS && (rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
-        (cit__rc_base(rc) == TPM2_RC_HANDLE || cit__rc_base(rc) == TPM2_RC_REFERENCE_H0)) {
-        /* a key kept loaded from an earlier operation was flushed behind our back: load again */
-        ESYS_TR stale = h;
-        ctx->key_cache.h = ESYS_TR_NONE;
-        if (!pers)
-            Esys_TR_Close(ctx->tpm->esys, &stale);
-        h = ESYS_TR_NONE;
+    ESYS_TR h = ESYS_TR_NONE;
+    bool pers = false;
+    TSS2_RC rc = TSS2_RC_SUCCESS;
+    for (int attempt = 0; attempt < 2; attempt++) {
         r = cit__key_load(ctx, &o, o.version, &h, &pers);
-        if (r < 0) {
-            cit_memzero(&auth, sizeof auth);
-            goto done;
-        }
+        if (r < 0)
+            break;
         if (auth.size)
             Esys_TR_SetAuth(ctx->tpm->esys, h, &auth);
-        rc = Esys_Sign(ctx->tpm->esys, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &dig, &scheme, &ticket, &sig);
+        rc = Esys_Sign(ctx->tpm->esys, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &dig, &scheme, &ticket,
+                       &sig);
+        bool stale = rc != TSS2_RC_SUCCESS && (rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
+                     (cit__rc_base(rc) == TPM2_RC_HANDLE || cit__rc_base(rc) == TPM2_RC_REFERENCE_H0);
+        if (!stale || attempt > 0)
+            break;
+        /* a key kept loaded from an earlier operation was flushed behind our back: load again */
+        ctx->key_cache.h = ESYS_TR_NONE;
+        if (!pers)
+            Esys_TR_Close(ctx->tpm->esys, &h);
+        h = ESYS_TR_NONE;
     }
     cit_memzero(&auth, sizeof auth);
+    if (r < 0)
+        goto done;
     Esys_TR_SetAuth(ctx->tpm->esys, h, &(TPM2B_AUTH){0}); /* ESYS keeps no copy of the password */
     cit__key_unload(ctx, &h, pers);
     if (rc != TSS2_RC_SUCCESS) {

@@ -683,15 +683,11 @@ _public_ int cit_workspace_capabilities(json_t **out, cit_ctx *ctx) {
     cit_error_clear();
     cit_store *s;
     cit_tpm *t;
-    int r = cit__ctx_store(ctx, &s);
-    if (r < 0)
-        return r;
-    if (ctx->plan) {
-        static const char *const ops[] = {"TPM2_GetCapability (algorithms, curves, PCRs, properties)",
-                                          "TPM2_TestParms (each key algorithm)", NULL};
-        *out = cit__plan("read the TPM's capabilities (reads only)", ops);
-        return 0;
-    }
+    static const char *const ops[] = {"TPM2_GetCapability (algorithms, curves, PCRs, properties)",
+                                      "TPM2_TestParms (each key algorithm)", NULL};
+    int r = cit__ctx_store_or_plan(ctx, &s, out, "read the TPM's capabilities (reads only)", ops);
+    if (r != 0)
+        return r < 0 ? r : 0;
     r = cit__ctx_tpm(ctx, &t);
     if (r < 0)
         return r;
@@ -1196,14 +1192,10 @@ _public_ int cit_lockout_show(json_t **out, cit_ctx *ctx) {
     cit_error_clear();
     cit_store *s;
     cit_tpm *t;
-    int r = cit__ctx_store(ctx, &s);
-    if (r < 0)
-        return r;
-    if (ctx->plan) {
-        static const char *const ops[] = {"TPM2_GetCapability (lockout properties)", NULL};
-        *out = cit__plan("show the dictionary-attack state (reads only)", ops);
-        return 0;
-    }
+    static const char *const ops[] = {"TPM2_GetCapability (lockout properties)", NULL};
+    int r = cit__ctx_store_or_plan(ctx, &s, out, "show the dictionary-attack state (reads only)", ops);
+    if (r != 0)
+        return r < 0 ? r : 0;
     r = cit__ctx_tpm(ctx, &t);
     if (r < 0)
         return r;
