@@ -3,17 +3,6 @@
 # or newer stores, damaged or missing vTPM state, bad global options, unreachable swtpm. Each
 # failure must name the right code and exit status, and leave files and workspace untouched.
 
-# The system python starts much faster than a pyenv shim; the assertions run it often.
-if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
-    python3() { /usr/bin/python3 "$@"; }
-fi
-
-doctor_consistent() {
-    local d
-    d=$(citadel tpm --json doctor) || fail "doctor failed: $d"
-    assert_eq "$(printf '%s' "$d" | json - '[d["consistent"], d["failed"]]')" "[true, 0]" "doctor consistent, no failed check"
-}
-
 # The objects and their versions, for before/after comparisons.
 objects_snapshot() {
     citadel tpm --json object list

@@ -5,11 +5,6 @@
 
 # ---- helpers (local to this file) ----
 
-# The system python starts much faster than a pyenv shim; the assertions run it often.
-if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
-    python3() { /usr/bin/python3 "$@"; }
-fi
-
 # jrun ARGS...: `citadel tpm --json ARGS`, must succeed and carry schema_version 1; the
 # document is left in $J (a file) and printed nowhere.
 jrun() {
@@ -78,13 +73,6 @@ expect_fail_json() {
     # errors go to stderr, in JSON too; stdout stays empty
     assert_eq "$OUT" "" "stdout of failing '$*'"
     assert_eq "$(ejson 'd["error"]["code"]')" "$want_code" "error code of '$*'"
-}
-
-doctor_consistent() {
-    local d
-    d=$(citadel tpm --json doctor) || fail "doctor failed: $d"
-    assert_eq "$(printf '%s' "$d" | json - 'd["consistent"]')" true "doctor consistent"
-    assert_eq "$(printf '%s' "$d" | json - 'd["failed"]')" 0 "doctor failed checks: $d"
 }
 
 # ---- output formats ----

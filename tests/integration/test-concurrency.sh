@@ -2,17 +2,6 @@
 # Several citadel processes on one vtpm workspace at once: the lock on <store>.tpmstate.lock
 # serialises them; every operation must succeed and the store and TPM must stay consistent.
 
-# The system python starts much faster than a pyenv shim.
-if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
-    python3() { /usr/bin/python3 "$@"; }
-fi
-
-doctor_consistent() {
-    local d
-    d=$(citadel tpm --json doctor) || fail "doctor failed: $d"
-    assert_eq "$(printf '%s' "$d" | json - '[d["consistent"], d["failed"]]')" "[true, 0]" "doctor consistent, no failed check"
-}
-
 # wait_all PID...: waits for every pid; fails if any exited non-zero.
 wait_all() {
     local p bad=0

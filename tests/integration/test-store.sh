@@ -2,11 +2,6 @@
 # The store as a file: SQLite settings, schema, the operation log, file modes, where it lives
 # by default, and the environment overrides.
 
-# The system python starts much faster than a pyenv shim; the assertions run it often.
-if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
-    python3() { /usr/bin/python3 "$@"; }
-fi
-
 # sql DB QUERY: the rows of QUERY as Python reprs, one per line (read-only connection).
 sql() {
     python3 -c 'import sqlite3, sys

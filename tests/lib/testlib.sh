@@ -14,6 +14,11 @@ CITADEL_BIN="$ROOT/$B/citadel"
 
 citadel() { "$CITADEL_BIN" "$@"; }
 
+# The system python starts much faster than a pyenv shim; the assertions run it often.
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
+    python3() { /usr/bin/python3 "$@"; }
+fi
+
 fail() {
     echo "    assertion failed: $*" >&2
     exit 1
@@ -101,6 +106,13 @@ stop_swtpm() {
         wait "$SWTPM_BG" 2>/dev/null || true
         SWTPM_BG=
     fi
+}
+
+# doctor finds the store and the TPM consistent, with no failed check.
+doctor_consistent() {
+    local d
+    d=$(citadel tpm --json doctor) || fail "doctor failed: $d"
+    assert_eq "$(printf '%s' "$d" | json - '[d["consistent"], d["failed"]]')" "[true, 0]" "doctor consistent, no failed check"
 }
 
 # A workspace with the embedded vTPM in $T.
