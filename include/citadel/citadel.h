@@ -93,6 +93,21 @@ int cit_key_export_pub(json_t **out, cit_ctx *ctx, const char *path, const char 
 /* auth_file: the key's password when it has one (the new version gets the same). */
 int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file);
 
+/* ---- PCRs and baselines ---- */
+/* bank: sha1|sha256 (default)|sha384|sha512; indices: "0,7,11", "0-7", NULL = all. */
+int cit_pcr_show(json_t **out, cit_ctx *ctx, const char *bank, const char *indices);
+/* Extends PCR index with the digest of data_file, or with digest_hex (exactly one). */
+int cit_pcr_extend(json_t **out, cit_ctx *ctx, uint32_t index, const char *data_file, const char *digest_hex,
+                   const char *bank);
+/* Resets a resettable PCR (16-23). */
+int cit_pcr_reset(json_t **out, cit_ctx *ctx, uint32_t index);
+/* A baseline is a named set of PCR values (default PCRs 0-7 of sha256), kept in the store. */
+int cit_baseline_save(json_t **out, cit_ctx *ctx, const char *name, const char *indices, const char *bank);
+/* Compares a baseline with the PCRs now; *changed tells whether any differ. */
+int cit_baseline_diff(json_t **out, cit_ctx *ctx, const char *name, bool *changed);
+int cit_baseline_list(json_t **out, cit_ctx *ctx);
+int cit_baseline_delete(json_t **out, cit_ctx *ctx, const char *name);
+
 /* ---- dictionary-attack protection ---- */
 int cit_lockout_show(json_t **out, cit_ctx *ctx);
 /* TPM2_DictionaryAttackLockReset with the lockout authorization (empty unless auth_file). */

@@ -16,6 +16,7 @@ const cli_noun cli_nouns[] = {
     {"capabilities", "algorithms, curves, PCR banks and limits, read from the TPM", cli_verbs_capabilities},
     {"key", "signing and storage keys: create, sign, verify, export, rotate, delete", cli_verbs_key},
     {"object", "every object in the store: list, tree, dependents, rename, retire", cli_verbs_object},
+    {"pcr", "PCR values, extend and reset, and PCR baselines", cli_verbs_pcr},
     {"workspace", "workspace information, export and import", cli_verbs_workspace},
     {"lockout", "dictionary-attack counter and lockout recovery", cli_verbs_lockout},
     {"log", "the operation log", cli_verbs_log},
@@ -260,7 +261,7 @@ int cli_run(cli_env *env, int argc, char **argv) {
             n = x;
     if (!n) {
         usage_error(NULL, NULL, "unknown command", argv[0]);
-        cit_error_cause("commands: init, status, doctor, capabilities, key, object, workspace, lockout, log, debug, "
+        cit_error_cause("commands: init, status, doctor, capabilities, key, object, pcr, workspace, lockout, log, debug, "
                         "explain, completions, batch");
         cit_error_render(stderr, cit_error_last(), env->fmt);
         return 2;
