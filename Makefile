@@ -76,7 +76,7 @@ $(B)/bench/%: bench/%.c $(B)/libcitadel.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libcitadel.a $(LDLIBS)
 
-$(B)/gen-errors: scripts/gen-errors.c src/lib/diag/error.c
+$(B)/gen-errors: scripts/gen-errors.c src/lib/diag/error.c src/lib/diag/codes.def
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ scripts/gen-errors.c src/lib/diag/error.c
 

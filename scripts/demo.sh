@@ -26,6 +26,20 @@ step "$CITADEL" tpm key export-pub signing/release --output release.pub.pem
 step openssl dgst -sha256 -verify release.pub.pem -signature release.sig release.txt
 step "$CITADEL" tpm key verify signing/release --input release.txt --signature release.sig
 step "$CITADEL" tpm key export-pub signing/release --export-for ssh
+
+echo
+echo "A secret sealed to PCR 7: the TPM releases it only while PCR 7 keeps its value."
+printf 'database password: correct horse battery staple\n' >secret.txt
+step "$CITADEL" tpm secret seal db/password --input secret.txt --pcr 7
+step "$CITADEL" tpm secret unseal db/password
+printf 'new bootloader\n' >bootloader.bin
+step "$CITADEL" tpm pcr extend --index 7 --data bootloader.bin
+printf '\n\033[1m$ %s\033[0m\n' "$CITADEL tpm secret unseal db/password    # PCR 7 changed: the TPM refuses"
+if "$CITADEL" tpm secret unseal db/password; then
+    echo "demo: the TPM unsealed after PCR 7 changed; that must not happen" >&2
+    exit 1
+fi
 step "$CITADEL" tpm status
 echo
-echo "Demo complete: the signature made in the TPM verified with openssl."
+echo "Demo complete: the signature made in the TPM verified with openssl, and the sealed secret"
+echo "was refused by the TPM once PCR 7 changed."

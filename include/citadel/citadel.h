@@ -108,6 +108,16 @@ int cit_baseline_diff(json_t **out, cit_ctx *ctx, const char *name, bool *change
 int cit_baseline_list(json_t **out, cit_ctx *ctx);
 int cit_baseline_delete(json_t **out, cit_ctx *ctx, const char *name);
 
+/* ---- sealed secrets ---- */
+/* Seals the contents of input (at most 1 MiB; "-" = stdin) at path. pcrs (e.g. "0,7") binds it
+ * to the PCR values now (bank default sha256): the TPM unseals only while they hold. */
+int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const char *input, const char *pcrs,
+                    const char *bank);
+/* Unseals: *secret is the caller's and must be wiped (cit_memzero) and freed. A policy that
+ * is not met is CIT_E_POLICY_FAIL, naming the PCRs that changed. */
+int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, uint8_t **secret, size_t *secret_len);
+int cit_secret_list(json_t **out, cit_ctx *ctx);
+
 /* ---- dictionary-attack protection ---- */
 int cit_lockout_show(json_t **out, cit_ctx *ctx);
 /* TPM2_DictionaryAttackLockReset with the lockout authorization (empty unless auth_file). */
@@ -119,6 +129,8 @@ int cit_object_tree(json_t **out, cit_ctx *ctx);
 int cit_object_dependents(json_t **out, cit_ctx *ctx, const char *path);
 int cit_object_rename(json_t **out, cit_ctx *ctx, const char *from, const char *to);
 int cit_object_set_status(json_t **out, cit_ctx *ctx, const char *path, bool active);
+/* Deletes an object of the given kind (NULL: any), its dependents with force. */
+int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, const char *kind, bool force);
 
 #ifdef __cplusplus
 }

@@ -18,7 +18,7 @@ static int do_activate(cli_env *e, const cli_args *a, json_t **out) {
     return cit_object_set_status(out, e->ctx, a->pos[0], true);
 }
 static int do_delete(cli_env *e, const cli_args *a, json_t **out) {
-    return cit_key_delete(out, e->ctx, a->pos[0], cli_flag(a, "force"));
+    return cit_object_delete(out, e->ctx, a->pos[0], NULL, cli_flag(a, "force"));
 }
 
 const cli_verb cli_verbs_object[] = {

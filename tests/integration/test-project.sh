@@ -11,7 +11,8 @@ test_no_banned_libc_calls() {
 }
 
 test_every_code_is_explained() {
-    for n in $(seq 1 43); do
+    last=$(grep -c "^CIT_CODE(" "$ROOT/src/lib/diag/codes.def")
+    for n in $(seq 1 "$last"); do
         code=$(printf 'TPM%04d' "$n")
         out=$(citadel tpm explain "$code")
         assert_contains "$out" "$code"

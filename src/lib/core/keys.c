@@ -1064,11 +1064,19 @@ int cit__collect_dependents(cit_store *s, int64_t id, json_t *acc, int depth) {
 }
 
 _public_ int cit_key_delete(json_t **out, cit_ctx *ctx, const char *path, bool force) {
+    return cit_object_delete(out, ctx, path, "key", force);
+}
+
+_public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, const char *kind, bool force) {
     cit_error_clear();
     cit_object o = {0};
     int r = cit__ctx_find(ctx, path, &o);
-    if (r < 0)
+    if (r == 0 && kind)
+        r = cit__require_kind(&o, kind);
+    if (r < 0) {
+        cit__object_clear(&o);
         return r;
+    }
     cit_store *s = ctx->store;
     json_t *deps = json_array();
     r = cit__collect_dependents(s, o.id, deps, 0);

@@ -24,6 +24,7 @@ void cit__version_clear(cit_object_version *v) {
     free(v->pub);
     free(v->priv);
     free(v->name);
+    free(v->payload);
     memset(v, 0, sizeof(*v));
 }
 
@@ -182,7 +183,7 @@ static int dup_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *len) {
 int cit__version_get(cit_store *s, int64_t object_id, int version, cit_object_version *out) {
     sqlite3_stmt *st;
     int r = cit__store_prepare(s, &st,
-                               "SELECT version, tpm_public, tpm_private, tpm_name, created_at, parent_version FROM "
+                               "SELECT version, tpm_public, tpm_private, tpm_name, created_at, parent_version, payload FROM "
                                "object_versions WHERE object_id = ? AND version = ?");
     if (r < 0)
         return r;
@@ -194,6 +195,11 @@ int cit__version_get(cit_store *s, int64_t object_id, int version, cit_object_ve
         v.version = sqlite3_column_int(st, 0);
         v.created_at = sqlite3_column_int64(st, 4);
         v.parent_version = sqlite3_column_int(st, 5);
+        if (sqlite3_column_type(st, 6) == SQLITE_BLOB && (r = dup_blob(st, 6, &v.payload, &v.payload_len)) < 0) {
+            sqlite3_finalize(st);
+            cit__version_clear(&v);
+            return r;
+        }
         if ((r = dup_blob(st, 1, &v.pub, &v.pub_len)) == 0 && (r = dup_blob(st, 2, &v.priv, &v.priv_len)) == 0)
             r = dup_blob(st, 3, &v.name, &v.name_len);
         if (r == 0) {
@@ -214,8 +220,8 @@ int cit__version_insert(cit_store *s, int64_t object_id, const cit_object_versio
     sqlite3_stmt *st;
     int r = cit__store_prepare(s, &st,
                                "INSERT INTO object_versions(object_id, version, tpm_public, "
-                               "tpm_private, tpm_name, created_at, parent_version) "
-                               "VALUES(?, ?, ?, ?, ?, ?, ?)");
+                               "tpm_private, tpm_name, created_at, parent_version, payload) "
+                               "VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
     if (r < 0)
         return r;
     sqlite3_bind_int64(st, 1, object_id);
@@ -228,6 +234,10 @@ int cit__version_insert(cit_store *s, int64_t object_id, const cit_object_versio
         sqlite3_bind_int(st, 7, v->parent_version);
     else
         sqlite3_bind_null(st, 7);
+    if (v->payload)
+        sqlite3_bind_blob(st, 8, v->payload, (int)v->payload_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 8);
     if (sqlite3_step(st) != SQLITE_DONE)
         r = cit__store_error(s, "cannot store the object version");
     sqlite3_finalize(st);

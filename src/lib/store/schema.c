@@ -47,6 +47,8 @@ const char *const cit__store_migrations[] = {
     /* 2: the parent version a key version was wrapped under, so rotating a storage key keeps
      * the keys below it loadable */
     "ALTER TABLE object_versions ADD COLUMN parent_version INTEGER;\n",
+    /* 3: ciphertext kept beside a sealed key (secrets larger than the TPM seals directly) */
+    "ALTER TABLE object_versions ADD COLUMN payload BLOB;\n",
 };
 
 const int cit__store_n_migrations = sizeof(cit__store_migrations) / sizeof(cit__store_migrations[0]);

@@ -69,6 +69,8 @@ typedef struct cit_object_version {
     size_t pub_len, priv_len, name_len;
     int64_t created_at;
     int parent_version; /* the parent's version it was created under; 0: the SRK / unknown */
+    uint8_t *payload;   /* envelope ciphertext of a large sealed secret, or NULL */
+    size_t payload_len;
 } cit_object_version;
 
 void cit__object_clear(cit_object *o);
