@@ -297,7 +297,15 @@ static int do_batch(cli_env *e, const cli_args *a, json_t **out) {
         }
         if (ran++ && e->fmt == CIT_FORMAT_TEXT)
             fputc('\n', stdout); /* a blank line between the commands' results */
+        /* options after a verb (--json, --plan, ...) hold for that line only */
+        cli_env saved = *e;
         int st = cli_run(e, argc - k, argv + k);
+        e->fmt = saved.fmt;
+        e->verbose = saved.verbose;
+        if (e->plan != saved.plan) {
+            e->plan = saved.plan;
+            cit_ctx_set_plan(e->ctx, saved.plan);
+        }
         if (st != 0) {
             failed++;
             status = st;

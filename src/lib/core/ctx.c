@@ -48,8 +48,8 @@ _public_ int cit_ctx_new(cit_ctx **out, const cit_ctx_options *o) {
         ctx->store_path = strdup(":memory:");
     else
         ctx->store_path = o && o->store_path && *o->store_path ? strdup(o->store_path) : default_store_path();
-    size_t n = strlen(ctx->store_path) + 16;
-    ctx->state_path = malloc(n);
+    size_t n = ctx->store_path ? strlen(ctx->store_path) + 16 : 0;
+    ctx->state_path = n ? malloc(n) : NULL;
     if (!ctx->store_path || !ctx->state_path) {
         cit_ctx_close(ctx);
         return cit_error_set(CIT_E_INTERNAL, "out of memory");

@@ -336,9 +336,20 @@ int cit__key_load(cit_ctx *ctx, const cit_object *o, int version, ESYS_TR *out, 
     bool want_persistent = o->persistent_handle && version == o->version;
     if (ctx->key_cache.h != ESYS_TR_NONE && ctx->tpm && ctx->key_cache.id == o->id &&
         ctx->key_cache.version == version && ctx->key_cache.persistent == want_persistent) {
-        *out = ctx->key_cache.h;
-        *persistent = ctx->key_cache.persistent;
-        return 0;
+        /* the same object, not one that took its place: compare the TPM names */
+        TPM2B_NAME *name = NULL;
+        cit_object_version v = {0};
+        bool same = cit__version_get(ctx->store, o->id, version, &v) == 0 &&
+                    Esys_TR_GetName(ctx->tpm->esys, ctx->key_cache.h, &name) == TSS2_RC_SUCCESS &&
+                    name->size == v.name_len && memcmp(name->name, v.name, v.name_len) == 0;
+        Esys_Free(name);
+        cit__version_clear(&v);
+        cit_error_clear();
+        if (same) {
+            *out = ctx->key_cache.h;
+            *persistent = ctx->key_cache.persistent;
+            return 0;
+        }
     }
     cit__key_cache_drop(ctx); /* its slot is needed more than it is */
     int r = load_object(ctx, o, version, 0, out, persistent);
@@ -506,10 +517,11 @@ static int evict(cit_ctx *ctx, uint32_t handle) {
     ESYS_TR none = ESYS_TR_NONE;
     rc = Esys_EvictControl(t->esys, ESYS_TR_RH_OWNER, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                            handle, &none);
-    if (rc != TSS2_RC_SUCCESS) {
-        Esys_TR_Close(t->esys, &h);
+    /* ESYS keeps the evicted handle's metadata until closed: a later object at the same handle
+     * would otherwise not match it */
+    Esys_TR_Close(t->esys, &h);
+    if (rc != TSS2_RC_SUCCESS)
         return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot evict persistent handle 0x%08x", handle);
-    }
     return 0;
 }
 
@@ -662,8 +674,11 @@ _public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_opt
         r = cit__store_commit(s);
     if (r < 0) {
         cit__store_rollback(s);
-        if (o.persistent_handle)
+        if (o.persistent_handle) { /* undo, reporting the failure that made us undo */
+            cit_error saved = *cit_error_last();
             evict(ctx, o.persistent_handle);
+            cit_error_restore(&saved);
+        }
         goto done;
     }
     v.created_at = o.created_at;
@@ -916,8 +931,7 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
             break;
         /* a key kept loaded from an earlier operation was flushed behind our back: load again */
         ctx->key_cache.h = ESYS_TR_NONE;
-        if (!pers)
-            Esys_TR_Close(ctx->tpm->esys, &h);
+        Esys_TR_Close(ctx->tpm->esys, &h);
         h = ESYS_TR_NONE;
     }
     cit_memzero(&auth, sizeof auth);
@@ -1115,20 +1129,31 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
         json_object_set_new(*out, "would_delete", paths);
         goto done;
     }
+    /* Persistent handles to evict, and the TPM opened before the store is locked for writing:
+     * every command takes the TPM lock first, then the store's. */
+    uint32_t handles[64];
+    size_t nh = 0;
+    size_t i;
+    json_t *d;
+    json_array_foreach(deps, i, d) {
+        cit_object x = {0};
+        if (cit__object_get(s, json_integer_value(json_object_get(d, "id")), &x) == 0 && x.persistent_handle &&
+            nh < ELEMENTSOF(handles))
+            handles[nh++] = x.persistent_handle;
+        cit__object_clear(&x);
+    }
+    cit_error_clear();
+    cit_tpm *t = NULL;
+    if (nh && (r = cit__ctx_tpm(ctx, &t)) < 0)
+        goto done;
+    cit__key_cache_drop(ctx);
     r = cit__store_begin(s);
     if (r < 0)
         goto done;
     json_t *deleted = json_array();
-    size_t i;
-    json_t *d;
-    bool evicted = false;
     json_array_foreach(deps, i, d) {
         cit_object x = {0};
         r = cit__object_get(s, json_integer_value(json_object_get(d, "id")), &x);
-        if (r == 0 && x.persistent_handle) {
-            r = evict(ctx, x.persistent_handle);
-            evicted = true;
-        }
         if (r == 0)
             r = cit__object_delete(s, x.id);
         if (r == 0) {
@@ -1142,8 +1167,6 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
         if (r < 0)
             break;
     }
-    if (r == 0 && evicted)
-        r = cit__ctx_tpm_sync(ctx);
     if (r == 0)
         r = cit__store_commit(s);
     if (r < 0) {
@@ -1151,7 +1174,26 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
         json_decref(deleted);
         goto done;
     }
+    /* The store no longer names them: evict. A handle that cannot be evicted now is an
+     * orphan `doctor` reports, never a store entry pointing at nothing. */
+    json_t *warnings = json_array();
+    for (size_t k = 0; k < nh; k++)
+        if (evict(ctx, handles[k]) < 0) {
+            json_array_append_new(warnings, json_sprintf("persistent handle 0x%08x was not evicted: %s", handles[k],
+                                                         cit_error_last()->message));
+            cit_error_clear();
+        }
+    if (nh && cit__ctx_tpm_sync(ctx) < 0) {
+        json_array_append_new(warnings, json_sprintf("the TPM state was not saved: %s", cit_error_last()->message));
+        cit_error_clear();
+    }
+    r = 0;
     *out = json_pack("{s:s,s:o}", "path", path, "deleted", deleted);
+    if (json_array_size(warnings))
+        json_object_set_new(*out, "warnings", warnings);
+    else
+        json_decref(warnings);
+    goto done;
 done:
     json_decref(deps);
     cit__object_clear(&o);
@@ -1264,6 +1306,39 @@ done:
     return r;
 }
 
+/* Signs a zero digest with the current version and auth: the TPM says whether auth is the
+ * key's password (a wrong one counts towards lockout, as any wrong password does). */
+static int prove_auth(cit_ctx *ctx, const cit_object *o, const TPM2B_AUTH *auth) {
+    ESYS_TR h = ESYS_TR_NONE;
+    bool pers = false;
+    int r = cit__key_load(ctx, o, o->version, &h, &pers);
+    if (r < 0)
+        return r;
+    Esys_TR_SetAuth(ctx->tpm->esys, h, auth);
+    TPMI_ALG_HASH halg;
+    cit__hash_from_name(cit__key_default_hash(o->algorithm), &halg);
+    TPM2B_DIGEST dig = {.size = (UINT16)cit__hash_size(halg)};
+    cit_sig_scheme sch = scheme_of(o);
+    TPMT_SIG_SCHEME scheme = {.scheme = sch == CIT_SCHEME_ECDSA    ? TPM2_ALG_ECDSA
+                                        : sch == CIT_SCHEME_RSAPSS ? TPM2_ALG_RSAPSS
+                                                                   : TPM2_ALG_RSASSA};
+    scheme.details.any.hashAlg = halg;
+    TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK, .hierarchy = TPM2_RH_NULL};
+    TPMT_SIGNATURE *sig = NULL;
+    TSS2_RC rc = Esys_Sign(ctx->tpm->esys, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &dig, &scheme, &ticket,
+                           &sig);
+    Esys_Free(sig);
+    Esys_TR_SetAuth(ctx->tpm->esys, h, &(TPM2B_AUTH){0});
+    cit__key_unload(ctx, &h, pers);
+    cit__key_cache_drop(ctx);
+    if (rc != TSS2_RC_SUCCESS) {
+        r = cit__tss_error(ctx->tpm, CIT_E_TPM_COMMAND, rc, "the password for %s was not accepted", o->path);
+        cit_error_context("path", "%s", o->path);
+        return r;
+    }
+    return 0;
+}
+
 _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file) {
     cit_error_clear();
     cit_object o = {0};
@@ -1291,6 +1366,14 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
     r = need_auth(&o, auth_file, &auth);
     if (r < 0)
         goto done_v;
+    if (auth.size) {
+        /* the new version takes this password: prove it is the key's, with the TPM */
+        r = prove_auth(ctx, &o, &auth);
+        if (r < 0) {
+            cit_memzero(&auth, sizeof auth);
+            goto done_v;
+        }
+    }
     r = tpm_create_key(ctx, &o, &auth, &v);
     cit_memzero(&auth, sizeof auth);
     if (r < 0)
@@ -1300,12 +1383,17 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
         goto done_v;
     r = cit__version_insert(s, o.id, &v);
     int old = o.version;
+    uint32_t handle = o.persistent_handle;
+    bool swapped = false;
     o.version = v.version;
-    if (r == 0 && o.persistent_handle) {
-        uint32_t handle = o.persistent_handle;
+    if (r == 0 && handle) {
+        /* the new version takes the same handle (tools may know it by number); if anything
+         * below fails the old version is put back there */
         r = evict(ctx, handle);
-        if (r == 0)
+        if (r == 0) {
+            swapped = true;
             r = persist(ctx, &o, v.version, handle, &handle);
+        }
         if (r == 0)
             r = cit__ctx_tpm_sync(ctx);
     }
@@ -1318,8 +1406,20 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
     }
     if (r == 0)
         r = cit__store_commit(s);
+    json_t *warning = NULL;
     if (r < 0) {
         cit__store_rollback(s);
+        if (swapped) { /* put the old version back at its handle, reporting the first failure */
+            cit_error saved = *cit_error_last();
+            cit_object prev = o;
+            prev.version = old;
+            if (evict(ctx, handle) < 0 || persist(ctx, &prev, old, handle, &handle) < 0 || cit__ctx_tpm_sync(ctx) < 0) {
+                cit_error_restore(&saved);
+                cit_error_cause("the previous version could not be put back at 0x%08x: run `citadel tpm doctor`",
+                                handle);
+            } else
+                cit_error_restore(&saved);
+        }
         goto done_v;
     }
     v.created_at = o.updated_at;
@@ -1328,6 +1428,8 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
     json_object_del(vj, "version");
     json_object_update(j, vj);
     json_decref(vj);
+    if (warning)
+        json_object_set_new(j, "warning", warning);
     *out = j;
 done_v:
     cit__version_clear(&v);

@@ -102,7 +102,9 @@ int cit__object_insert(cit_store *s, cit_object *o) {
     int r = cit__store_prepare(
         s, &st,
         "INSERT INTO objects(path, status, version, persistent_handle, metadata, updated_at, kind, "
-        "algorithm, scheme, usage, parent_id, created_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "algorithm, scheme, usage, parent_id, created_at, id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        /* never reuse the id of a deleted object: the operation log still names it */
+        "max(coalesce((SELECT max(id) FROM objects), 0), coalesce((SELECT max(object_id) FROM events), 0)) + 1)");
     if (r < 0)
         return r;
     int64_t now = time(NULL);

@@ -176,8 +176,12 @@ int cit__store_open(cit_store **out, const char *path, bool create) {
     s->path = strdup(path);
     int flags = SQLITE_OPEN_READWRITE | (memory ? SQLITE_OPEN_MEMORY | SQLITE_OPEN_CREATE : SQLITE_OPEN_NOFOLLOW);
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
-        r = cit__store_error(s, "cannot open the store");
         r = cit_error_set(CIT_E_STORE_OPEN, "cannot open the store %s", path);
+        if (s->db) {
+            cit_error_cause("%s", sqlite3_errmsg(s->db));
+            cit_error_context("sqlite_code", "%d", sqlite3_extended_errcode(s->db));
+        }
+        cit_error_context("store", "%s", path);
         goto fail;
     }
     sqlite3_busy_timeout(s->db, 15000);

@@ -307,12 +307,16 @@ int cit__tcti_libtpms_shutdown(TSS2_TCTI_CONTEXT *tcti, cit_vtpm_state *out) {
     /* Ask libtpms for the current blobs too, in case it keeps some only in memory. */
     unsigned char *buf = NULL;
     uint32_t len = 0;
+    /* these buffers hold the TPM's seeds: wiped before they are freed */
     if (TPMLIB_GetState(TPMLIB_STATE_PERMANENT, &buf, &len) == TPM_SUCCESS && buf && len)
         blob_put(&cb_state, TPM_PERMANENT_ALL_NAME, buf, len);
+    cit_memzero(buf, buf ? len : 0);
     free(buf);
     buf = NULL;
+    len = 0;
     if (TPMLIB_GetState(TPMLIB_STATE_SAVE_STATE, &buf, &len) == TPM_SUCCESS && buf && len)
         blob_put(&cb_state, TPM_SAVESTATE_NAME, buf, len);
+    cit_memzero(buf, buf ? len : 0);
     free(buf);
     int r = state_copy(out, &cb_state);
     pthread_mutex_unlock(&tpm_lock);
