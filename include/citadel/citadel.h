@@ -118,6 +118,20 @@ int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const char *in
 int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, uint8_t **secret, size_t *secret_len);
 int cit_secret_list(json_t **out, cit_ctx *ctx);
 
+/* ---- NV indices ---- */
+/* type: ordinary (size bytes), counter, bits (8 bytes), extend (32 bytes, sha256). A password
+ * (auth_file) makes the index dictionary-attack protected. Indices are write-lockable. */
+int cit_nv_define(json_t **out, cit_ctx *ctx, const char *path, uint32_t size, const char *type,
+                  const char *auth_file);
+int cit_nv_write(json_t **out, cit_ctx *ctx, const char *path, const char *input, uint32_t offset,
+                 const char *auth_file);
+/* *data is the caller's (free). */
+int cit_nv_read(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file, uint8_t **data, size_t *len);
+int cit_nv_increment(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file);
+int cit_nv_extend(json_t **out, cit_ctx *ctx, const char *path, const char *input, const char *auth_file);
+int cit_nv_lock(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file);
+int cit_nv_list(json_t **out, cit_ctx *ctx);
+
 /* ---- dictionary-attack protection ---- */
 int cit_lockout_show(json_t **out, cit_ctx *ctx);
 /* TPM2_DictionaryAttackLockReset with the lockout authorization (empty unless auth_file). */

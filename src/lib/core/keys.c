@@ -1137,9 +1137,12 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
     json_t *d;
     json_array_foreach(deps, i, d) {
         cit_object x = {0};
-        if (cit__object_get(s, json_integer_value(json_object_get(d, "id")), &x) == 0 && x.persistent_handle &&
-            nh < ELEMENTSOF(handles))
-            handles[nh++] = x.persistent_handle;
+        if (cit__object_get(s, json_integer_value(json_object_get(d, "id")), &x) == 0 && nh < ELEMENTSOF(handles)) {
+            if (x.persistent_handle)
+                handles[nh++] = x.persistent_handle;
+            else if (cit__nv_handle_of(&x))
+                handles[nh++] = cit__nv_handle_of(&x);
+        }
         cit__object_clear(&x);
     }
     cit_error_clear();
@@ -1178,8 +1181,8 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
      * orphan `doctor` reports, never a store entry pointing at nothing. */
     json_t *warnings = json_array();
     for (size_t k = 0; k < nh; k++)
-        if (evict(ctx, handles[k]) < 0) {
-            json_array_append_new(warnings, json_sprintf("persistent handle 0x%08x was not evicted: %s", handles[k],
+        if ((handles[k] >> 24 == TPM2_HT_NV_INDEX ? cit__nv_undefine(ctx, handles[k]) : evict(ctx, handles[k])) < 0) {
+            json_array_append_new(warnings, json_sprintf("TPM handle 0x%08x was not removed: %s", handles[k],
                                                          cit_error_last()->message));
             cit_error_clear();
         }

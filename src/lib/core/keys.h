@@ -21,3 +21,6 @@ int cit__digest_file(TPMI_ALG_HASH alg, const char *path, uint64_t max, uint8_t 
 int cit__collect_dependents(cit_store *s, int64_t id, json_t *acc, int depth);
 /* Reads a password file (at most 32 bytes, one trailing newline dropped) into out. */
 int cit__read_auth(const char *file, TPM2B_AUTH *out);
+/* NV: the index an "nv" object defines (0 if none); undefine it (0 when already gone). */
+uint32_t cit__nv_handle_of(const cit_object *o);
+int cit__nv_undefine(cit_ctx *ctx, uint32_t handle);
