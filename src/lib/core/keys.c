@@ -550,9 +550,14 @@ static json_t *version_json(const cit_object_version *v, bool with_pem) {
     return j;
 }
 
+/* On failure *o is left empty (nothing for the caller to free). */
 static int find_key(cit_ctx *ctx, const char *path, cit_object *o) {
     int r = cit__ctx_find(ctx, path, o);
-    return r < 0 ? r : cit__require_kind(o, "key");
+    if (r == 0)
+        r = cit__require_kind(o, "key");
+    if (r < 0)
+        cit__object_clear(o);
+    return r;
 }
 
 _public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_options *opt) {
