@@ -21,6 +21,8 @@ struct cit_ctx {
         int version;
         bool persistent;
         ESYS_TR h;
+        uint8_t name[sizeof(TPMU_NAME) + 2]; /* the TPM name of what is loaded */
+        size_t name_len;
     } key_cache;
 };
 

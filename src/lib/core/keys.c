@@ -336,13 +336,11 @@ int cit__key_load(cit_ctx *ctx, const cit_object *o, int version, ESYS_TR *out, 
     bool want_persistent = o->persistent_handle && version == o->version;
     if (ctx->key_cache.h != ESYS_TR_NONE && ctx->tpm && ctx->key_cache.id == o->id &&
         ctx->key_cache.version == version && ctx->key_cache.persistent == want_persistent) {
-        /* the same object, not one that took its place: compare the TPM names */
-        TPM2B_NAME *name = NULL;
+        /* the same object, not one that took its place: compare the TPM names (the name is
+         * remembered at load; asking ESYS would hash the public area again) */
         cit_object_version v = {0};
-        bool same = cit__version_get(ctx->store, o->id, version, &v) == 0 &&
-                    Esys_TR_GetName(ctx->tpm->esys, ctx->key_cache.h, &name) == TSS2_RC_SUCCESS &&
-                    name->size == v.name_len && memcmp(name->name, v.name, v.name_len) == 0;
-        Esys_Free(name);
+        bool same = cit__version_get(ctx->store, o->id, version, &v) == 0 && v.name_len == ctx->key_cache.name_len &&
+                    memcmp(v.name, ctx->key_cache.name, v.name_len) == 0;
         cit__version_clear(&v);
         cit_error_clear();
         if (same) {
@@ -354,10 +352,17 @@ int cit__key_load(cit_ctx *ctx, const cit_object *o, int version, ESYS_TR *out, 
     cit__key_cache_drop(ctx); /* its slot is needed more than it is */
     int r = load_object(ctx, o, version, 0, out, persistent);
     if (r == 0) {
-        ctx->key_cache.id = o->id;
-        ctx->key_cache.version = version;
-        ctx->key_cache.persistent = *persistent;
-        ctx->key_cache.h = *out;
+        cit_object_version v = {0};
+        if (cit__version_get(ctx->store, o->id, version, &v) == 0 && v.name_len <= sizeof ctx->key_cache.name) {
+            ctx->key_cache.id = o->id;
+            ctx->key_cache.version = version;
+            ctx->key_cache.persistent = *persistent;
+            ctx->key_cache.h = *out;
+            memcpy(ctx->key_cache.name, v.name, v.name_len);
+            ctx->key_cache.name_len = v.name_len;
+        }
+        cit__version_clear(&v);
+        cit_error_clear();
     }
     return r;
 }
