@@ -338,10 +338,10 @@ int cit__key_load(cit_ctx *ctx, const cit_object *o, int version, ESYS_TR *out, 
         ctx->key_cache.version == version && ctx->key_cache.persistent == want_persistent) {
         /* the same object, not one that took its place: compare the TPM names (the name is
          * remembered at load; asking ESYS would hash the public area again) */
-        cit_object_version v = {0};
-        bool same = cit__version_get(ctx->store, o->id, version, &v) == 0 && v.name_len == ctx->key_cache.name_len &&
-                    memcmp(v.name, ctx->key_cache.name, v.name_len) == 0;
-        cit__version_clear(&v);
+        uint8_t name[sizeof ctx->key_cache.name];
+        size_t name_len = 0;
+        bool same = cit__version_name(ctx->store, o->id, version, name, sizeof name, &name_len) == 0 &&
+                    name_len == ctx->key_cache.name_len && memcmp(name, ctx->key_cache.name, name_len) == 0;
         cit_error_clear();
         if (same) {
             *out = ctx->key_cache.h;
@@ -352,16 +352,13 @@ int cit__key_load(cit_ctx *ctx, const cit_object *o, int version, ESYS_TR *out, 
     cit__key_cache_drop(ctx); /* its slot is needed more than it is */
     int r = load_object(ctx, o, version, 0, out, persistent);
     if (r == 0) {
-        cit_object_version v = {0};
-        if (cit__version_get(ctx->store, o->id, version, &v) == 0 && v.name_len <= sizeof ctx->key_cache.name) {
+        if (cit__version_name(ctx->store, o->id, version, ctx->key_cache.name, sizeof ctx->key_cache.name,
+                              &ctx->key_cache.name_len) == 0) {
             ctx->key_cache.id = o->id;
             ctx->key_cache.version = version;
             ctx->key_cache.persistent = *persistent;
             ctx->key_cache.h = *out;
-            memcpy(ctx->key_cache.name, v.name, v.name_len);
-            ctx->key_cache.name_len = v.name_len;
         }
-        cit__version_clear(&v);
         cit_error_clear();
     }
     return r;

@@ -218,6 +218,26 @@ int cit__version_get(cit_store *s, int64_t object_id, int version, cit_object_ve
     return r;
 }
 
+int cit__version_name(cit_store *s, int64_t object_id, int version, uint8_t *out, size_t cap, size_t *len) {
+    sqlite3_stmt *st;
+    int r = cit__store_prepare(s, &st, "SELECT tpm_name FROM object_versions WHERE object_id = ? AND version = ?");
+    if (r < 0)
+        return r;
+    sqlite3_bind_int64(st, 1, object_id);
+    sqlite3_bind_int(st, 2, version);
+    r = CIT_E_OBJECT_NOT_FOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(st, 0);
+        if (n >= 0 && (size_t)n <= cap) {
+            memcpy(out, sqlite3_column_blob(st, 0), (size_t)n);
+            *len = (size_t)n;
+            r = 0;
+        }
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
 int cit__version_insert(cit_store *s, int64_t object_id, const cit_object_version *v) {
     sqlite3_stmt *st;
     int r = cit__store_prepare(s, &st,
