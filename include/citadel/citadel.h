@@ -110,13 +110,28 @@ int cit_baseline_delete(json_t **out, cit_ctx *ctx, const char *name);
 
 /* ---- sealed secrets ---- */
 /* Seals the contents of input (at most 1 MiB; "-" = stdin) at path. pcrs (e.g. "0,7") binds it
- * to the PCR values now (bank default sha256): the TPM unseals only while they hold. */
+ * to the PCR values now (bank default sha256): the TPM unseals only while they hold. policy
+ * names a stored policy instead; auth_file gives the password (for policies with auth_value, or
+ * alone for a password-protected secret). */
 int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const char *input, const char *pcrs,
-                    const char *bank);
+                    const char *bank, const char *policy, const char *auth_file);
 /* Unseals: *secret is the caller's and must be wiped (cit_memzero) and freed. A policy that
  * is not met is CIT_E_POLICY_FAIL, naming the PCRs that changed. */
-int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, uint8_t **secret, size_t *secret_len);
+int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file, uint8_t **secret,
+                      size_t *secret_len);
 int cit_secret_list(json_t **out, cit_ctx *ctx);
+
+/* ---- policies (docs/policy.md) ---- */
+/* Compiles a YAML policy file and stores it under its name (replace: a new version). */
+int cit_policy_compile(json_t **out, cit_ctx *ctx, const char *file, bool replace);
+/* A policy from flags: the PCRs in pcrs at their values now, and/or the object's password. */
+int cit_policy_create(json_t **out, cit_ctx *ctx, const char *name, const char *pcrs, const char *bank,
+                      bool password);
+int cit_policy_show(json_t **out, cit_ctx *ctx, const char *name);
+int cit_policy_list(json_t **out, cit_ctx *ctx);
+/* Runs the policy in a real policy session now; *satisfied says whether the TPM accepted it. */
+int cit_policy_test(json_t **out, cit_ctx *ctx, const char *name, bool *satisfied);
+int cit_policy_explain(json_t **out, cit_ctx *ctx, const char *name);
 
 /* ---- NV indices ---- */
 /* type: ordinary (size bytes), counter, bits (8 bytes), extend (32 bytes, sha256). A password

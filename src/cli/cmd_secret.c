@@ -10,13 +10,14 @@ static int do_seal(cli_env *e, const cli_args *a, json_t **out) {
         cit_error_set(CIT_E_USAGE, "--input is required");
         return CIT_E_USAGE;
     }
-    return cit_secret_seal(out, e->ctx, a->pos[0], cli_get(a, "input"), cli_get(a, "pcr"), cli_get(a, "bank"));
+    return cit_secret_seal(out, e->ctx, a->pos[0], cli_get(a, "input"), cli_get(a, "pcr"), cli_get(a, "bank"),
+                           cli_get(a, "policy"), cli_get(a, "auth-file"));
 }
 
 static int do_unseal(cli_env *e, const cli_args *a, json_t **out) {
     uint8_t *secret = NULL;
     size_t len = 0;
-    int r = cit_secret_unseal(out, e->ctx, a->pos[0], &secret, &len);
+    int r = cit_secret_unseal(out, e->ctx, a->pos[0], cli_get(a, "auth-file"), &secret, &len);
     if (r < 0 || !secret) /* failure, or --plan */
         return r;
     const char *output = cli_get(a, "output");
@@ -64,13 +65,16 @@ const cli_verb cli_verbs_secret[] = {
      "citadel tpm secret seal db/password --input pw.txt --pcr 0,7",
      {{"input", "FILE", "the secret ('-' = stdin; required)"},
       {"pcr", "LIST", "bind to these PCRs, e.g. 0,7"},
-      {"bank", "BANK", "the PCR bank (default sha256)"}}},
+      {"bank", "BANK", "the PCR bank (default sha256)"},
+      {"policy", "NAME", "bind to a stored policy (`citadel tpm policy compile`)"},
+      {"auth-file", "FILE", "a password (required by policies with auth_value)"}}},
     {"unseal", do_unseal, "PATH", 1, 1, "unseal a secret (to a 0600 file, or standard output)",
      "Without --output the secret is written to standard output (as secret_hex with --json).\n"
      "When the bound PCRs changed the TPM refuses (TPM0047), nothing is written, and the error\n"
      "names the PCRs that differ.",
      "citadel tpm secret unseal db/password --output pw.txt",
-     {{"output", "FILE", "write the secret to FILE, created with mode 0600"}}},
+     {{"output", "FILE", "write the secret to FILE, created with mode 0600"},
+      {"auth-file", "FILE", "the secret's password, when it has one"}}},
     {"list", do_list, NULL, 0, 0, "list sealed secrets (never their contents)", NULL, "citadel tpm secret list", {{0}}},
     {"delete", do_delete, "PATH", 1, 1, "delete a sealed secret", NULL, "citadel tpm secret delete db/password", {{0}}},
     {0}};

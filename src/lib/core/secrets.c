@@ -18,6 +18,9 @@
 #include "core/keys.h"
 #include "crypto/crypto.h"
 #include "ctx.h"
+#include "policy/policy.h"
+
+int cit__policy_load(cit_ctx *ctx, const char *name, json_t **policy, char **digest_hex);
 
 #define SECRET_MAX (1024u * 1024)
 #define SEAL_DIRECT_MAX 128 /* MAX_SYM_DATA of the TPMs we meet (libtpms: 128) */
@@ -145,11 +148,17 @@ static int envelope_open(const uint8_t *payload, size_t plen, const uint8_t key[
 }
 
 _public_ int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const char *input, const char *pcrs,
-                             const char *bank) {
+                             const char *bank, const char *policy_name, const char *auth_file) {
     cit_error_clear();
     int r = cit__check_path(path);
     if (r < 0)
         return r;
+    if (pcrs && policy_name) {
+        cit_error_set(CIT_E_USAGE, "give --pcr or --policy, not both");
+        cit_error_cause("a named policy can list PCRs itself (`citadel tpm policy create NAME --pcr LIST`)");
+        return CIT_E_USAGE;
+    }
+
     uint32_t mask = 0;
     if (pcrs && (r = cit__pcr_parse_list(pcrs, &mask)) < 0)
         return r;
@@ -192,9 +201,35 @@ _public_ int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const
         cit_error_set(CIT_E_INPUT_EMPTY, "the secret is empty: %s", input);
         return CIT_E_INPUT_EMPTY;
     }
+    json_t *named = NULL;
+    char *named_digest = NULL;
+    if (policy_name && (r = cit__policy_load(ctx, policy_name, &named, &named_digest)) < 0) {
+        cit_memzero(data, len);
+        free(data);
+        return r;
+    }
+    bool needs_auth = named ? cit__policy_needs_auth(named) : auth_file != NULL;
+    if (named && cit__policy_needs_auth(named) && !auth_file) {
+        json_decref(named);
+        free(named_digest);
+        cit_memzero(data, len);
+        free(data);
+        cit_error_set(CIT_E_USAGE, "policy %s requires a password: give it with --auth-file", policy_name);
+        return CIT_E_USAGE;
+    }
+    if (named && !cit__policy_needs_auth(named) && auth_file) {
+        json_decref(named);
+        free(named_digest);
+        cit_memzero(data, len);
+        free(data);
+        cit_error_set(CIT_E_USAGE, "policy %s has no auth_value: a password would never be asked for", policy_name);
+        return CIT_E_USAGE;
+    }
     if (ctx->plan) {
         cit_memzero(data, len);
         free(data);
+        json_decref(named);
+        free(named_digest);
         static const char *const ops[] = {"TPM2_StartAuthSession (trial)", "TPM2_PolicyPCR", "TPM2_PolicyGetDigest",
                                           "TPM2_PCR_Read", "TPM2_Create (sealed data object)", NULL};
         static const char *const ops_np[] = {"TPM2_Create (sealed data object)", NULL};
@@ -232,7 +267,26 @@ _public_ int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const
     tmpl.publicArea.nameAlg = TPM2_ALG_SHA256;
     tmpl.publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_NODA;
     tmpl.publicArea.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL;
-    if (mask) {
+    if (auth_file) {
+        r = cit__read_auth(auth_file, &sens.sensitive.userAuth);
+        if (r < 0)
+            goto done;
+    }
+    if (named) {
+        uint8_t *pd = NULL;
+        size_t pl = 0;
+        if (cit_hex_decode(&pd, &pl, named_digest) < 0 || pl != 32) {
+            free(pd);
+            r = cit_error_set(CIT_E_STORE_IO, "the stored policy %s is damaged", policy_name);
+            goto done;
+        }
+        memcpy(tmpl.publicArea.authPolicy.buffer, pd, pl);
+        tmpl.publicArea.authPolicy.size = (UINT16)pl;
+        free(pd);
+        json_object_set_new(meta, "policy_name", json_string(policy_name));
+        json_object_set(meta, "policy_json", named);
+        json_object_set_new(meta, "policy_digest", json_string(named_digest));
+    } else if (mask) {
         r = policy_pcr_digest(t, &sel, &tmpl.publicArea.authPolicy);
         if (r == 0)
             r = pcr_values(t, alg, mask, &values);
@@ -242,8 +296,15 @@ _public_ int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const
         char *pd = cit_hex_encode(tmpl.publicArea.authPolicy.buffer, tmpl.publicArea.authPolicy.size);
         json_object_set_new(meta, "policy_digest", json_string(pd));
         free(pd);
-    } else
-        tmpl.publicArea.objectAttributes |= TPMA_OBJECT_USERWITHAUTH; /* no policy: empty auth */
+    } else {
+        /* no policy: the password (or none), dictionary-attack protected when there is one */
+        tmpl.publicArea.objectAttributes |= TPMA_OBJECT_USERWITHAUTH;
+        if (needs_auth)
+            tmpl.publicArea.objectAttributes &= ~TPMA_OBJECT_NODA;
+    }
+    if (named && needs_auth)
+        tmpl.publicArea.objectAttributes &= ~TPMA_OBJECT_NODA;
+    json_object_set_new(meta, "auth", json_boolean(needs_auth));
     TPM2B_DATA outside = {0};
     TPML_PCR_SELECTION none = {0};
     TSS2_RC rc = Esys_Create(t->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &none,
@@ -304,7 +365,11 @@ _public_ int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const
     *out = json_pack("{s:s,s:I,s:s,s:O?}", "path", path, "size", (json_int_t)len, "sealing",
                      envelope ? "AES-256-GCM envelope, key sealed in the TPM" : "sealed in the TPM", "policy",
                      json_object_get(meta, "policy"));
+    if (named)
+        json_object_set_new(*out, "policy_name", json_string(policy_name));
 done:
+    json_decref(named);
+    free(named_digest);
     cit_memzero(&sens, sizeof sens);
     cit_memzero(data, len);
     free(data);
@@ -349,7 +414,8 @@ static void explain_pcr_change(cit_tpm *t, json_t *policy) {
     json_decref(now);
 }
 
-_public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, uint8_t **secret, size_t *secret_len) {
+_public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file, uint8_t **secret,
+                               size_t *secret_len) {
     cit_error_clear();
     cit_object o = {0};
     int r = cit__ctx_find(ctx, path, &o);
@@ -363,12 +429,22 @@ _public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, uin
     }
     json_t *meta = json_loads(o.metadata, 0, NULL);
     json_t *policy = json_object_get(meta, "policy");
+    json_t *named = json_object_get(meta, "policy_json");
+    bool needs_auth = json_is_true(json_object_get(meta, "auth"));
+    if (needs_auth != (auth_file != NULL)) {
+        r = needs_auth ? cit_error_set(CIT_E_AUTH_FAIL, "%s needs its password: give it with --auth-file", path)
+                       : cit_error_set(CIT_E_USAGE, "%s has no password", path);
+        cit_error_context("path", "%s", path);
+        json_decref(meta);
+        cit__object_clear(&o);
+        return r;
+    }
     if (ctx->plan) {
         static const char *const ops[] = {"TPM2_Load", "TPM2_StartAuthSession (policy, salted)", "TPM2_PolicyPCR",
                                           "TPM2_Unseal", "TPM2_FlushContext", NULL};
         static const char *const ops_np[] = {"TPM2_Load", "TPM2_StartAuthSession (HMAC, salted)", "TPM2_Unseal",
                                              "TPM2_FlushContext", NULL};
-        *out = cit__plan("unseal a secret", policy ? ops : ops_np);
+        *out = cit__plan("unseal a secret", policy || named ? ops : ops_np);
         json_decref(meta);
         cit__object_clear(&o);
         return 0;
@@ -388,7 +464,7 @@ _public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, uin
     /* a session salted with the storage key: the response (the secret) is encrypted */
     TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
     TSS2_RC rc = Esys_StartAuthSession(t->esys, srk, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL,
-                                       policy ? TPM2_SE_POLICY : TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &sess);
+                                       policy || named ? TPM2_SE_POLICY : TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &sess);
     if (rc != TSS2_RC_SUCCESS) {
         r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot start the unseal session");
         goto done;
@@ -414,12 +490,32 @@ _public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, uin
             goto done;
         }
     }
+    if (named) {
+        r = cit__policy_run(t, named, sess, NULL);
+        if (r < 0) {
+            cit_error_context("path", "%s", path);
+            goto done;
+        }
+    }
+    if (auth_file) {
+        TPM2B_AUTH auth;
+        r = cit__read_auth(auth_file, &auth);
+        if (r < 0)
+            goto done;
+        Esys_TR_SetAuth(t->esys, h, &auth);
+        cit_memzero(&auth, sizeof auth);
+    }
     Esys_TRSess_SetAttributes(t->esys, sess, TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION,
                               TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION);
     rc = Esys_Unseal(t->esys, h, sess, ESYS_TR_NONE, ESYS_TR_NONE, &data);
     if (rc != TSS2_RC_SUCCESS) {
         uint32_t base = cit__rc_base(rc);
-        if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && (base == TPM2_RC_POLICY_FAIL || base == TPM2_RC_PCR_CHANGED)) {
+        if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
+            (base == TPM2_RC_AUTH_FAIL || base == TPM2_RC_BAD_AUTH || base == TPM2_RC_LOCKOUT)) {
+            r = cit__tss_error(t, CIT_E_AUTH_FAIL, rc, "the TPM refused to unseal %s", path);
+            cit_error_context("path", "%s", path);
+        } else if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
+                   (base == TPM2_RC_POLICY_FAIL || base == TPM2_RC_PCR_CHANGED)) {
             r = cit_error_set(CIT_E_POLICY_FAIL, "the TPM refused to unseal %s: its PCR policy is not met", path);
             cit_error_context("path", "%s", path);
             cit_error_context("tpm_rc", "0x%08x", rc);
@@ -445,6 +541,8 @@ _public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, uin
     }
     if (r == 0) {
         *out = json_pack("{s:s,s:I,s:b}", "path", path, "size", (json_int_t)*secret_len, "pcr_policy", policy != NULL);
+        if (named)
+            json_object_set(*out, "policy_name", json_object_get(meta, "policy_name"));
     }
 done:
     if (data) {

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * YAML policies (docs/policy.md): parsed strictly (every error with its line and column) into a
+ * canonical JSON form, resolved against the TPM (PCR values that were left out take the values
+ * now), compiled to a TPM policy digest in software, and run in real policy sessions.
+ */
+#pragma once
+#include <jansson.h>
+#include <tss2/tss2_esys.h>
+
+#include "tpm/tpm.h"
+
+#define CIT_POLICY_MAX (64u * 1024)
+
+/* Parses YAML text into the canonical form {"name":..,"requires":{..}}. CIT_E_POLICY_INVALID
+ * (with "line"/"column" context), CIT_E_INPUT_TOO_LARGE. */
+int cit__policy_parse(json_t **out, const char *text, size_t len);
+/* Fills PCR values that were left out with the TPM's current ones (CIT_E_BANK_UNSUPPORTED when
+ * the TPM has no such bank). */
+int cit__policy_resolve(json_t *policy, cit_tpm *t);
+/* The policy digest (SHA-256) of a resolved policy. */
+int cit__policy_digest(const json_t *policy, TPM2B_DIGEST *out);
+/* Runs the policy's assertions in a policy session. checks (may be NULL) gets one
+ * {"assertion","status","detail"} per assertion. CIT_E_POLICY_FAIL when the TPM refuses one. */
+int cit__policy_run(cit_tpm *t, const json_t *policy, ESYS_TR session, json_t *checks);
+/* Whether the policy asks for the object's auth value (PolicyAuthValue). */
+bool cit__policy_needs_auth(const json_t *policy);
+/* Plain-language description. */
+char *cit__policy_explain(const json_t *policy);
