@@ -24,3 +24,8 @@ int cit__read_auth(const char *file, TPM2B_AUTH *out);
 /* NV: the index an "nv" object defines (0 if none); undefine it (0 when already gone). */
 uint32_t cit__nv_handle_of(const cit_object *o);
 int cit__nv_undefine(cit_ctx *ctx, uint32_t handle);
+/* PCRs: the values of the PCRs in mask (bit i = PCR i) of bank as hex strings in values[24]
+ * (free with cit__pcr_values_free); "0,7" / "0-7" lists to masks. */
+int cit__pcr_read(cit_tpm *t, TPMI_ALG_HASH bank, uint32_t mask, char *values[24]);
+void cit__pcr_values_free(char *values[24]);
+int cit__pcr_parse_list(const char *s, uint32_t *mask);

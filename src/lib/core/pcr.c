@@ -60,7 +60,7 @@ bad:
 }
 
 /* Reads the PCRs in mask from bank into values[24] (hex strings, caller frees). */
-static int pcr_read(cit_tpm *t, TPMI_ALG_HASH bank, uint32_t mask, char *values[PCR_COUNT]) {
+int cit__pcr_read(cit_tpm *t, TPMI_ALG_HASH bank, uint32_t mask, char *values[PCR_COUNT]) {
     uint32_t left = mask;
     while (left) {
         TPML_PCR_SELECTION sel = {.count = 1};
@@ -96,7 +96,7 @@ static int pcr_read(cit_tpm *t, TPMI_ALG_HASH bank, uint32_t mask, char *values[
     return 0;
 }
 
-static void free_values(char *values[PCR_COUNT]) {
+void cit__pcr_values_free(char *values[PCR_COUNT]) {
     for (int i = 0; i < PCR_COUNT; i++) {
         free(values[i]);
         values[i] = NULL;
@@ -130,10 +130,10 @@ _public_ int cit_pcr_show(json_t **out, cit_ctx *ctx, const char *bank, const ch
     if (r < 0)
         return r;
     char *values[PCR_COUNT] = {0};
-    r = pcr_read(t, alg, mask, values);
+    r = cit__pcr_read(t, alg, mask, values);
     if (r == 0)
         *out = json_pack("{s:s,s:o}", "bank", cit__hash_name(alg), "pcrs", values_json(values, mask));
-    free_values(values);
+    cit__pcr_values_free(values);
     return r;
 }
 
@@ -199,7 +199,7 @@ _public_ int cit_pcr_extend(json_t **out, cit_ctx *ctx, uint32_t index, const ch
     if (rc != TSS2_RC_SUCCESS)
         return pcr_tpm_error(t, rc, "extended", index);
     char *values[PCR_COUNT] = {0};
-    r = pcr_read(t, alg, 1u << index, values);
+    r = cit__pcr_read(t, alg, 1u << index, values);
     if (r == 0) {
         char *h = cit_hex_encode(md, mdlen);
         *out = json_pack("{s:i,s:s,s:s,s:s}", "index", index, "bank", cit__hash_name(alg), "extended_with", h, "value",
@@ -209,7 +209,7 @@ _public_ int cit_pcr_extend(json_t **out, cit_ctx *ctx, uint32_t index, const ch
         cit__store_event(s, "pcr.extend", NULL, 0, "ok", d);
         json_decref(d);
     }
-    free_values(values);
+    cit__pcr_values_free(values);
     return r;
 }
 
@@ -264,9 +264,9 @@ _public_ int cit_baseline_save(json_t **out, cit_ctx *ctx, const char *name, con
     if (r < 0)
         return r;
     char *values[PCR_COUNT] = {0};
-    r = pcr_read(t, alg, mask, values);
+    r = cit__pcr_read(t, alg, mask, values);
     if (r < 0) {
-        free_values(values);
+        cit__pcr_values_free(values);
         return r;
     }
     json_t *pcrs = json_object();
@@ -276,7 +276,7 @@ _public_ int cit_baseline_save(json_t **out, cit_ctx *ctx, const char *name, con
             snprintf(k, sizeof k, "%d", i);
             json_object_set_new(pcrs, k, json_string(values[i]));
         }
-    free_values(values);
+    cit__pcr_values_free(values);
     json_t *meta = json_pack("{s:s,s:o}", "bank", cit__hash_name(alg), "pcrs", pcrs);
     cit_object o = {0};
     snprintf(o.path, sizeof o.path, "%s", name);
@@ -342,9 +342,9 @@ _public_ int cit_baseline_diff(json_t **out, cit_ctx *ctx, const char *name, boo
             mask |= 1u << i;
     }
     char *values[PCR_COUNT] = {0};
-    r = pcr_read(t, alg, mask, values);
+    r = cit__pcr_read(t, alg, mask, values);
     if (r < 0) {
-        free_values(values);
+        cit__pcr_values_free(values);
         goto done;
     }
     json_t *diffs = json_array();
@@ -361,7 +361,7 @@ _public_ int cit_baseline_diff(json_t **out, cit_ctx *ctx, const char *name, boo
             json_array_append_new(diffs, json_pack("{s:i,s:s,s:s}", "index", i, "baseline", old ? old : "",
                                                    "now", values[i] ? values[i] : ""));
     }
-    free_values(values);
+    cit__pcr_values_free(values);
     if (changed)
         *changed = json_array_size(diffs) > 0;
     *out = json_pack("{s:s,s:s,s:b,s:i,s:o}", "baseline", name, "bank", cit__hash_name(alg), "matches",

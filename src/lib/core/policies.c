@@ -9,7 +9,6 @@
 #include "ctx.h"
 #include "policy/policy.h"
 
-int cit__pcr_parse_list(const char *s, uint32_t *mask);
 
 static int store_policy(cit_ctx *ctx, json_t *pol, const char *source, bool replace, json_t **out) {
     cit_store *s = ctx->store;

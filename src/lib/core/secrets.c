@@ -28,7 +28,6 @@ int cit__policy_load(cit_ctx *ctx, const char *name, json_t **policy, char **dig
 #define GCM_TAG 16
 #define ENVELOPE_AAD "citadel sealed secret v1"
 
-int cit__pcr_parse_list(const char *s, uint32_t *mask);
 
 static int pcr_selection(const char *bank, uint32_t mask, TPML_PCR_SELECTION *sel, TPMI_ALG_HASH *alg) {
     int r = cit__hash_from_name(bank ? bank : "sha256", alg);
@@ -46,34 +45,19 @@ static int pcr_selection(const char *bank, uint32_t mask, TPML_PCR_SELECTION *se
 
 /* The current values of the selected PCRs as {"7": "hex", ...}. */
 static int pcr_values(cit_tpm *t, TPMI_ALG_HASH alg, uint32_t mask, json_t **out) {
-    json_t *o = json_object();
-    for (int i = 0; i < 24; i++) {
-        if (!(mask & (1u << i)))
-            continue;
-        TPML_PCR_SELECTION sel;
-        TPMI_ALG_HASH a2;
-        pcr_selection(cit__hash_name(alg), 1u << i, &sel, &a2);
-        TPML_DIGEST *vals = NULL;
-        TSS2_RC rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &sel, NULL, NULL, &vals);
-        if (rc != TSS2_RC_SUCCESS) {
-            json_decref(o);
-            return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "TPM2_PCR_Read failed");
-        }
-        if (vals->count != 1) {
-            Esys_Free(vals);
-            json_decref(o);
-            cit_error_set(CIT_E_BANK_UNSUPPORTED, "the TPM has no active %s PCR bank", cit__hash_name(alg));
-            return CIT_E_BANK_UNSUPPORTED;
-        }
-        char k[4];
-        snprintf(k, sizeof k, "%d", i);
-        char *h = cit_hex_encode(vals->digests[0].buffer, vals->digests[0].size);
-        json_object_set_new(o, k, json_string(h));
-        free(h);
-        Esys_Free(vals);
+    char *values[24] = {0};
+    int r = cit__pcr_read(t, alg, mask, values);
+    if (r == 0) {
+        *out = json_object();
+        for (int i = 0; i < 24; i++)
+            if (values[i]) {
+                char k[4];
+                snprintf(k, sizeof k, "%d", i);
+                json_object_set_new(*out, k, json_string(values[i]));
+            }
     }
-    *out = o;
-    return 0;
+    cit__pcr_values_free(values);
+    return r;
 }
 
 /* PolicyPCR over the current values, computed by the TPM in a trial session. */

@@ -9,6 +9,7 @@
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "citadel/error.h"
+#include "core/keys.h"
 #include "crypto/crypto.h"
 
 #define CC_POLICY_PCR 0x0000017Fu
@@ -288,22 +289,13 @@ static int pcr_list(const json_t *pcrs, TPML_PCR_SELECTION *sel, uint8_t *vals, 
 }
 
 static int read_pcr(cit_tpm *t, TPMI_ALG_HASH alg, int idx, char **hex) {
-    TPML_PCR_SELECTION sel = {.count = 1};
-    sel.pcrSelections[0].hash = alg;
-    sel.pcrSelections[0].sizeofSelect = 3;
-    sel.pcrSelections[0].pcrSelect[idx / 8] = (uint8_t)(1u << (idx % 8));
-    TPML_DIGEST *vals = NULL;
-    TSS2_RC rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &sel, NULL, NULL, &vals);
-    if (rc != TSS2_RC_SUCCESS)
-        return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "TPM2_PCR_Read failed");
-    int r = 0;
-    if (vals->count != 1) {
-        cit_error_set(CIT_E_BANK_UNSUPPORTED, "the TPM has no active %s PCR bank", cit__hash_name(alg));
-        cit_error_step("run `citadel tpm capabilities` to see the active banks");
-        r = CIT_E_BANK_UNSUPPORTED;
-    } else
-        *hex = cit_hex_encode(vals->digests[0].buffer, vals->digests[0].size);
-    Esys_Free(vals);
+    char *values[24] = {0};
+    int r = cit__pcr_read(t, alg, 1u << idx, values);
+    if (r == 0) {
+        *hex = values[idx];
+        values[idx] = NULL;
+    }
+    cit__pcr_values_free(values);
     return r;
 }
 
