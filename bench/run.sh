@@ -7,6 +7,7 @@
 #
 #   1. bench/sign-cli.sh    citadel tpm key sign vs tpm2_sign, whole processes, same swtpm
 #   2. build/bench/sign-lib libcitadel cit_key_sign vs raw ESYS, signatures/s, in-process vTPM
+#   4. bench/seal-cli.sh    secret seal/unseal bound to PCR 7 vs tpm2-tools on one swtpm (issue 4)
 #   3. bench/sign-wall.sh   citadel tpm key sign on the vTPM: median wall time (goal < 10 ms),
 #                           vs tpm2_sign (swtpm) and openssl dgst -sign (software floor)
 #
@@ -110,6 +111,18 @@ echo
 
 run_child bench/sign-wall.sh || failed+=(sign-wall)
 echo
+
+# 4. seal/unseal bound to PCR 7 vs the tpm2-tools sequence on one swtpm, and on the vTPM
+if command -v swtpm >/dev/null && command -v tpm2_unseal >/dev/null; then
+    if run_child env N="${SEAL_N:-60}" W=5 bench/seal-cli.sh >"$BENCH_WORK/seal-cli.out"; then
+        cat "$BENCH_WORK/seal-cli.out"
+        grep '^RESULT' "$BENCH_WORK/seal-cli.out" >>"$BENCH_SUMMARY"
+    else
+        cat "$BENCH_WORK/seal-cli.out"
+        failed+=(seal-cli)
+    fi
+    echo
+fi
 
 echo "== summary (ours vs peer, measured in the same run; ratio = ours/peer: of the medians for times,"
 echo "   paired per round for the sign-lib rates)"
