@@ -67,6 +67,7 @@ typedef struct cit_key_create_options {
     bool persist;          /* also make it a persistent TPM object */
     const char *auth_file; /* a password for the key (file, "-" = stdin); the key is then
                               dictionary-attack protected */
+    const char *template_name; /* a recipe (cit_template_list) for what is not given */
 } cit_key_create_options;
 
 typedef struct cit_key_sign_options {
@@ -114,7 +115,7 @@ int cit_baseline_delete(json_t **out, cit_ctx *ctx, const char *name);
  * names a stored policy instead; auth_file gives the password (for policies with auth_value, or
  * alone for a password-protected secret). */
 int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const char *input, const char *pcrs,
-                    const char *bank, const char *policy, const char *auth_file);
+                    const char *bank, const char *policy, const char *auth_file, const char *template_name);
 /* Unseals: *secret is the caller's and must be wiped (cit_memzero) and freed. A policy that
  * is not met is CIT_E_POLICY_FAIL, naming the PCRs that changed. */
 int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file, uint8_t **secret,
@@ -146,6 +147,17 @@ int cit_nv_increment(json_t **out, cit_ctx *ctx, const char *path, const char *a
 int cit_nv_extend(json_t **out, cit_ctx *ctx, const char *path, const char *input, const char *auth_file);
 int cit_nv_lock(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file);
 int cit_nv_list(json_t **out, cit_ctx *ctx);
+
+/* ---- profiles and templates ---- */
+/* Profiles: the workspace's defaults and constraints (allowed key algorithms, a path prefix),
+ * enforced whenever an object is created; built-ins default, compat, high, ci-signer, fips-like. */
+int cit_profile_list(json_t **out, cit_ctx *ctx);
+int cit_profile_show(json_t **out, cit_ctx *ctx, const char *name /* NULL: the active one */);
+int cit_profile_set(json_t **out, cit_ctx *ctx, const char *name);
+/* Templates: recipes for key create / secret seal (ci-signer, tls-server, boot-sealed-secret,
+ * attestation-ak). */
+int cit_template_list(json_t **out, cit_ctx *ctx);
+int cit_template_show(json_t **out, cit_ctx *ctx, const char *name);
 
 /* ---- dictionary-attack protection ---- */
 int cit_lockout_show(json_t **out, cit_ctx *ctx);

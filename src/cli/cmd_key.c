@@ -18,6 +18,7 @@ static int do_create(cli_env *e, const cli_args *a, json_t **out) {
         .parent = cli_get(a, "parent"),
         .persist = cli_flag(a, "persist"),
         .auth_file = cli_get(a, "auth-file"),
+        .template_name = cli_get(a, "template"),
     };
     return cit_key_create(out, e->ctx, &o);
 }
@@ -70,7 +71,8 @@ const cli_verb cli_verbs_key[] = {
       {"usage", "USAGE", "sign (default) or storage (a parent for other keys)"},
       {"parent", "PATH", "create under this storage key instead of the storage primary key"},
       {"persist", NULL, "make it a persistent TPM object too"},
-      {"auth-file", "FILE", "protect the key with the password in FILE ('-' = stdin)"}}},
+      {"auth-file", "FILE", "protect the key with the password in FILE ('-' = stdin)"},
+      {"template", "NAME", "a recipe for what is not given: ci-signer, tls-server (`template list`)"}}},
     {"list", do_list, NULL, 0, 0, "list keys", NULL, "citadel tpm key list", {{0}}},
     {"show", do_show, "PATH", 1, 1, "public key, TPM name and all versions of a key", NULL,
      "citadel tpm key show signing/release", {{0}}},

@@ -11,7 +11,7 @@ static int do_seal(cli_env *e, const cli_args *a, json_t **out) {
         return CIT_E_USAGE;
     }
     return cit_secret_seal(out, e->ctx, a->pos[0], cli_get(a, "input"), cli_get(a, "pcr"), cli_get(a, "bank"),
-                           cli_get(a, "policy"), cli_get(a, "auth-file"));
+                           cli_get(a, "policy"), cli_get(a, "auth-file"), cli_get(a, "template"));
 }
 
 static int do_unseal(cli_env *e, const cli_args *a, json_t **out) {
@@ -67,7 +67,8 @@ const cli_verb cli_verbs_secret[] = {
       {"pcr", "LIST", "bind to these PCRs, e.g. 0,7"},
       {"bank", "BANK", "the PCR bank (default sha256)"},
       {"policy", "NAME", "bind to a stored policy (`citadel tpm policy compile`)"},
-      {"auth-file", "FILE", "a password (required by policies with auth_value)"}}},
+      {"auth-file", "FILE", "a password (required by policies with auth_value)"},
+      {"template", "NAME", "a recipe, e.g. boot-sealed-secret (PCRs 0 and 7)"}}},
     {"unseal", do_unseal, "PATH", 1, 1, "unseal a secret (to a 0600 file, or standard output)",
      "Without --output the secret is written to standard output (as secret_hex with --json).\n"
      "When the bound PCRs changed the TPM refuses (TPM0047), nothing is written, and the error\n"

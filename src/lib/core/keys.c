@@ -16,6 +16,7 @@
 #include "crypto/crypto.h"
 #include "ctx.h"
 #include "core/keys.h"
+#include "core/profiles.h"
 
 #define SIGN_INPUT_MAX (4ull * 1024 * 1024 * 1024) /* 4 GiB, hashed as a stream */
 #define SIGNATURE_FILE_MAX 4096
@@ -576,6 +577,11 @@ _public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_opt
     snprintf(o.kind, sizeof o.kind, "key");
     snprintf(o.status, sizeof o.status, "active");
     const char *alg = opt->algorithm;
+    const cit_template_def *tpl = NULL;
+    if (opt->template_name && (r = cit__template_for(opt->template_name, "key", &tpl)) < 0)
+        return r;
+    if (!alg && tpl)
+        alg = tpl->algorithm;
     _cleanup_free_ char *def_alg = NULL;
     if (!alg) {
         cit__store_meta_get(s, "default_algorithm", &def_alg);
@@ -584,7 +590,10 @@ _public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_opt
     if (find_alg(alg) < 0)
         return unsupported_alg(alg);
     snprintf(o.algorithm, sizeof o.algorithm, "%s", alg);
-    const char *usage = opt->usage ? opt->usage : "sign";
+    const char *usage = opt->usage ? opt->usage : tpl && tpl->usage ? tpl->usage : "sign";
+    bool want_persist = opt->persist || (tpl && tpl->persist);
+    if ((r = cit__profile_check(ctx, opt->path, alg)) < 0)
+        return r;
     if (strcmp(usage, "sign") != 0 && strcmp(usage, "storage") != 0) {
         cit_error_set(CIT_E_USAGE, "unknown key usage: %s", usage);
         cit_error_cause("--usage takes sign or storage");
@@ -633,7 +642,7 @@ _public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_opt
                                             "TPM2_Create (new key under the parent)",
                                             "TPM2_Load", "TPM2_EvictControl (persist)",
                                             "TPM2_FlushContext", NULL};
-        *out = cit__plan("create a key", opt->persist ? ops_p : ops);
+        *out = cit__plan("create a key", want_persist ? ops_p : ops);
         json_object_set_new(*out, "path", json_string(opt->path));
         json_object_set_new(*out, "algorithm", json_string(alg));
         return 0;
@@ -662,7 +671,7 @@ _public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_opt
     r = cit__object_insert(s, &o);
     if (r == 0)
         r = cit__version_insert(s, o.id, &v);
-    if (r == 0 && opt->persist) {
+    if (r == 0 && want_persist) {
         uint32_t handle = 0;
         r = persist(ctx, &o, 1, 0, &handle);
         if (r == 0) {

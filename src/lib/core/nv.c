@@ -13,6 +13,7 @@
 #include "core/keys.h"
 #include "crypto/crypto.h"
 #include "ctx.h"
+#include "profiles.h"
 
 #define NV_FIRST 0x01300000u
 #define NV_LAST 0x013000ffu
@@ -165,6 +166,8 @@ _public_ int cit_nv_define(json_t **out, cit_ctx *ctx, const char *path, uint32_
     }
     cit_store *s;
     r = cit__ctx_store(ctx, &s);
+    if (r == 0)
+        r = cit__profile_check(ctx, path, NULL);
     if (r < 0)
         return r;
     cit_object ex = {0};

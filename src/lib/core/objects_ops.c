@@ -4,6 +4,7 @@
 
 #include "basic/macro.h"
 #include "core/keys.h"
+#include "core/profiles.h"
 #include "ctx.h"
 
 _public_ int cit_object_list(json_t **out, cit_ctx *ctx, const char *kind) {
@@ -149,6 +150,10 @@ _public_ int cit_object_rename(json_t **out, cit_ctx *ctx, const char *from, con
         r = cit__object_find(s, from, &o);
     if (r < 0)
         return r;
+    if ((r = cit__profile_check(ctx, to, NULL)) < 0) {
+        cit__object_clear(&o);
+        return r;
+    }
     if (ctx->plan) {
         *out = cit__plan("rename the object in the store (no TPM operations)", NULL);
         cit__object_clear(&o);

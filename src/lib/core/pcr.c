@@ -8,6 +8,7 @@
 #include "core/keys.h"
 #include "crypto/crypto.h"
 #include "ctx.h"
+#include "profiles.h"
 
 #define PCR_COUNT 24
 #define DATA_MAX (1024u * 1024)
@@ -260,6 +261,8 @@ _public_ int cit_baseline_save(json_t **out, cit_ctx *ctx, const char *name, con
     r = cit__ctx_store_or_plan(ctx, &s, out, "save a PCR baseline", ops);
     if (r != 0)
         return r < 0 ? r : 0;
+    if ((r = cit__profile_check(ctx, name, NULL)) < 0)
+        return r;
     r = cit__ctx_tpm(ctx, &t);
     if (r < 0)
         return r;

@@ -7,6 +7,7 @@
 #include "basic/util.h"
 #include "core/keys.h"
 #include "ctx.h"
+#include "profiles.h"
 #include "policy/policy.h"
 
 
@@ -14,7 +15,9 @@ static int store_policy(cit_ctx *ctx, json_t *pol, const char *source, bool repl
     cit_store *s = ctx->store;
     const char *name = json_string_value(json_object_get(pol, "name"));
     cit_tpm *t;
-    int r = cit__ctx_tpm(ctx, &t);
+    int r = cit__profile_check(ctx, name, NULL);
+    if (r == 0)
+        r = cit__ctx_tpm(ctx, &t);
     if (r == 0)
         r = cit__policy_resolve(pol, t);
     TPM2B_DIGEST d;

@@ -18,6 +18,7 @@
 #include "core/keys.h"
 #include "crypto/crypto.h"
 #include "ctx.h"
+#include "profiles.h"
 #include "policy/policy.h"
 
 int cit__policy_load(cit_ctx *ctx, const char *name, json_t **policy, char **digest_hex);
@@ -132,10 +133,19 @@ static int envelope_open(const uint8_t *payload, size_t plen, const uint8_t key[
 }
 
 _public_ int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const char *input, const char *pcrs,
-                             const char *bank, const char *policy_name, const char *auth_file) {
+                             const char *bank, const char *policy_name, const char *auth_file, const char *template_name) {
     cit_error_clear();
     int r = cit__check_path(path);
     if (r < 0)
+        return r;
+    if (template_name) {
+        const cit_template_def *tpl = NULL;
+        if ((r = cit__template_for(template_name, "secret", &tpl)) < 0)
+            return r;
+        if (!pcrs && !policy_name)
+            pcrs = tpl->pcrs;
+    }
+    if ((r = cit__profile_check(ctx, path, NULL)) < 0)
         return r;
     if (pcrs && policy_name) {
         cit_error_set(CIT_E_USAGE, "give --pcr or --policy, not both");

@@ -15,36 +15,17 @@
 #include "core/keys.h"
 #include "crypto/crypto.h"
 #include "ctx.h"
+#include "profiles.h"
 
 #define IMPORT_MAX (64u * 1024 * 1024)
 
-static const struct {
-    const char *name;
-    const char *algorithm;
-    const char *description;
-} profiles[] = {
-    {"default", "ecc-p256", "ECC P-256 keys, SHA-256"},
-    {"compat", "rsa-2048", "RSA-2048 keys for tools that only speak RSA"},
-    {"high", "ecc-p384", "ECC P-384 keys, SHA-384"},
-};
-
-static int profile_find(const char *name) {
-    for (size_t i = 0; i < ELEMENTSOF(profiles); i++)
-        if (strcmp(profiles[i].name, name) == 0)
-            return (int)i;
-    return -1;
-}
-
 int cit__workspace_init(cit_ctx *ctx, cit_store *s, const char *profile, json_t **out) {
     const char *prof = profile ? profile : "default";
-    int pi = profile_find(prof);
+    const cit_profile_def *pd = cit__profile_find(prof);
     cit_tpm *t = NULL;
     int r;
-    if (pi < 0) {
-        cit_error_set(CIT_E_USAGE, "unknown profile: %s", prof);
-        cit_error_cause("profiles: default (ecc-p256), compat (rsa-2048), high (ecc-p384)");
-        return CIT_E_USAGE;
-    }
+    if (!pd)
+        return cit__profile_unknown(prof);
     cit_tpm_options o = {.backend = ctx->backend, .tcti = ctx->tcti, .state_path = ctx->state_path, .create = true};
     r = cit__tpm_open(&t, &o);
     if (r < 0)
@@ -82,7 +63,7 @@ int cit__workspace_init(cit_ctx *ctx, cit_store *s, const char *profile, json_t 
         (r = cit__store_meta_set(s, "backend", backend)) == 0 &&
         (r = cit__store_meta_set(s, "tcti", ctx->tcti && ctx->backend != CIT_BACKEND_VTPM ? ctx->tcti : "")) == 0 &&
         (r = cit__store_meta_set(s, "profile", prof)) == 0 &&
-        (r = cit__store_meta_set(s, "default_algorithm", profiles[pi].algorithm)) == 0 &&
+        (r = cit__store_meta_set(s, "default_algorithm", pd->default_algorithm)) == 0 &&
         (r = cit__store_meta_set(s, "srk_handle", handle)) == 0 &&
         (r = cit__store_meta_set(s, "srk_name", name_hex)) == 0 &&
         (r = cit__store_meta_set(s, "srk_tr", ser_hex ? ser_hex : "")) == 0 &&
@@ -107,7 +88,7 @@ int cit__workspace_init(cit_ctx *ctx, cit_store *s, const char *profile, json_t 
             json_object_set_new(j, "tpm_manufactured", json_boolean(manufactured));
         }
         json_object_set_new(j, "profile", json_string(prof));
-        json_object_set_new(j, "default_algorithm", json_string(profiles[pi].algorithm));
+        json_object_set_new(j, "default_algorithm", json_string(pd->default_algorithm));
         json_object_set_new(j, "storage_key_handle", json_string(handle));
         json_object_set_new(j, "storage_key_name", json_string(name_hex));
         *out = j;
@@ -117,11 +98,8 @@ int cit__workspace_init(cit_ctx *ctx, cit_store *s, const char *profile, json_t 
 
 _public_ int cit_workspace_init(json_t **out, cit_ctx *ctx, const char *profile) {
     cit_error_clear();
-    if (profile && profile_find(profile) < 0) {
-        cit_error_set(CIT_E_USAGE, "unknown profile: %s", profile);
-        cit_error_cause("profiles: default (ecc-p256), compat (rsa-2048), high (ecc-p384)");
-        return CIT_E_USAGE;
-    }
+    if (profile && !cit__profile_find(profile))
+        return cit__profile_unknown(profile);
     if (ctx->backend == CIT_BACKEND_MOCK) {
         cit_store *s;
         int r = cit__ctx_store(ctx, &s); /* the mock workspace initialises itself */
