@@ -326,7 +326,22 @@ static void doctor_consistency(doctor *d, cit_ctx *ctx, cit_store *s, cit_tpm *t
     cit__tpm_persistent_handles(t, CIT_PERSISTENT_FIRST, CIT_PERSISTENT_LAST, &handles, &nh);
     cit_error_clear();
     for (size_t i = 0; i < n && checked < 1000; i++) {
-        if (strcmp(list[i].kind, "key") != 0)
+        uint32_t nvh = cit__nv_handle_of(&list[i]);
+        if (nvh) { /* an NV object: its index must still be defined in the TPM */
+            checked++;
+            ESYS_TR h = ESYS_TR_NONE;
+            if (Esys_TR_FromTPMPublic(t->esys, nvh, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &h) == TSS2_RC_SUCCESS) {
+                loaded++;
+                Esys_TR_Close(t->esys, &h);
+            } else {
+                bad++;
+                if (!first_bad[0])
+                    snprintf(first_bad, sizeof first_bad, "%s: NV index 0x%08x is not defined", list[i].path, nvh);
+            }
+            continue;
+        }
+        /* keys and sealed secrets: their wrapped blobs must load */
+        if (strcmp(list[i].kind, "key") != 0 && strcmp(list[i].kind, "secret") != 0)
             continue;
         checked++;
         cit_object tmp = list[i];
@@ -371,13 +386,14 @@ static void doctor_consistency(doctor *d, cit_ctx *ctx, cit_store *s, cit_tpm *t
             }
         }
     }
+    cit__key_cache_drop(ctx); /* nothing checked stays loaded */
     char buf[512];
     if (bad) {
-        snprintf(buf, sizeof buf, "%zu of %zu keys cannot be used: %s", bad, checked, first_bad);
+        snprintf(buf, sizeof buf, "%zu of %zu TPM objects cannot be used: %s", bad, checked, first_bad);
         check(d, "objects load", "fail", buf, "the TPM no longer holds what the store describes; restore the TPM state");
         d->consistent = false;
     } else {
-        snprintf(buf, sizeof buf, "%zu of %zu keys load in the TPM", loaded, checked);
+        snprintf(buf, sizeof buf, "%zu of %zu TPM objects (keys, secrets, NV) are usable", loaded, checked);
         check(d, "objects load", "pass", buf, NULL);
     }
     /* orphaned persistent handles in citadel's range */
