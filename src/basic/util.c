@@ -156,12 +156,16 @@ int cit_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len) 
                 r = -EFBIG;
                 goto done;
             }
+            /* not realloc: the old buffer may hold a secret and must be wiped, not left behind */
             size_t ncap = cap * 2;
-            uint8_t *nb = realloc(buf, ncap + 1);
+            uint8_t *nb = malloc(ncap + 1);
             if (!nb) {
                 r = -ENOMEM;
                 goto done;
             }
+            memcpy(nb, buf, len);
+            cit_memzero(buf, cap + 1);
+            free(buf);
             buf = nb;
             cap = ncap;
         }

@@ -49,10 +49,14 @@ static int do_read(cli_env *e, const cli_args *a, json_t **out) {
     if (r < 0 || !data)
         return r;
     const char *output = cli_get(a, "output");
-    char *hex = cit_hex_encode(data, len);
-    json_object_set_new(*out, "data_hex", json_string(hex ? hex : ""));
-    free(hex);
-    if (output) {
+    if (!output) { /* with --output the data goes only to the file */
+        char *hex = cit_hex_encode(data, len);
+        json_object_set_new(*out, "data_hex", json_string(hex ? hex : ""));
+        if (hex) {
+            cit_memzero(hex, strlen(hex));
+            free(hex);
+        }
+    } else {
         if (cit_write_file_atomic(output, data, len, 0600, 0) < 0) {
             r = cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s", output);
             json_decref(*out);
@@ -87,7 +91,7 @@ static int do_delete(cli_env *e, const cli_args *a, json_t **out) {
 
 const cli_verb cli_verbs_nv[] = {
     {"define", do_define, "PATH", 1, 1, "define an NV index in the TPM",
-     "Types: ordinary (--size bytes, up to 2048), counter (64-bit, only increments), bits\n"
+     "Types: ordinary (--size bytes, up to 1024), counter (64-bit, only increments), bits\n"
      "(64-bit, bits can only be set), extend (32 bytes, a SHA-256 hash chain). The TPM enforces\n"
      "the type, the size and the write lock; --auth-file gives the index a password (and makes it\n"
      "dictionary-attack protected).",

@@ -65,3 +65,48 @@ test_rotate_persistent_key_keeps_store_and_tpm_in_step() {
     assert_eq "$(citadel tpm --json doctor | json - '[c["status"] for c in d["checks"] if c["check"] == "orphaned handles"][0]')" pass
     [ -n "$h1" ] || fail "no handle"
 }
+
+# A secret sealed to PCRs and a password: the TPM checks the password too.
+test_pcr_and_password_secret_checks_the_password_in_the_tpm() {
+    init_vtpm
+    printf 'good' >good
+    printf 'wrong' >wrong
+    printf 'the secret' >s
+    citadel tpm secret seal a --input s --pcr 7 --auth-file good >/dev/null
+    assert_eq "$(citadel tpm secret unseal a --auth-file good)" "the secret"
+    expect_fail 7 TPM0024 citadel tpm secret unseal a --auth-file wrong --output out
+    assert_no_file out
+}
+
+# Locality: a branch that needs locality 3 is never chosen; test says unsatisfied.
+test_policy_locality_handling() {
+    init_vtpm
+    printf 'name: loc3\nrequires:\n  locality: [3]\n' >l3.yaml
+    citadel tpm policy compile l3.yaml >/dev/null
+    rc=0
+    citadel tpm --json policy test loc3 >t.json || rc=$?
+    assert_eq "$rc" 7
+    assert_eq "$(json t.json 'd["satisfied"]')" false
+    printf 'name: either\nrequires:\n  any_of:\n    - locality: [3]\n    - pcr:\n        - index: 7\n' >or.yaml
+    citadel tpm policy compile or.yaml >/dev/null
+    assert_eq "$(citadel tpm --json policy test either | json - 'd["satisfied"]')" true
+    printf 's' >s
+    citadel tpm secret seal x --input s --policy either >/dev/null
+    assert_eq "$(citadel tpm secret unseal x)" "s"
+    printf 'name: e\nrequires:\n  locality: []\n' >empty.yaml
+    expect_fail 7 TPM0052 citadel tpm policy compile empty.yaml
+    expect_fail 5 TPM0045 citadel tpm policy create p --pcr 7 --bank md5
+}
+
+# nv read --output writes the data only to the file.
+test_nv_read_output_does_not_print_data() {
+    init_vtpm
+    printf 'pw' >pw
+    printf 'secretnv' >d
+    citadel tpm nv define n --size 8 --auth-file pw >/dev/null
+    citadel tpm nv write n --input d --auth-file pw >/dev/null
+    out=$(citadel tpm --json nv read n --auth-file pw --output f)
+    assert_not_contains "$out" "$(od -An -tx1 d | tr -d ' \n')"
+    cmp d f
+    expect_fail 2 TPM0002 citadel tpm nv define big --size 2048
+}

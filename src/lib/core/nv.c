@@ -17,7 +17,7 @@
 
 #define NV_FIRST 0x01300000u
 #define NV_LAST 0x013000ffu
-#define NV_DATA_MAX 2048u
+#define NV_DATA_MAX 1024u /* one TPM2_NV_Read/Write (libtpms: NV_BUFFER_MAX 1024) */
 
 typedef struct nv_def {
     uint32_t handle;
@@ -402,9 +402,14 @@ _public_ int cit_nv_increment(json_t **out, cit_ctx *ctx, const char *path, cons
     TPM2B_MAX_NV_BUFFER *buf = NULL;
     rc = Esys_NV_Read(ctx->tpm->esys, h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &buf);
     uint64_t v = 0;
-    if (rc == TSS2_RC_SUCCESS && buf->size == 8)
-        for (int i = 0; i < 8; i++)
-            v = v << 8 | buf->buffer[i];
+    if (rc != TSS2_RC_SUCCESS || buf->size != 8) {
+        Esys_Free(buf);
+        r = rc != TSS2_RC_SUCCESS ? nv_error(ctx->tpm, rc, "TPM2_NV_Read after the increment", path)
+                                  : cit_error_set(CIT_E_TPM_COMMAND, "the counter %s read back the wrong size", path);
+        goto done;
+    }
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | buf->buffer[i];
     Esys_Free(buf);
     *out = json_pack("{s:s,s:I}", "path", path, "value", (json_int_t)v);
 done:

@@ -118,6 +118,12 @@ _public_ int cit_policy_create(json_t **out, cit_ctx *ctx, const char *name, con
         cit_error_set(CIT_E_USAGE, "a policy needs --pcr LIST, --password or both");
         return CIT_E_USAGE;
     }
+    if (bank && strcmp(bank, "sha1") != 0 && strcmp(bank, "sha256") != 0 && strcmp(bank, "sha384") != 0 &&
+        strcmp(bank, "sha512") != 0) {
+        cit_error_set(CIT_E_BANK_UNSUPPORTED, "unknown PCR bank: %s", bank);
+        cit_error_cause("banks are sha1, sha256, sha384 and sha512");
+        return CIT_E_BANK_UNSUPPORTED;
+    }
     json_t *req = json_object();
     if (mask) {
         json_t *a = json_array();

@@ -62,7 +62,7 @@ static int pcr_values(cit_tpm *t, TPMI_ALG_HASH alg, uint32_t mask, json_t **out
 }
 
 /* PolicyPCR over the current values, computed by the TPM in a trial session. */
-static int policy_pcr_digest(cit_tpm *t, const TPML_PCR_SELECTION *sel, TPM2B_DIGEST *out) {
+static int policy_pcr_digest(cit_tpm *t, const TPML_PCR_SELECTION *sel, bool auth_value, TPM2B_DIGEST *out) {
     ESYS_TR s = ESYS_TR_NONE;
     TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_NULL};
     TSS2_RC rc = Esys_StartAuthSession(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -72,6 +72,9 @@ static int policy_pcr_digest(cit_tpm *t, const TPML_PCR_SELECTION *sel, TPM2B_DI
     TPM2B_DIGEST empty = {0};
     TPM2B_DIGEST *d = NULL;
     rc = Esys_PolicyPCR(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty, sel);
+    /* with a password, the TPM must check it too: PolicyAuthValue in the same policy */
+    if (rc == TSS2_RC_SUCCESS && auth_value)
+        rc = Esys_PolicyAuthValue(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
     if (rc == TSS2_RC_SUCCESS)
         rc = Esys_PolicyGetDigest(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &d);
     cit__tpm_flush(t, &s);
@@ -281,7 +284,9 @@ _public_ int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const
         json_object_set(meta, "policy_json", named);
         json_object_set_new(meta, "policy_digest", json_string(named_digest));
     } else if (mask) {
-        r = policy_pcr_digest(t, &sel, &tmpl.publicArea.authPolicy);
+        r = policy_pcr_digest(t, &sel, needs_auth, &tmpl.publicArea.authPolicy);
+        if (needs_auth)
+            tmpl.publicArea.objectAttributes &= ~TPMA_OBJECT_NODA;
         if (r == 0)
             r = pcr_values(t, alg, mask, &values);
         if (r < 0)
@@ -301,8 +306,21 @@ _public_ int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const
     json_object_set_new(meta, "auth", json_boolean(needs_auth));
     TPM2B_DATA outside = {0};
     TPML_PCR_SELECTION none = {0};
-    TSS2_RC rc = Esys_Create(t->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &none,
-                             &priv, &pub, NULL, NULL, NULL);
+    /* the secret goes to the TPM encrypted: a session salted with the storage key, with
+     * parameter decryption, authorizes the use of the storage key */
+    ESYS_TR cs = ESYS_TR_NONE;
+    TPMT_SYM_DEF csym = {.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
+    TSS2_RC rc = Esys_StartAuthSession(t->esys, srk, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL,
+                                       TPM2_SE_HMAC, &csym, TPM2_ALG_SHA256, &cs);
+    if (rc != TSS2_RC_SUCCESS) {
+        r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot start the sealing session");
+        goto done;
+    }
+    Esys_TRSess_SetAttributes(t->esys, cs, TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION,
+                              TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION);
+    rc = Esys_Create(t->esys, srk, cs, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &none, &priv, &pub, NULL,
+                     NULL, NULL);
+    cit__tpm_flush(t, &cs);
     if (rc != TSS2_RC_SUCCESS) {
         r = cit__tpm_srk_load_error(rc);
         if (r == 0)
@@ -479,8 +497,10 @@ _public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, con
             goto done;
         TPM2B_DIGEST empty = {0};
         rc = Esys_PolicyPCR(t->esys, sess, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty, &sel);
+        if (rc == TSS2_RC_SUCCESS && needs_auth)
+            rc = Esys_PolicyAuthValue(t->esys, sess, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
         if (rc != TSS2_RC_SUCCESS) {
-            r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "TPM2_PolicyPCR failed");
+            r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "the PCR policy session failed");
             goto done;
         }
     }
@@ -508,6 +528,11 @@ _public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, con
             (base == TPM2_RC_AUTH_FAIL || base == TPM2_RC_BAD_AUTH || base == TPM2_RC_LOCKOUT)) {
             r = cit__tss_error(t, CIT_E_AUTH_FAIL, rc, "the TPM refused to unseal %s", path);
             cit_error_context("path", "%s", path);
+        } else if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && base == TPM2_RC_LOCALITY) {
+            r = cit_error_set(CIT_E_POLICY_FAIL, "the TPM refused to unseal %s: its policy needs another locality", path);
+            cit_error_cause("citadel runs at locality 0");
+            cit_error_context("path", "%s", path);
+            cit_error_context("tpm_rc", "0x%08x", rc);
         } else if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
                    (base == TPM2_RC_POLICY_FAIL || base == TPM2_RC_PCR_CHANGED)) {
             r = cit_error_set(CIT_E_POLICY_FAIL, "the TPM refused to unseal %s: its PCR policy is not met", path);
@@ -545,6 +570,8 @@ done:
     }
     if (sess != ESYS_TR_NONE)
         cit__tpm_flush(t, &sess);
+    if (h != ESYS_TR_NONE)
+        Esys_TR_SetAuth(t->esys, h, &(TPM2B_AUTH){0}); /* ESYS keeps no copy of the password */
     cit__key_unload(ctx, &h, pers);
     cit__key_cache_drop(ctx); /* a sealed object does not stay loaded */
     cit__version_clear(&v);
@@ -568,6 +595,7 @@ _public_ int cit_secret_list(json_t **out, cit_ctx *ctx) {
     for (size_t i = 0; i < n; i++) {
         json_t *meta = json_loads(list[i].metadata, 0, NULL);
         json_t *pcrs = json_object_get(json_object_get(meta, "policy"), "pcrs");
+        const char *pname = json_string_value(json_object_get(meta, "policy_name"));
         char buf[80] = "";
         size_t off = 0;
         const char *k;
@@ -577,7 +605,8 @@ _public_ int cit_secret_list(json_t **out, cit_ctx *ctx) {
         cit_time_rfc3339(when, sizeof when, list[i].created_at);
         json_array_append_new(a, json_pack("{s:s,s:I,s:s,s:s,s:s}", "path", list[i].path, "size",
                                            json_integer_value(json_object_get(meta, "size")), "sealing",
-                                           list[i].algorithm, "pcrs", off ? buf : "-", "created", when));
+                                           list[i].algorithm, "pcrs", off ? buf : pname ? pname : "-", "created",
+                                           when));
         json_decref(meta);
     }
     cit__object_list_free(list, n);

@@ -148,6 +148,8 @@ static int parse_requires(yaml_document_t *doc, yaml_node_t *n, json_t **out, bo
                 if (r == 0)
                     json_array_append_new(a, json_integer(l));
             }
+            if (r == 0 && json_array_size(a) == 0)
+                r = invalid(v, "locality lists at least one locality (0-4)");
             json_object_set_new(req, "locality", a);
         } else if (strcmp(key, "any_of") == 0 && !nested) {
             size_t cnt = (size_t)(v->type == YAML_SEQUENCE_NODE ? v->data.sequence.items.top - v->data.sequence.items.start : 0);
@@ -259,7 +261,9 @@ static int pcr_list(const json_t *pcrs, TPML_PCR_SELECTION *sel, uint8_t *vals, 
             sel->pcrSelections[b].sizeofSelect = 3;
             sel->count++;
         }
-        int idx = (int)json_integer_value(json_object_get(e, "index"));
+        json_int_t idx = json_integer_value(json_object_get(e, "index"));
+        if (idx < 0 || idx > 23) /* a stored policy is outside input too */
+            return cit_error_set(CIT_E_POLICY_INVALID, "invalid policy: PCR index %lld", (long long)idx);
         sel->pcrSelections[b].pcrSelect[idx / 8] |= (uint8_t)(1u << (idx % 8));
     }
     if (!need_values)
@@ -357,6 +361,8 @@ static int block_digest(const json_t *req, uint8_t d[32]) {
     memset(d, 0, 32);
     int r = 0;
     json_t *any = json_object_get(req, "any_of");
+    if (any && (!json_is_array(any) || json_array_size(any) < 2 || json_array_size(any) > 8))
+        return cit_error_set(CIT_E_POLICY_INVALID, "invalid policy: any_of needs 2 to 8 alternatives");
     if (any) {
         uint8_t branches[8 * 32];
         size_t n = 0, i;
@@ -457,6 +463,8 @@ static int pcrs_match(cit_tpm *t, const json_t *pcrs, bool *ok, char *mismatch, 
 static int run_block(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *checks) {
     int r;
     json_t *any = json_object_get(req, "any_of");
+    if (any && (!json_is_array(any) || json_array_size(any) < 2 || json_array_size(any) > 8))
+        return cit_error_set(CIT_E_POLICY_INVALID, "invalid policy: any_of needs 2 to 8 alternatives");
     if (any) {
         /* the branch the TPM's state satisfies, then PolicyOR over all branch digests */
         TPML_DIGEST list = {0};
@@ -474,6 +482,9 @@ static int run_block(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *checks) {
             char mm[1024];
             if (chosen < 0 && (r = pcrs_match(t, json_object_get(b, "pcr"), &ok, mm, sizeof mm)) < 0)
                 return r;
+            json_t *bl = json_object_get(b, "locality");
+            if (bl && !(locality_bits(bl) & 1)) /* citadel runs at locality 0 */
+                ok = false;
             if (chosen < 0 && ok)
                 chosen = (int)i;
         }
@@ -527,6 +538,10 @@ static int run_block(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *checks) {
                       : "citadel runs at locality 0, which the policy does not allow: uses will fail");
         if (rc != TSS2_RC_SUCCESS)
             return cit__tss_error(t, CIT_E_POLICY_FAIL, rc, "TPM2_PolicyLocality failed");
+        if (!zero_ok) {
+            cit_error_set(CIT_E_POLICY_FAIL, "the policy needs a locality other than 0, citadel's");
+            return CIT_E_POLICY_FAIL;
+        }
     }
     if (json_is_true(json_object_get(req, "auth_value"))) {
         TSS2_RC rc = Esys_PolicyAuthValue(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
