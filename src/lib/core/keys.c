@@ -799,6 +799,30 @@ static int input_error(int err, const char *path, size_t max) {
     return cit_error_last()->code;
 }
 
+int cit__read_input(const char *path, size_t max, const char *what, bool allow_empty, uint8_t **out, size_t *len) {
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int r = cit_read_file(path, max, &buf, &n);
+    if (r < 0) {
+        if (r == -EFBIG) {
+            cit_error_set(CIT_E_INPUT_TOO_LARGE, "%s is larger than %zu bytes: %s", what, max, path);
+            cit_error_context("limit_bytes", "%zu", max);
+        } else
+            cit_error_set(CIT_E_INPUT_READ, "cannot read %s: %s", path, strerror(-r));
+        cit_error_context("file", "%s", path);
+        return cit_error_last()->code;
+    }
+    if (n == 0 && !allow_empty) {
+        free(buf);
+        cit_error_set(CIT_E_INPUT_EMPTY, "%s is empty: %s", what, path);
+        cit_error_context("file", "%s", path);
+        return CIT_E_INPUT_EMPTY;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
 /* Hashes a file as a stream (it may be large). */
 int cit__digest_file(TPMI_ALG_HASH alg, const char *path, uint64_t max, uint8_t *md, size_t *mdlen) {
     int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -1017,15 +1041,9 @@ _public_ int cit_key_verify(json_t **out, cit_ctx *ctx, const char *path, const 
         r = parse_encoding(encoding, &o, &enc);
     if (r < 0)
         goto done;
-    r = cit_read_file(signature, SIGNATURE_FILE_MAX, &sig, &sl);
-    if (r < 0) {
-        r = input_error(r, signature, SIGNATURE_FILE_MAX);
+    r = cit__read_input(signature, SIGNATURE_FILE_MAX, "the signature", false, &sig, &sl);
+    if (r < 0)
         goto done;
-    }
-    if (sl == 0) {
-        r = cit_error_set(CIT_E_INPUT_EMPTY, "the signature file is empty: %s", signature);
-        goto done;
-    }
     uint8_t md[EVP_MAX_MD_SIZE];
     size_t mdlen = 0;
     r = cit__digest_file(halg, input, SIGN_INPUT_MAX, md, &mdlen);

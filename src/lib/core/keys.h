@@ -29,3 +29,7 @@ int cit__nv_undefine(cit_ctx *ctx, uint32_t handle);
 int cit__pcr_read(cit_tpm *t, TPMI_ALG_HASH bank, uint32_t mask, char *values[24]);
 void cit__pcr_values_free(char *values[24]);
 int cit__pcr_parse_list(const char *s, uint32_t *mask);
+/* Reads an input file of at most max bytes ("-" = stdin), recording the standard errors:
+ * CIT_E_INPUT_TOO_LARGE, CIT_E_INPUT_READ, CIT_E_INPUT_EMPTY (unless allow_empty). what names
+ * it in messages ("the secret"). *out is NUL-terminated; free it (wipe it first if secret). */
+int cit__read_input(const char *path, size_t max, const char *what, bool allow_empty, uint8_t **out, size_t *len);

@@ -268,16 +268,9 @@ _public_ int cit_nv_write(json_t **out, cit_ctx *ctx, const char *path, const ch
                        path);
         goto done;
     }
-    r = cit_read_file(input, NV_DATA_MAX, &data, &len);
-    if (r < 0) {
-        r = cit_error_set(r == -EFBIG ? CIT_E_INPUT_TOO_LARGE : CIT_E_INPUT_READ, "cannot read %s: %s", input,
-                          r == -EFBIG ? "larger than an NV index can be" : strerror(-r));
+    r = cit__read_input(input, NV_DATA_MAX, "the data", false, &data, &len);
+    if (r < 0)
         goto done;
-    }
-    if (len == 0) {
-        r = cit_error_set(CIT_E_INPUT_EMPTY, "the input is empty: %s", input);
-        goto done;
-    }
     if (bits && (len != 8 || offset)) {
         r = cit_error_set(CIT_E_INPUT_INVALID, "a bits index takes exactly 8 bytes (the bits to set), at offset 0");
         goto done;
@@ -432,12 +425,9 @@ _public_ int cit_nv_extend(json_t **out, cit_ctx *ctx, const char *path, const c
     }
     if (r < 0)
         goto done;
-    r = cit_read_file(input, 1024, &data, &len);
-    if (r < 0) {
-        r = cit_error_set(r == -EFBIG ? CIT_E_INPUT_TOO_LARGE : CIT_E_INPUT_READ, "cannot read %s: %s", input,
-                          r == -EFBIG ? "at most 1024 bytes extend an index at once" : strerror(-r));
+    r = cit__read_input(input, 1024, "the data", true, &data, &len);
+    if (r < 0)
         goto done;
-    }
     if (ctx->plan) {
         static const char *const ops[] = {"TPM2_ReadPublic (NV)", "TPM2_NV_Extend", NULL};
         *out = cit__plan("extend an NV index", ops);

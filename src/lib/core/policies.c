@@ -77,17 +77,9 @@ _public_ int cit_policy_compile(json_t **out, cit_ctx *ctx, const char *file, bo
     cit_error_clear();
     uint8_t *buf = NULL;
     size_t len = 0;
-    int r = cit_read_file(file, CIT_POLICY_MAX, &buf, &len);
-    if (r == -EFBIG) {
-        cit_error_set(CIT_E_INPUT_TOO_LARGE, "the policy is larger than 64 KiB: %s", file);
-        cit_error_context("limit_bytes", "%u", CIT_POLICY_MAX);
-        return CIT_E_INPUT_TOO_LARGE;
-    }
-    if (r < 0) {
-        cit_error_set(CIT_E_INPUT_READ, "cannot read %s: %s", file, strerror(-r));
-        cit_error_context("file", "%s", file);
-        return CIT_E_INPUT_READ;
-    }
+    int r = cit__read_input(file, CIT_POLICY_MAX, "the policy", true, &buf, &len);
+    if (r < 0)
+        return r;
     json_t *pol = NULL;
     r = cit__policy_parse(&pol, (const char *)buf, len);
     if (r < 0) {

@@ -182,22 +182,9 @@ _public_ int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const
     cit_error_clear();
     uint8_t *data = NULL;
     size_t len = 0;
-    r = cit_read_file(input, SECRET_MAX, &data, &len);
-    if (r == -EFBIG) {
-        cit_error_set(CIT_E_INPUT_TOO_LARGE, "the secret is larger than 1 MiB: %s", input);
-        cit_error_context("limit_bytes", "%u", SECRET_MAX);
-        return CIT_E_INPUT_TOO_LARGE;
-    }
-    if (r < 0) {
-        cit_error_set(CIT_E_INPUT_READ, "cannot read %s: %s", input, strerror(-r));
-        cit_error_context("file", "%s", input);
-        return CIT_E_INPUT_READ;
-    }
-    if (len == 0) {
-        free(data);
-        cit_error_set(CIT_E_INPUT_EMPTY, "the secret is empty: %s", input);
-        return CIT_E_INPUT_EMPTY;
-    }
+    r = cit__read_input(input, SECRET_MAX, "the secret", false, &data, &len);
+    if (r < 0)
+        return r;
     json_t *named = NULL;
     char *named_digest = NULL;
     if (policy_name && (r = cit__policy_load(ctx, policy_name, &named, &named_digest)) < 0) {

@@ -973,22 +973,9 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
         return r;
     uint8_t *buf = NULL;
     size_t len = 0;
-    r = cit_read_file(input, IMPORT_MAX, &buf, &len);
-    if (r == -EFBIG) {
-        cit_error_set(CIT_E_INPUT_TOO_LARGE, "input too large: %s", input);
-        cit_error_context("limit_bytes", "%u", IMPORT_MAX);
-        return CIT_E_INPUT_TOO_LARGE;
-    }
-    if (r < 0) {
-        cit_error_set(CIT_E_INPUT_READ, "cannot read %s: %s", input, strerror(-r));
-        cit_error_context("file", "%s", input);
-        return CIT_E_INPUT_READ;
-    }
-    if (len == 0) {
-        free(buf);
-        cit_error_set(CIT_E_INPUT_EMPTY, "the input is empty: %s", input);
-        return CIT_E_INPUT_EMPTY;
-    }
+    r = cit__read_input(input, IMPORT_MAX, "the export", false, &buf, &len);
+    if (r < 0)
+        return r;
     json_error_t jerr;
     json_t *doc = json_loadb((const char *)buf, len, 0, &jerr);
     free(buf);
