@@ -68,6 +68,9 @@ typedef struct cit_key_create_options {
     const char *auth_file; /* a password for the key (file, "-" = stdin); the key is then
                               dictionary-attack protected */
     const char *template_name; /* a recipe (cit_template_list) for what is not given */
+    const char *pcrs;      /* bind use to these PCRs' values now ("0,7"); the TPM enforces it */
+    const char *bank;      /* their bank (default sha256) */
+    const char *policy;    /* or a stored policy by name */
 } cit_key_create_options;
 
 typedef struct cit_key_sign_options {
@@ -158,6 +161,40 @@ int cit_profile_set(json_t **out, cit_ctx *ctx, const char *name);
  * attestation-ak). */
 int cit_template_list(json_t **out, cit_ctx *ctx);
 int cit_template_show(json_t **out, cit_ctx *ctx, const char *name);
+
+/* ---- identities (docs/identities.md) ---- */
+/* An identity is a signing key with a purpose (usage), an optional binding (PCR state, or the
+ * approvals of an authority: PolicyAuthorize) and certificate metadata. */
+typedef struct cit_identity_init_options {
+    const char *name;
+    const char *usage;         /* code-signing (default), tls-server, tls-client, attestation, audit */
+    const char *algorithm;     /* as for keys (default: the profile's) */
+    const char *policy;        /* a stored policy */
+    const char *pcr_bind;      /* "14": signs only while these PCRs hold their values now, or, with
+                                  authorized_by, states the authority approved */
+    const char *bank;          /* of pcr_bind (default sha256) */
+    bool authority;            /* an approver key for PolicyAuthorize (signs approvals only) */
+    const char *authorized_by; /* the authority whose approvals unlock this identity */
+    const char *template_name;
+    const char *auth_file;     /* a password, required at every use */
+} cit_identity_init_options;
+
+int cit_identity_init(json_t **out, cit_ctx *ctx, const cit_identity_init_options *o);
+int cit_identity_show(json_t **out, cit_ctx *ctx, const char *name);
+int cit_identity_list(json_t **out, cit_ctx *ctx);
+int cit_identity_rotate(json_t **out, cit_ctx *ctx, const char *name, const char *auth_file);
+int cit_identity_delete(json_t **out, cit_ctx *ctx, const char *name, bool force);
+/* A PKCS#10 CSR signed in the TPM. subject: "/CN=a/O=b" or "CN=a,O=b"; san: "DNS:x,IP:1.2.3.4"
+ * (may be NULL). output NULL: the PEM in the result ("_text"). */
+int cit_identity_csr(json_t **out, cit_ctx *ctx, const char *name, const char *subject, const char *san,
+                     const char *output, const char *auth_file);
+/* Stores a certificate (PEM or DER) for the identity's current key, after checking it matches. */
+int cit_identity_cert_import(json_t **out, cit_ctx *ctx, const char *name, const char *input);
+/* The authority signs (in the TPM) the policy digest of the PCRs in pcrs at their values now:
+ * identities authorized by it then sign in that state. The approval is stored and logged. */
+int cit_policy_approve(json_t **out, cit_ctx *ctx, const char *authority, const char *pcrs, const char *bank,
+                       const char *auth_file);
+int cit_policy_approvals(json_t **out, cit_ctx *ctx, const char *authority /* NULL: all */);
 
 /* ---- dictionary-attack protection ---- */
 int cit_lockout_show(json_t **out, cit_ctx *ctx);

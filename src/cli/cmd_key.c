@@ -19,6 +19,9 @@ static int do_create(cli_env *e, const cli_args *a, json_t **out) {
         .persist = cli_flag(a, "persist"),
         .auth_file = cli_get(a, "auth-file"),
         .template_name = cli_get(a, "template"),
+        .pcrs = cli_get(a, "pcr"),
+        .bank = cli_get(a, "bank"),
+        .policy = cli_get(a, "policy"),
     };
     return cit_key_create(out, e->ctx, &o);
 }
@@ -72,7 +75,10 @@ const cli_verb cli_verbs_key[] = {
       {"parent", "PATH", "create under this storage key instead of the storage primary key"},
       {"persist", NULL, "make it a persistent TPM object too"},
       {"auth-file", "FILE", "protect the key with the password in FILE ('-' = stdin)"},
-      {"template", "NAME", "a recipe for what is not given: ci-signer, tls-server (`template list`)"}}},
+      {"template", "NAME", "a recipe for what is not given: ci-signer, tls-server (`template list`)"},
+      {"pcr", "LIST", "sign only while these PCRs keep their values now (the TPM enforces it)"},
+      {"bank", "BANK", "the PCR bank of --pcr (default sha256)"},
+      {"policy", "NAME", "sign only when this stored policy is satisfied"}}},
     {"list", do_list, NULL, 0, 0, "list keys", NULL, "citadel tpm key list", {{0}}},
     {"show", do_show, "PATH", 1, 1, "public key, TPM name and all versions of a key", NULL,
      "citadel tpm key show signing/release", {{0}}},

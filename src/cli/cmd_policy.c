@@ -19,6 +19,18 @@ static int do_test(cli_env *e, const cli_args *a, json_t **out) {
         e->exit_status = 7; /* the policy class's exit status: the TPM would refuse now */
     return r;
 }
+static int do_approve(cli_env *e, const cli_args *a, json_t **out) {
+    if (!cli_get(a, "authority")) {
+        cit_error_set(CIT_E_USAGE, "--authority is required");
+        cit_error_step("run `citadel tpm policy approve --help`");
+        return CIT_E_USAGE;
+    }
+    return cit_policy_approve(out, e->ctx, cli_get(a, "authority"), cli_get(a, "pcr"), cli_get(a, "bank"),
+                              cli_get(a, "auth-file"));
+}
+static int do_approvals(cli_env *e, const cli_args *a, json_t **out) {
+    return cit_policy_approvals(out, e->ctx, cli_get(a, "authority"));
+}
 static int do_explain(cli_env *e, const cli_args *a, json_t **out) { return cit_policy_explain(out, e->ctx, a->pos[0]); }
 
 const cli_verb cli_verbs_policy[] = {
@@ -40,5 +52,16 @@ const cli_verb cli_verbs_policy[] = {
      "refuses when they differ, and the result names the PCRs with expected and actual values.\n"
      "Exit status 0 when the TPM accepts the policy now, 7 when it would refuse.",
      "citadel tpm policy test boot", {{0}}},
+    {"approve", do_approve, NULL, 0, 0, "an authority approves the PCR state now (PolicyAuthorize)",
+     "The authority's TPM key signs the policy digest of the listed PCRs at their values now.\n"
+     "Identities made with --authorized-by AUTH then sign in this state too. The approval is\n"
+     "stored and logged; the TPM checks its signature at every use.",
+     "citadel tpm policy approve --authority release --pcr 14",
+     {{"authority", "AUTH", "the authority identity (required)"},
+      {"pcr", "LIST", "the PCRs whose values now are approved (required)"},
+      {"bank", "BANK", "their bank (default sha256)"},
+      {"auth-file", "FILE", "the authority's password, if it has one"}}},
+    {"approvals", do_approvals, NULL, 0, 0, "list approvals", NULL, "citadel tpm policy approvals --authority release",
+     {{"authority", "AUTH", "only this authority's"}}},
     {"explain", do_explain, "NAME", 1, 1, "the policy in plain language", NULL, "citadel tpm policy explain boot", {{0}}},
     {0}};

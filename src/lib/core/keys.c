@@ -17,6 +17,7 @@
 #include "ctx.h"
 #include "core/keys.h"
 #include "core/profiles.h"
+#include "policy/policy.h"
 
 #define SIGN_INPUT_MAX (4ull * 1024 * 1024 * 1024) /* 4 GiB, hashed as a stream */
 #define SIGNATURE_FILE_MAX 4096
@@ -390,6 +391,23 @@ static int tpm_create_key(cit_ctx *ctx, const cit_object *o, const TPM2B_AUTH *a
     r = cit__key_template(&tmpl, o->algorithm, o->usage);
     if (r < 0)
         return r;
+    json_t *meta = o->metadata ? json_loads(o->metadata, 0, NULL) : NULL;
+    const char *pd_hex = json_string_value(json_object_get(meta, "policy_digest"));
+    if (pd_hex) {
+        /* a policy key: only policy sessions authorize its use (no password-only HMAC path) */
+        uint8_t *pd = NULL;
+        size_t pl = 0;
+        if (cit_hex_decode(&pd, &pl, pd_hex) < 0 || pl != 32) {
+            free(pd);
+            json_decref(meta);
+            return cit_error_set(CIT_E_STORE_IO, "the stored policy digest of %s is damaged", o->path);
+        }
+        memcpy(tmpl.publicArea.authPolicy.buffer, pd, pl);
+        tmpl.publicArea.authPolicy.size = (UINT16)pl;
+        tmpl.publicArea.objectAttributes &= ~TPMA_OBJECT_USERWITHAUTH;
+        free(pd);
+    }
+    json_decref(meta);
     ESYS_TR parent = ESYS_TR_NONE;
     bool parent_persistent = true;
     if (o->parent_id) {
@@ -565,6 +583,31 @@ static int find_key(cit_ctx *ctx, const char *path, cit_object *o) {
 
 _public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_options *opt) {
     cit_error_clear();
+    if (!opt->pcrs && !opt->policy)
+        return cit__key_create_ex(out, ctx, opt, NULL, NULL, NULL);
+    int r = cit__check_path(opt->path);
+    if (r < 0)
+        return r;
+    if (opt->usage && strcmp(opt->usage, "storage") == 0) {
+        cit_error_set(CIT_E_USAGE, "storage keys cannot have a policy");
+        cit_error_cause("every key below a storage key would need to satisfy it to load");
+        return CIT_E_USAGE;
+    }
+    if (ctx->plan)
+        return cit__key_create_ex(out, ctx, opt, NULL, NULL, NULL);
+    json_t *pol = NULL;
+    char *digest = NULL;
+    r = cit__policy_for_object(ctx, opt->path, opt->pcrs, opt->bank, opt->policy, NULL, opt->auth_file != NULL, &pol,
+                               &digest);
+    if (r == 0)
+        r = cit__key_create_ex(out, ctx, opt, pol, digest, NULL);
+    json_decref(pol);
+    free(digest);
+    return r;
+}
+
+int cit__key_create_ex(json_t **out, cit_ctx *ctx, const cit_key_create_options *opt, json_t *policy,
+                       const char *policy_digest_hex, json_t *extra) {
     int r = cit__check_path(opt->path);
     if (r < 0)
         return r;
@@ -659,12 +702,22 @@ _public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_opt
         if (r < 0)
             goto done;
     }
+    json_t *meta = extra ? json_deep_copy(extra) : json_object();
+    if (opt->auth_file)
+        json_object_set_new(meta, "auth", json_string("password"));
+    if (policy) {
+        json_object_set(meta, "policy_json", policy);
+        json_object_set_new(meta, "policy_digest", json_string(policy_digest_hex));
+        if (opt->policy)
+            json_object_set_new(meta, "policy_name", json_string(opt->policy));
+    }
+    o.metadata = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(meta);
     r = tpm_create_key(ctx, &o, &auth, &v);
     cit_memzero(&auth, sizeof auth);
     if (r < 0)
         goto done;
     o.version = 1;
-    o.metadata = strdup(opt->auth_file ? "{\"auth\":\"password\"}" : "{}");
     r = cit__store_begin(s);
     if (r < 0)
         goto done;
@@ -904,6 +957,102 @@ static size_t curve_bytes(const char *alg) {
     return strcmp(alg, "ecc-p384") == 0 ? 48 : 32;
 }
 
+/* A policy session satisfying o's stored policy ("policy_json" in its metadata), or ESYS_TR_NONE
+ * in *sess when o has none. The session ends with the command that uses it. */
+int cit__object_policy_session(cit_ctx *ctx, const cit_object *o, ESYS_TR *sess) {
+    *sess = ESYS_TR_NONE;
+    json_t *meta = o->metadata ? json_loads(o->metadata, 0, NULL) : NULL;
+    json_t *pol = json_object_get(meta, "policy_json");
+    if (!pol) {
+        json_decref(meta);
+        return 0;
+    }
+    cit_tpm *t = ctx->tpm;
+    TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_NULL};
+    TSS2_RC rc = Esys_StartAuthSession(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                       NULL, TPM2_SE_POLICY, &sym, TPM2_ALG_SHA256, sess);
+    int r = 0;
+    if (rc != TSS2_RC_SUCCESS)
+        r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot start a policy session");
+    if (r == 0)
+        r = cit__policy_run(t, pol, *sess, NULL, ctx);
+    if (r < 0) {
+        cit_error_context("path", "%s", o->path);
+        if (*sess != ESYS_TR_NONE)
+            cit__tpm_flush(t, sess);
+    } else
+        Esys_TRSess_SetAttributes(t->esys, *sess, 0, TPMA_SESSION_CONTINUESESSION);
+    json_decref(meta);
+    return r;
+}
+
+static int sign_with(cit_ctx *ctx, const cit_object *o, TPMI_ALG_HASH halg, const uint8_t *md, size_t mdlen,
+                     const TPM2B_AUTH *auth, TPMT_SIGNATURE **sig) {
+    int r;
+    TPM2B_DIGEST dig = {.size = (UINT16)mdlen};
+    memcpy(dig.buffer, md, mdlen);
+    cit_sig_scheme sch = scheme_of(o);
+    TPMT_SIG_SCHEME scheme = {.scheme = sch == CIT_SCHEME_ECDSA    ? TPM2_ALG_ECDSA
+                                        : sch == CIT_SCHEME_RSAPSS ? TPM2_ALG_RSAPSS
+                                                                   : TPM2_ALG_RSASSA};
+    scheme.details.any.hashAlg = halg;
+    TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK, .hierarchy = TPM2_RH_NULL};
+    ESYS_TR h = ESYS_TR_NONE, sess = ESYS_TR_NONE;
+    bool pers = false;
+    TSS2_RC rc = TSS2_RC_SUCCESS;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        r = cit__key_load(ctx, o, o->version, &h, &pers);
+        if (r == 0)
+            r = cit__object_policy_session(ctx, o, &sess);
+        if (r < 0)
+            break;
+        if (auth->size)
+            Esys_TR_SetAuth(ctx->tpm->esys, h, auth);
+        rc = Esys_Sign(ctx->tpm->esys, h, sess != ESYS_TR_NONE ? sess : ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                       &dig, &scheme, &ticket, sig);
+        if (rc != TSS2_RC_SUCCESS && sess != ESYS_TR_NONE)
+            cit__tpm_flush(ctx->tpm, &sess); /* a failed command leaves the session open */
+        sess = ESYS_TR_NONE;
+        bool stale = rc != TSS2_RC_SUCCESS && (rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
+                     (cit__rc_base(rc) == TPM2_RC_HANDLE || cit__rc_base(rc) == TPM2_RC_REFERENCE_H0);
+        if (!stale || attempt > 0)
+            break;
+        /* a key kept loaded from an earlier operation was flushed behind our back: load again */
+        ctx->key_cache.h = ESYS_TR_NONE;
+        Esys_TR_Close(ctx->tpm->esys, &h);
+        h = ESYS_TR_NONE;
+    }
+    if (r < 0) {
+        if (h != ESYS_TR_NONE)
+            cit__key_unload(ctx, &h, pers);
+        return r;
+    }
+    Esys_TR_SetAuth(ctx->tpm->esys, h, &(TPM2B_AUTH){0}); /* ESYS keeps no copy of the password */
+    cit__key_unload(ctx, &h, pers);
+    if (rc != TSS2_RC_SUCCESS) {
+        uint32_t base = cit__rc_base(rc);
+        if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
+            (base == TPM2_RC_POLICY_FAIL || base == TPM2_RC_PCR_CHANGED)) {
+            r = cit_error_set(CIT_E_POLICY_FAIL, "the TPM refused to sign with %s: its policy is not met", o->path);
+            cit_error_context("tpm_rc", "0x%08x", rc);
+        } else
+            r = cit__tss_error(ctx->tpm, CIT_E_TPM_COMMAND, rc, "TPM2_Sign failed for %s", o->path);
+        cit_error_context("path", "%s", o->path);
+        return r;
+    }
+    return 0;
+}
+
+int cit__key_sign_digest(cit_ctx *ctx, const cit_object *o, TPMI_ALG_HASH halg, const uint8_t *md, size_t mdlen,
+                         const char *auth_file, TPMT_SIGNATURE **sig) {
+    TPM2B_AUTH auth;
+    int r = need_auth(o, auth_file, &auth);
+    if (r == 0)
+        r = sign_with(ctx, o, halg, md, mdlen, &auth, sig);
+    cit_memzero(&auth, sizeof auth);
+    return r;
+}
+
 _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options *opt) {
     cit_error_clear();
     cit_object o = {0};
@@ -941,49 +1090,10 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
         *out = cit__plan("sign a digest with the key", o.persistent_handle ? ops_p : ops);
         goto done;
     }
-    TPM2B_AUTH auth;
-    r = need_auth(&o, opt->auth_file, &auth);
-    if (r < 0)
-        goto done;
-    TPM2B_DIGEST dig = {.size = (UINT16)mdlen};
-    memcpy(dig.buffer, md, mdlen);
-    cit_sig_scheme sch = scheme_of(&o);
-    TPMT_SIG_SCHEME scheme = {.scheme = sch == CIT_SCHEME_ECDSA    ? TPM2_ALG_ECDSA
-                                        : sch == CIT_SCHEME_RSAPSS ? TPM2_ALG_RSAPSS
-                                                                   : TPM2_ALG_RSASSA};
-    scheme.details.any.hashAlg = halg;
-    TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK, .hierarchy = TPM2_RH_NULL};
     TPMT_SIGNATURE *sig = NULL;
-    ESYS_TR h = ESYS_TR_NONE;
-    bool pers = false;
-    TSS2_RC rc = TSS2_RC_SUCCESS;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        r = cit__key_load(ctx, &o, o.version, &h, &pers);
-        if (r < 0)
-            break;
-        if (auth.size)
-            Esys_TR_SetAuth(ctx->tpm->esys, h, &auth);
-        rc = Esys_Sign(ctx->tpm->esys, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &dig, &scheme, &ticket,
-                       &sig);
-        bool stale = rc != TSS2_RC_SUCCESS && (rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
-                     (cit__rc_base(rc) == TPM2_RC_HANDLE || cit__rc_base(rc) == TPM2_RC_REFERENCE_H0);
-        if (!stale || attempt > 0)
-            break;
-        /* a key kept loaded from an earlier operation was flushed behind our back: load again */
-        ctx->key_cache.h = ESYS_TR_NONE;
-        Esys_TR_Close(ctx->tpm->esys, &h);
-        h = ESYS_TR_NONE;
-    }
-    cit_memzero(&auth, sizeof auth);
+    r = cit__key_sign_digest(ctx, &o, halg, md, mdlen, opt->auth_file, &sig);
     if (r < 0)
         goto done;
-    Esys_TR_SetAuth(ctx->tpm->esys, h, &(TPM2B_AUTH){0}); /* ESYS keeps no copy of the password */
-    cit__key_unload(ctx, &h, pers);
-    if (rc != TSS2_RC_SUCCESS) {
-        r = cit__tss_error(ctx->tpm, CIT_E_TPM_COMMAND, rc, "TPM2_Sign failed for %s", o.path);
-        cit_error_context("path", "%s", o.path);
-        goto done;
-    }
     uint8_t *sb = NULL;
     size_t sl = 0;
     r = cit__sig_encode(&sb, &sl, sig, enc, curve_bytes(o.algorithm));
@@ -1346,34 +1456,16 @@ done:
 /* Signs a zero digest with the current version and auth: the TPM says whether auth is the
  * key's password (a wrong one counts towards lockout, as any wrong password does). */
 static int prove_auth(cit_ctx *ctx, const cit_object *o, const TPM2B_AUTH *auth) {
-    ESYS_TR h = ESYS_TR_NONE;
-    bool pers = false;
-    int r = cit__key_load(ctx, o, o->version, &h, &pers);
-    if (r < 0)
-        return r;
-    Esys_TR_SetAuth(ctx->tpm->esys, h, auth);
     TPMI_ALG_HASH halg;
     cit__hash_from_name(cit__key_default_hash(o->algorithm), &halg);
-    TPM2B_DIGEST dig = {.size = (UINT16)cit__hash_size(halg)};
-    cit_sig_scheme sch = scheme_of(o);
-    TPMT_SIG_SCHEME scheme = {.scheme = sch == CIT_SCHEME_ECDSA    ? TPM2_ALG_ECDSA
-                                        : sch == CIT_SCHEME_RSAPSS ? TPM2_ALG_RSAPSS
-                                                                   : TPM2_ALG_RSASSA};
-    scheme.details.any.hashAlg = halg;
-    TPMT_TK_HASHCHECK ticket = {.tag = TPM2_ST_HASHCHECK, .hierarchy = TPM2_RH_NULL};
+    uint8_t zero[64] = {0};
     TPMT_SIGNATURE *sig = NULL;
-    TSS2_RC rc = Esys_Sign(ctx->tpm->esys, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &dig, &scheme, &ticket,
-                           &sig);
+    int r = sign_with(ctx, o, halg, zero, cit__hash_size(halg), auth, &sig);
     Esys_Free(sig);
-    Esys_TR_SetAuth(ctx->tpm->esys, h, &(TPM2B_AUTH){0});
-    cit__key_unload(ctx, &h, pers);
     cit__key_cache_drop(ctx);
-    if (rc != TSS2_RC_SUCCESS) {
-        r = cit__tss_error(ctx->tpm, CIT_E_TPM_COMMAND, rc, "the password for %s was not accepted", o->path);
-        cit_error_context("path", "%s", o->path);
-        return r;
-    }
-    return 0;
+    if (r < 0 && cit_error_last()->code == CIT_E_TPM_COMMAND)
+        cit_error_cause("the password for %s was not accepted", o->path);
+    return r;
 }
 
 _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file) {

@@ -33,3 +33,22 @@ int cit__pcr_parse_list(const char *s, uint32_t *mask);
  * CIT_E_INPUT_TOO_LARGE, CIT_E_INPUT_READ, CIT_E_INPUT_EMPTY (unless allow_empty). what names
  * it in messages ("the secret"). *out is NUL-terminated; free it (wipe it first if secret). */
 int cit__read_input(const char *path, size_t max, const char *what, bool allow_empty, uint8_t **out, size_t *len);
+/* Signs a digest with o's current version: loads it, satisfies its stored policy in a policy
+ * session when it has one, uses its password (auth_file) when it has one. */
+int cit__key_sign_digest(cit_ctx *ctx, const cit_object *o, TPMI_ALG_HASH halg, const uint8_t *md, size_t mdlen,
+                         const char *auth_file, TPMT_SIGNATURE **sig);
+/* A policy session that satisfies o's stored policy (metadata "policy_json"); ESYS_TR_NONE
+ * when o has none. The session ends with the command that uses it. */
+int cit__object_policy_session(cit_ctx *ctx, const cit_object *o, ESYS_TR *sess);
+/* The policy for a new object: a stored one (policy_name), or built from pcrs (values now) with
+ * auth_value when auth, and authorized_by an authority identity. *pol NULL when none is asked
+ * for; else *pol (resolved) and *digest_hex are the caller's. */
+int cit__policy_for_object(cit_ctx *ctx, const char *path, const char *pcrs, const char *bank, const char *policy_name,
+                           const char *authorized_by, bool auth, json_t **pol, char **digest_hex);
+/* authorized_by: {"authority"} gets the authority identity's "name" and "public" (hex). */
+int cit__authority_resolve(cit_ctx *ctx, json_t *authorized_by);
+/* Loads a stored policy: *policy (resolved) and *digest_hex are the caller's. */
+int cit__policy_load(cit_ctx *ctx, const char *name, json_t **policy, char **digest_hex);
+/* Creates a key (cit_key_create) with a policy (resolved, or NULL) and extra metadata merged in. */
+int cit__key_create_ex(json_t **out, cit_ctx *ctx, const cit_key_create_options *opt, json_t *policy,
+                       const char *policy_digest_hex, json_t *extra);

@@ -10,6 +10,7 @@
 #include "profiles.h"
 #include "policy/policy.h"
 
+static int bank_check(const char *bank);
 
 static int store_policy(cit_ctx *ctx, json_t *pol, const char *source, bool replace, json_t **out) {
     cit_store *s = ctx->store;
@@ -18,6 +19,8 @@ static int store_policy(cit_ctx *ctx, json_t *pol, const char *source, bool repl
     int r = cit__profile_check(ctx, name, NULL);
     if (r == 0)
         r = cit__ctx_tpm(ctx, &t);
+    if (r == 0)
+        r = cit__authority_resolve(ctx, json_object_get(json_object_get(pol, "requires"), "authorized_by"));
     if (r == 0)
         r = cit__policy_resolve(pol, t);
     TPM2B_DIGEST d;
@@ -110,12 +113,8 @@ _public_ int cit_policy_create(json_t **out, cit_ctx *ctx, const char *name, con
         cit_error_set(CIT_E_USAGE, "a policy needs --pcr LIST, --password or both");
         return CIT_E_USAGE;
     }
-    if (bank && strcmp(bank, "sha1") != 0 && strcmp(bank, "sha256") != 0 && strcmp(bank, "sha384") != 0 &&
-        strcmp(bank, "sha512") != 0) {
-        cit_error_set(CIT_E_BANK_UNSUPPORTED, "unknown PCR bank: %s", bank);
-        cit_error_cause("banks are sha1, sha256, sha384 and sha512");
-        return CIT_E_BANK_UNSUPPORTED;
-    }
+    if ((r = bank_check(bank)) < 0)
+        return r;
     json_t *req = json_object();
     if (mask) {
         json_t *a = json_array();
@@ -217,7 +216,7 @@ _public_ int cit_policy_test(json_t **out, cit_ctx *ctx, const char *name, bool 
         goto done;
     }
     json_t *checks = json_array();
-    int rr = cit__policy_run(t, pol, sess, checks);
+    int rr = cit__policy_run(t, pol, sess, checks, ctx);
     char *now_hex = NULL;
     if (rr == 0) {
         TPM2B_DIGEST *d = NULL;
@@ -259,5 +258,82 @@ _public_ int cit_policy_explain(json_t **out, cit_ctx *ctx, const char *name) {
     free(text);
     json_decref(pol);
     free(digest);
+    return 0;
+}
+
+static int bank_check(const char *bank) {
+    if (bank && strcmp(bank, "sha1") != 0 && strcmp(bank, "sha256") != 0 && strcmp(bank, "sha384") != 0 &&
+        strcmp(bank, "sha512") != 0) {
+        cit_error_set(CIT_E_BANK_UNSUPPORTED, "unknown PCR bank: %s", bank);
+        cit_error_cause("banks are sha1, sha256, sha384 and sha512");
+        return CIT_E_BANK_UNSUPPORTED;
+    }
+    return 0;
+}
+
+int cit__policy_for_object(cit_ctx *ctx, const char *path, const char *pcrs, const char *bank, const char *policy_name,
+                           const char *authorized_by, bool auth, json_t **pol, char **digest_hex) {
+    *pol = NULL;
+    *digest_hex = NULL;
+    if (policy_name && (pcrs || authorized_by)) {
+        cit_error_set(CIT_E_USAGE, "give --policy, or --pcr / --authorized-by, not both");
+        cit_error_cause("a named policy can list PCRs and an authority itself");
+        return CIT_E_USAGE;
+    }
+    if (policy_name) {
+        int r = cit__policy_load(ctx, policy_name, pol, digest_hex);
+        if (r < 0)
+            return r;
+        bool needs = cit__policy_needs_auth(*pol);
+        if (needs != auth) {
+            r = needs ? cit_error_set(CIT_E_USAGE, "policy %s requires a password: give it with --auth-file", policy_name)
+                      : cit_error_set(CIT_E_USAGE, "policy %s has no auth_value: a password would never be asked for",
+                                      policy_name);
+            json_decref(*pol);
+            free(*digest_hex);
+            *pol = NULL;
+            *digest_hex = NULL;
+        }
+        return r;
+    }
+    if (!pcrs && !authorized_by)
+        return 0;
+    uint32_t mask = 0;
+    int r = bank_check(bank);
+    if (r == 0 && pcrs)
+        r = cit__pcr_parse_list(pcrs, &mask);
+    if (r < 0)
+        return r;
+    if (!mask) {
+        cit_error_set(CIT_E_PCR_INVALID, authorized_by ? "--authorized-by needs --pcr-bind LIST: the PCRs whose states "
+                                                         "the authority approves"
+                                                       : "the PCR list names no PCR");
+        return CIT_E_PCR_INVALID;
+    }
+    json_t *req = json_object(), *a = json_array();
+    for (int i = 0; i < 24; i++)
+        if (mask & (1u << i))
+            json_array_append_new(a, json_pack("{s:i,s:s}", "index", i, "bank", bank ? bank : "sha256"));
+    json_object_set_new(req, "pcr", a);
+    if (auth)
+        json_object_set_new(req, "auth_value", json_true());
+    if (authorized_by)
+        json_object_set_new(req, "authorized_by", json_pack("{s:s}", "authority", authorized_by));
+    json_t *p = json_pack("{s:s,s:o}", "name", path, "requires", req);
+    cit_tpm *t;
+    TPM2B_DIGEST d;
+    r = cit__authority_resolve(ctx, json_object_get(req, "authorized_by"));
+    if (r == 0)
+        r = cit__ctx_tpm(ctx, &t);
+    if (r == 0)
+        r = cit__policy_resolve(p, t);
+    if (r == 0)
+        r = cit__policy_digest(p, &d);
+    if (r < 0) {
+        json_decref(p);
+        return r;
+    }
+    *pol = p;
+    *digest_hex = cit_hex_encode(d.buffer, d.size);
     return 0;
 }

@@ -21,7 +21,6 @@
 #include "profiles.h"
 #include "policy/policy.h"
 
-int cit__policy_load(cit_ctx *ctx, const char *name, json_t **policy, char **digest_hex);
 
 #define SECRET_MAX (1024u * 1024)
 #define SEAL_DIRECT_MAX 128 /* MAX_SYM_DATA of the TPMs we meet (libtpms: 128) */
@@ -492,7 +491,7 @@ _public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, con
         }
     }
     if (named) {
-        r = cit__policy_run(t, named, sess, NULL);
+        r = cit__policy_run(t, named, sess, NULL, ctx);
         if (r < 0) {
             cit_error_context("path", "%s", path);
             goto done;

@@ -16,6 +16,7 @@
 #define CC_POLICY_LOCALITY 0x0000016Fu
 #define CC_POLICY_AUTH_VALUE 0x0000016Bu
 #define CC_POLICY_OR 0x00000171u
+#define CC_POLICY_AUTHORIZE 0x0000016Au
 
 /* ---- parsing ---- */
 
@@ -165,8 +166,12 @@ static int parse_requires(yaml_document_t *doc, yaml_node_t *n, json_t **out, bo
                     json_array_append_new(a, branch);
             }
             json_object_set_new(req, "any_of", a);
-        } else if (strcmp(key, "authorized_by") == 0) {
-            r = invalid(k, "authorized_by (PolicyAuthorize) needs authority identities, which this version does not have yet");
+        } else if (strcmp(key, "authorized_by") == 0 && !nested) {
+            const char *who = scalar(v);
+            if (!who || cit_path_invalid_reason(who))
+                r = invalid(v, "authorized_by names an authority identity (`citadel tpm identity init NAME --authority`)");
+            else
+                json_object_set_new(req, "authorized_by", json_pack("{s:s}", "authority", who));
         } else
             r = invalid(k, nested ? "unknown key '%s' in an any_of alternative (pcr, auth_value, locality)"
                                   : "unknown key '%s' in requires (pcr, auth_value, locality, any_of, authorized_by)",
@@ -174,6 +179,19 @@ static int parse_requires(yaml_document_t *doc, yaml_node_t *n, json_t **out, bo
     }
     if (r == 0 && json_object_size(req) == 0)
         r = invalid(n, "requires lists no assertion");
+    if (r == 0 && json_object_get(req, "authorized_by")) {
+        /* PolicyAuthorize: the PCR assertion is what the authority approves, state by state */
+        size_t i;
+        json_t *e;
+        if (json_object_get(req, "any_of") || json_object_get(req, "locality"))
+            r = invalid(n, "with authorized_by, requires takes only pcr (the PCRs whose states the authority "
+                           "approves) and auth_value");
+        else if (!json_object_get(req, "pcr"))
+            r = invalid(n, "authorized_by needs a pcr list: the PCRs whose states the authority approves");
+        json_array_foreach(json_object_get(req, "pcr"), i, e) if (r == 0 && json_object_get(e, "value")) r =
+            invalid(n, "with authorized_by, PCR values are what the authority approves (`citadel tpm policy "
+                       "approve`): leave value out");
+    }
     if (r < 0) {
         json_decref(req);
         return r;
@@ -306,6 +324,8 @@ static int read_pcr(cit_tpm *t, TPMI_ALG_HASH alg, int idx, char **hex) {
 static int resolve_block(json_t *req, cit_tpm *t) {
     size_t i;
     json_t *e;
+    if (json_object_get(req, "authorized_by"))
+        return 0; /* the values are whatever the authority approves */
     json_array_foreach(json_object_get(req, "pcr"), i, e) {
         if (json_object_get(e, "value"))
             continue;
@@ -357,9 +377,50 @@ static uint8_t locality_bits(const json_t *l) {
     return bits;
 }
 
+static int block_digest(const json_t *req, uint8_t d[32]);
+
+/* PolicyAuthorize's update: H(H(0 || CC || keyName) || policyRef), the reference empty. */
+static int authorize_digest(const json_t *ab, uint8_t d[32]) {
+    uint8_t *name = NULL;
+    size_t nl = 0;
+    const char *hex = json_string_value(json_object_get(ab, "name"));
+    if (!hex || cit_hex_decode(&name, &nl, hex) < 0 || nl < 4 || nl > sizeof(TPMU_NAME)) {
+        free(name);
+        return cit_error_set(CIT_E_POLICY_INVALID, "invalid policy: the authority's TPM name is missing or damaged");
+    }
+    memset(d, 0, 32);
+    int r = extend(d, CC_POLICY_AUTHORIZE, name, nl);
+    free(name);
+    size_t n = 0;
+    if (r == 0)
+        r = cit__digest(TPM2_ALG_SHA256, d, 32, d, &n);
+    return r;
+}
+
+/* The digest of the PCR assertion alone: what an authority approves. */
+int cit__policy_pcr_digest(const json_t *pcrs, TPM2B_DIGEST *out) {
+    json_t *req = json_pack("{s:O}", "pcr", pcrs);
+    uint8_t d[32];
+    int r = req ? block_digest(req, d) : cit_error_set(CIT_E_INTERNAL, "out of memory");
+    json_decref(req);
+    if (r == 0) {
+        out->size = 32;
+        memcpy(out->buffer, d, 32);
+    }
+    return r;
+}
+
 static int block_digest(const json_t *req, uint8_t d[32]) {
     memset(d, 0, 32);
     int r = 0;
+    json_t *ab = json_object_get(req, "authorized_by");
+    if (ab) {
+        if ((r = authorize_digest(ab, d)) < 0)
+            return r;
+        if (json_is_true(json_object_get(req, "auth_value")) && (r = extend(d, CC_POLICY_AUTH_VALUE, NULL, 0)) < 0)
+            return r;
+        return 0;
+    }
     json_t *any = json_object_get(req, "any_of");
     if (any && (!json_is_array(any) || json_array_size(any) < 2 || json_array_size(any) > 8))
         return cit_error_set(CIT_E_POLICY_INVALID, "invalid policy: any_of needs 2 to 8 alternatives");
@@ -460,8 +521,39 @@ static int pcrs_match(cit_tpm *t, const json_t *pcrs, bool *ok, char *mismatch, 
     return 0;
 }
 
-static int run_block(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *checks) {
+/* PolicyPCR over the live values, then the authority's approval of exactly that state. */
+static int run_authorized(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *checks, void *env) {
+    TPML_PCR_SELECTION sel;
+    uint8_t vals[8];
+    size_t vl = 0;
+    int r = pcr_list(json_object_get(req, "pcr"), &sel, vals, &vl, false);
+    if (r < 0)
+        return r;
+    TPM2B_DIGEST empty = {0}, *now = NULL;
+    TSS2_RC rc = Esys_PolicyPCR(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty, &sel);
+    if (rc == TSS2_RC_SUCCESS)
+        rc = Esys_PolicyGetDigest(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &now);
+    if (rc != TSS2_RC_SUCCESS)
+        return cit__tss_error(t, CIT_E_POLICY_FAIL, rc, "TPM2_PolicyPCR failed");
+    check(checks, "pcr", true, "the PCR values now are asserted; the authority must have approved them");
+    r = cit__policy_authorize(env, t, s, json_object_get(req, "authorized_by"), json_object_get(req, "pcr"), now,
+                              checks);
+    Esys_Free(now);
+    if (r < 0)
+        return r;
+    if (json_is_true(json_object_get(req, "auth_value"))) {
+        rc = Esys_PolicyAuthValue(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
+        check(checks, "auth_value", rc == TSS2_RC_SUCCESS, "the object's password is required at use");
+        if (rc != TSS2_RC_SUCCESS)
+            return cit__tss_error(t, CIT_E_POLICY_FAIL, rc, "TPM2_PolicyAuthValue failed");
+    }
+    return 0;
+}
+
+static int run_block(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *checks, void *env) {
     int r;
+    if (json_object_get(req, "authorized_by"))
+        return run_authorized(t, req, s, checks, env);
     json_t *any = json_object_get(req, "any_of");
     if (any && (!json_is_array(any) || json_array_size(any) < 2 || json_array_size(any) > 8))
         return cit_error_set(CIT_E_POLICY_INVALID, "invalid policy: any_of needs 2 to 8 alternatives");
@@ -493,7 +585,7 @@ static int run_block(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *checks) {
             cit_error_set(CIT_E_POLICY_FAIL, "no alternative of any_of is satisfied");
             return CIT_E_POLICY_FAIL;
         }
-        if ((r = run_block(t, json_array_get(any, (size_t)chosen), s, checks)) < 0)
+        if ((r = run_block(t, json_array_get(any, (size_t)chosen), s, checks, env)) < 0)
             return r;
         TSS2_RC rc = Esys_PolicyOR(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &list);
         char det[64];
@@ -552,8 +644,8 @@ static int run_block(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *checks) {
     return 0;
 }
 
-int cit__policy_run(cit_tpm *t, const json_t *policy, ESYS_TR session, json_t *checks) {
-    return run_block(t, json_object_get(policy, "requires"), session, checks);
+int cit__policy_run(cit_tpm *t, const json_t *policy, ESYS_TR session, json_t *checks, void *env) {
+    return run_block(t, json_object_get(policy, "requires"), session, checks, env);
 }
 
 /* ---- explanation ---- */
@@ -561,6 +653,20 @@ int cit__policy_run(cit_tpm *t, const json_t *policy, ESYS_TR session, json_t *c
 static void explain_block(FILE *f, const json_t *req, const char *indent) {
     size_t i;
     json_t *e;
+    json_t *ab = json_object_get(req, "authorized_by");
+    if (ab) {
+        fprintf(f, "%sthe authority %s has approved the values the PCRs hold at the time of use:", indent,
+                json_string_value(json_object_get(ab, "authority")));
+        json_array_foreach(json_object_get(req, "pcr"), i, e)
+            fprintf(f, "%s PCR %lld (%s)", i ? "," : "", json_integer_value(json_object_get(e, "index")),
+                    json_string_value(json_object_get(e, "bank")));
+        fprintf(f, "\n%s  (an approval is a signature by the authority's key over the PCR policy digest;\n"
+                   "%s  `citadel tpm policy approve --authority %s --pcr LIST` makes one)\n",
+                indent, indent, json_string_value(json_object_get(ab, "authority")));
+        if (json_is_true(json_object_get(req, "auth_value")))
+            fprintf(f, "%sthe object's password is given\n", indent);
+        return;
+    }
     json_t *any = json_object_get(req, "any_of");
     if (any) {
         fprintf(f, "%sone of these %zu alternatives holds:\n", indent, json_array_size(any));

@@ -21,8 +21,17 @@ int cit__policy_resolve(json_t *policy, cit_tpm *t);
 /* The policy digest (SHA-256) of a resolved policy. */
 int cit__policy_digest(const json_t *policy, TPM2B_DIGEST *out);
 /* Runs the policy's assertions in a policy session. checks (may be NULL) gets one
- * {"assertion","status","detail"} per assertion. CIT_E_POLICY_FAIL when the TPM refuses one. */
-int cit__policy_run(cit_tpm *t, const json_t *policy, ESYS_TR session, json_t *checks);
+ * {"assertion","status","detail"} per assertion. CIT_E_POLICY_FAIL when the TPM refuses one.
+ * env is the cit_ctx (approvals for authorized_by come from its store). */
+int cit__policy_run(cit_tpm *t, const json_t *policy, ESYS_TR session, json_t *checks, void *env);
+/* The digest of a PCR assertion ([{"index","bank","value"}...]) alone: what an authority approves. */
+int cit__policy_pcr_digest(const json_t *pcrs, TPM2B_DIGEST *out);
+/* authorized_by (in core/identities.c): finds the authority's approval of the policy digest now
+ * (`now`, after PolicyPCR over pcrs), has the TPM verify its signature and runs
+ * TPM2_PolicyAuthorize. Without a matching approval the newest one is tried, so the refusal
+ * comes from the TPM. */
+int cit__policy_authorize(void *env, cit_tpm *t, ESYS_TR session, const json_t *authorized_by, const json_t *pcrs,
+                          const TPM2B_DIGEST *now, json_t *checks);
 /* Whether the policy asks for the object's auth value (PolicyAuthValue). */
 bool cit__policy_needs_auth(const json_t *policy);
 /* Plain-language description. */

@@ -345,3 +345,22 @@ json_t *cit__object_json(const cit_object *o, cit_store *s) {
         json_decref(meta);
     return j;
 }
+
+int cit__version_set_payload(cit_store *s, int64_t object_id, int version, const uint8_t *buf, size_t len) {
+    sqlite3_stmt *st;
+    int r = cit__store_prepare(s, &st, "UPDATE object_versions SET payload = ? WHERE object_id = ? AND version = ?");
+    if (r < 0)
+        return r;
+    if (buf)
+        sqlite3_bind_blob(st, 1, buf, (int)len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 1);
+    sqlite3_bind_int64(st, 2, object_id);
+    sqlite3_bind_int(st, 3, version);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        r = cit__store_error(s, "cannot store the version's payload");
+    else if (sqlite3_changes(s->db) != 1)
+        r = cit_error_set(CIT_E_STORE_INCONSISTENT, "version %d of object %lld is missing", version, (long long)object_id);
+    sqlite3_finalize(st);
+    return r;
+}

@@ -49,6 +49,18 @@ const char *const cit__store_migrations[] = {
     "ALTER TABLE object_versions ADD COLUMN parent_version INTEGER;\n",
     /* 3: ciphertext kept beside a sealed key (secrets larger than the TPM seals directly) */
     "ALTER TABLE object_versions ADD COLUMN payload BLOB;\n",
+    /* 4: approvals by authority identities (PolicyAuthorize): the signed policy digests */
+    "CREATE TABLE approvals (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  authority TEXT NOT NULL,\n"
+    "  authority_name TEXT NOT NULL,\n"
+    "  policy_digest TEXT NOT NULL,\n"
+    "  policy_ref TEXT NOT NULL DEFAULT '',\n"
+    "  pcrs TEXT NOT NULL DEFAULT '[]',\n"
+    "  signature BLOB NOT NULL,\n"
+    "  created_at INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE INDEX approvals_lookup ON approvals(authority_name, policy_digest);\n",
 };
 
 const int cit__store_n_migrations = sizeof(cit__store_migrations) / sizeof(cit__store_migrations[0]);

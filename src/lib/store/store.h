@@ -86,6 +86,8 @@ int cit__object_update(cit_store *s, cit_object *o);
 int cit__object_delete(cit_store *s, int64_t id);
 int cit__version_get(cit_store *s, int64_t object_id, int version, cit_object_version *out);
 int cit__version_insert(cit_store *s, int64_t object_id, const cit_object_version *v);
+/* Replaces a version's payload (a certificate, for identities); buf NULL clears it. */
+int cit__version_set_payload(cit_store *s, int64_t object_id, int version, const uint8_t *buf, size_t len);
 /* Just the TPM name of a version (no error recorded; CIT_E_OBJECT_NOT_FOUND when absent). */
 int cit__version_name(cit_store *s, int64_t object_id, int version, uint8_t *out, size_t cap, size_t *len);
 /* All objects (ordered by path) matching kind (NULL = all). *out malloc'd array. */
