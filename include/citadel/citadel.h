@@ -138,8 +138,11 @@ int cit_policy_test(json_t **out, cit_ctx *ctx, const char *name, bool *satisfie
 int cit_policy_explain(json_t **out, cit_ctx *ctx, const char *name);
 
 /* ---- NV indices ---- */
-/* type: ordinary (size bytes), counter, bits (8 bytes), extend (32 bytes, sha256). A password
- * (auth_file) makes the index dictionary-attack protected. Indices are write-lockable. */
+/* type: ordinary (size bytes, at most the TPM's TPM2_PT_NV_INDEX_MAX, else CIT_E_USAGE), counter,
+ * bits (8 bytes), extend (32 bytes, sha256). A password (auth_file) makes the index
+ * dictionary-attack protected. Indices are write-lockable. Write and read move data in chunks of
+ * at most TPM2_PT_NV_BUFFER_MAX bytes; a write that does not fit is CIT_E_NV_RANGE before any
+ * chunk is written. */
 int cit_nv_define(json_t **out, cit_ctx *ctx, const char *path, uint32_t size, const char *type,
                   const char *auth_file);
 int cit_nv_write(json_t **out, cit_ctx *ctx, const char *path, const char *input, uint32_t offset,

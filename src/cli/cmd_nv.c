@@ -91,7 +91,8 @@ static int do_delete(cli_env *e, const cli_args *a, json_t **out) {
 
 const cli_verb cli_verbs_nv[] = {
     {"define", do_define, "PATH", 1, 1, "define an NV index in the TPM",
-     "Types: ordinary (--size bytes, up to 1024), counter (64-bit, only increments), bits\n"
+     "Types: ordinary (--size bytes, up to the TPM's largest index: nv_index_max_size in\n"
+     "`citadel tpm capabilities`, 2048 on libtpms), counter (64-bit, only increments), bits\n"
      "(64-bit, bits can only be set), extend (32 bytes, a SHA-256 hash chain). The TPM enforces\n"
      "the type, the size and the write lock; --auth-file gives the index a password (and makes it\n"
      "dictionary-attack protected).",
@@ -99,7 +100,10 @@ const cli_verb cli_verbs_nv[] = {
      {{"size", "N", "size in bytes (ordinary indices; required there)"},
       {"type", "TYPE", "ordinary (default), counter, bits or extend"},
       {"auth-file", "FILE", "protect the index with the password in FILE"}}},
-    {"write", do_write, "PATH", 1, 1, "write bytes (ordinary) or set bits (bits: 8 bytes)", NULL,
+    {"write", do_write, "PATH", 1, 1, "write bytes (ordinary) or set bits (bits: 8 bytes)",
+     "Data that does not fit between --offset and the end of the index is refused (TPM0048)\n"
+     "before anything is written. Data larger than one TPM buffer (nv_buffer_max in `citadel tpm\n"
+     "capabilities`, 1024 on libtpms) is written in several TPM2_NV_Write commands.",
      "citadel tpm nv write app/config --input config.bin --offset 0",
      {{"input", "FILE", "the data (required)"}, {"offset", "N", "where to write (default 0)"}, AUTH_OPT}},
     {"read", do_read, "PATH", 1, 1, "read an index (counters and bits also as a number)", NULL,

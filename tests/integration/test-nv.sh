@@ -70,3 +70,41 @@ test_nv_password_and_delete() {
     expect_fail 2 TPM0002 citadel tpm nv define u
     doctor_consistent
 }
+
+# Ordinary indices up to the TPM's largest (TPM2_PT_NV_INDEX_MAX), written and read in chunks of
+# at most TPM2_PT_NV_BUFFER_MAX bytes; a write that does not fit changes nothing.
+test_nv_large_index_chunked() {
+    init_vtpm
+    citadel tpm --json capabilities >caps.json
+    max=$(json caps.json 'd["limits"]["nv_index_max_size"]')
+    buf=$(json caps.json 'd["limits"]["nv_buffer_max"]')
+    size=$((max < 2048 ? max : 2048))
+    # libtpms: 2048 and 1024, so one index needs more than one TPM2_NV_Read/Write
+    [ "$size" -gt "$buf" ] || fail "index size $size is not larger than the TPM buffer $buf"
+    [ "$size" -ge 1800 ] || fail "the TPM's largest NV index ($max) is too small for this test"
+    assert_eq "$(citadel tpm --json nv define big --size "$size" | json - 'd["size"]')" "$size"
+    head -c "$size" /dev/urandom >r
+    assert_eq "$(citadel tpm --json nv write big --input r | json - 'd["written"]')" "$size"
+    citadel tpm nv read big --output back >/dev/null
+    cmp r back || fail "a $size-byte index read back something else"
+    # the hex form is assembled from the same chunks
+    assert_eq "$(citadel tpm --json nv read big | json - 'd["data_hex"]')" "$(od -An -v -tx1 r | tr -d ' \n')"
+    # 1500 bytes at offset 300 span the chunk boundary
+    head -c 1500 /dev/urandom >p
+    citadel tpm nv write big --input p --offset 300 >/dev/null
+    { head -c 300 r; cat p; tail -c +1801 r; } >want
+    citadel tpm nv read big --output back >/dev/null
+    cmp want back || fail "the write at offset 300 did not land where expected"
+    # past the end, by one byte: refused before any chunk is written
+    expect_fail 8 TPM0048 citadel tpm nv write big --input p --offset $((size - 1500 + 1))
+    assert_contains "$ERR" "do not fit in big ($size bytes)"
+    head -c $((size + 1)) /dev/urandom >over
+    expect_fail 8 TPM0048 citadel tpm nv write big --input over
+    citadel tpm nv read big --output back >/dev/null
+    cmp want back || fail "a refused write changed the index"
+    # larger than the TPM's largest index: refused with the limit named, nothing defined
+    expect_fail 2 TPM0002 citadel tpm nv define huge --size $((max + 1))
+    assert_contains "$ERR" "nv_index_max $max"
+    assert_eq "$(citadel tpm --json nv list | json - 'd["count"]')" 1
+    doctor_consistent
+}

@@ -33,3 +33,30 @@ test_doctor_sees_an_undefined_nv_index() {
     assert_eq "$(json doc.json 'd["consistent"]')" false
     assert_contains "$(json doc.json '[c["detail"] for c in d["checks"] if c["check"] == "objects load"][0]')" "app/x: NV index"
 }
+
+# An index larger than one TPM buffer on swtpm: citadel's chunked write reads back the same
+# with tpm2_nvread, and tpm2_nvwrite's data reads back the same with citadel.
+test_nv_multi_chunk_on_swtpm() {
+    start_swtpm
+    export TPM_BACKEND=swtpm TPM_TCTI=$SWTPM_TCTI
+    citadel tpm init >/dev/null
+    citadel tpm --json capabilities >caps.json
+    max=$(json caps.json 'd["limits"]["nv_index_max_size"]')
+    buf=$(json caps.json 'd["limits"]["nv_buffer_max"]')
+    size=$((max < 2048 ? max : 2048))
+    [ "$size" -gt "$buf" ] || fail "index size $size is not larger than the TPM buffer $buf"
+    h=$(citadel tpm --json nv define app/big --size "$size" | json - 'd["handle"]')
+    head -c "$size" /dev/urandom >ours
+    citadel tpm nv write app/big --input ours >/dev/null
+    citadel tpm nv read app/big --output back >/dev/null
+    cmp ours back || fail "citadel read back something else"
+    tpm2_nvread -T "$SWTPM_TCTI" "$h" -P "" -s "$size" -o theirs.bin
+    cmp ours theirs.bin || fail "tpm2_nvread read something else"
+    head -c "$size" /dev/urandom >t
+    tpm2_nvwrite -T "$SWTPM_TCTI" "$h" -P "" -i t
+    citadel tpm nv read app/big --output back >/dev/null
+    cmp t back || fail "citadel did not read what tpm2_nvwrite wrote"
+    expect_fail 8 TPM0048 citadel tpm nv write app/big --input ours --offset 1
+    citadel tpm nv read app/big --output back >/dev/null
+    cmp t back || fail "a refused write changed the index"
+}

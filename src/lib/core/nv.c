@@ -17,7 +17,12 @@
 
 #define NV_FIRST 0x01300000u
 #define NV_LAST 0x013000ffu
-#define NV_DATA_MAX 1024u /* one TPM2_NV_Read/Write (libtpms: NV_BUFFER_MAX 1024) */
+/* An index's data size and offsets are UINT16 in TPM2_NV_DefineSpace/Write, so no index holds
+ * more; the TPM's own limit (TPM2_PT_NV_INDEX_MAX, libtpms 2048) is queried and is smaller. */
+#define NV_DATA_MAX UINT16_MAX
+/* TPM2_PT_NV_BUFFER_MAX when the TPM does not report it: the PC Client minimum. */
+#define NV_BUFFER_FALLBACK 512u
+#define NV_BUFFER_CAP ((uint32_t)sizeof(((TPM2B_MAX_NV_BUFFER *)0)->buffer))
 
 typedef struct nv_def {
     uint32_t handle;
@@ -129,6 +134,38 @@ static void close_index(cit_ctx *ctx, ESYS_TR *h) {
     }
 }
 
+/* The TPM's largest ordinary index (TPM2_PT_NV_INDEX_MAX) and the most one TPM2_NV_Read or
+ * TPM2_NV_Write moves (TPM2_PT_NV_BUFFER_MAX), in one TPM2_GetCapability. A TPM that does not
+ * report the buffer size gets NV_BUFFER_FALLBACK; one that does not report the index size is
+ * held to one buffer, as citadel did before it split transfers. */
+static int nv_limits(cit_tpm *t, uint32_t *index_max, uint32_t *buffer_max) {
+    TPMS_CAPABILITY_DATA *cap = NULL;
+    TSS2_RC rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_TPM_PROPERTIES,
+                                    TPM2_PT_NV_INDEX_MAX, TPM2_PT_NV_BUFFER_MAX - TPM2_PT_NV_INDEX_MAX + 1, NULL, &cap);
+    if (rc != TSS2_RC_SUCCESS)
+        return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot read the TPM's NV limits");
+    uint32_t imax = 0, bmax = 0;
+    for (uint32_t i = 0; i < cap->data.tpmProperties.count; i++) {
+        const TPMS_TAGGED_PROPERTY *p = &cap->data.tpmProperties.tpmProperty[i];
+        if (p->property == TPM2_PT_NV_INDEX_MAX)
+            imax = p->value;
+        else if (p->property == TPM2_PT_NV_BUFFER_MAX)
+            bmax = p->value;
+    }
+    Esys_Free(cap);
+    if (bmax == 0)
+        bmax = NV_BUFFER_FALLBACK;
+    if (bmax > NV_BUFFER_CAP) /* what a TPM2B_MAX_NV_BUFFER holds */
+        bmax = NV_BUFFER_CAP;
+    if (imax == 0)
+        imax = bmax;
+    if (imax > NV_DATA_MAX)
+        imax = NV_DATA_MAX;
+    *index_max = imax;
+    *buffer_max = bmax;
+    return 0;
+}
+
 static int free_nv_handle(cit_tpm *t, uint32_t *out) {
     TPMS_CAPABILITY_DATA *cap = NULL;
     TSS2_RC rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES, NV_FIRST,
@@ -162,6 +199,9 @@ _public_ int cit_nv_define(json_t **out, cit_ctx *ctx, const char *path, uint32_
         size = 32; /* sha256 */
     else if (size == 0 || size > NV_DATA_MAX) {
         cit_error_set(CIT_E_USAGE, "--size must be 1 to %u bytes for an ordinary index", NV_DATA_MAX);
+        if (size > NV_DATA_MAX)
+            cit_error_cause("no NV index holds more, and the TPM's own limit (nv_index_max_size in `citadel tpm "
+                            "capabilities`) is usually much lower");
         return CIT_E_USAGE;
     }
     cit_store *s;
@@ -183,13 +223,22 @@ _public_ int cit_nv_define(json_t **out, cit_ctx *ctx, const char *path, uint32_
         return r;
     if (ctx->plan) {
         cit_memzero(&auth, sizeof auth);
-        static const char *const ops[] = {"TPM2_GetCapability (handles)", "TPM2_NV_DefineSpace", NULL};
-        *out = cit__plan("define an NV index", ops);
+        static const char *const ops[] = {"TPM2_GetCapability (NV limits)", "TPM2_GetCapability (handles)",
+                                          "TPM2_NV_DefineSpace", NULL};
+        static const char *const ops_fixed[] = {"TPM2_GetCapability (handles)", "TPM2_NV_DefineSpace", NULL};
+        *out = cit__plan("define an NV index", nt == TPM2_NT_ORDINARY ? ops : ops_fixed);
         return 0;
     }
     cit_tpm *t;
-    uint32_t handle = 0;
+    uint32_t handle = 0, index_max = 0, buffer_max = 0;
     r = cit__ctx_tpm(ctx, &t);
+    if (r == 0 && nt == TPM2_NT_ORDINARY && (r = nv_limits(t, &index_max, &buffer_max)) == 0 && size > index_max) {
+        r = cit_error_set(CIT_E_USAGE, "--size must be 1 to %u bytes for an ordinary index on this TPM", index_max);
+        cit_error_cause("the TPM's largest NV index (TPM2_PT_NV_INDEX_MAX) is %u bytes", index_max);
+        cit_error_context("nv_index_max", "%u", index_max);
+        cit_error_context("size", "%u", size);
+        cit_error_step("define a smaller index, or split the data over several indices");
+    }
     if (r == 0)
         r = free_nv_handle(t, &handle);
     if (r < 0) {
@@ -275,14 +324,16 @@ _public_ int cit_nv_write(json_t **out, cit_ctx *ctx, const char *path, const ch
         r = cit_error_set(CIT_E_INPUT_INVALID, "a bits index takes exactly 8 bytes (the bits to set), at offset 0");
         goto done;
     }
-    if (!bits && (uint64_t)offset + len > d.size) {
+    /* NV_DATA_MAX too: the TPM takes UINT16 offsets, whatever size the store records */
+    if (!bits && ((uint64_t)offset + len > d.size || (uint64_t)offset + len > NV_DATA_MAX)) {
         r = cit_error_set(CIT_E_NV_RANGE, "%zu bytes at offset %u do not fit in %s (%u bytes)", len, offset, path,
                           d.size);
         cit_error_context("path", "%s", path);
         goto done;
     }
     if (ctx->plan) {
-        static const char *const ops[] = {"TPM2_ReadPublic (NV)", "TPM2_NV_Write", NULL};
+        static const char *const ops[] = {"TPM2_ReadPublic (NV)", "TPM2_GetCapability (NV limits)",
+                                          "TPM2_NV_Write (once per TPM2_PT_NV_BUFFER_MAX bytes)", NULL};
         static const char *const ops_b[] = {"TPM2_ReadPublic (NV)", "TPM2_NV_SetBits", NULL};
         *out = cit__plan("write an NV index", bits ? ops_b : ops);
         goto done;
@@ -290,21 +341,38 @@ _public_ int cit_nv_write(json_t **out, cit_ctx *ctx, const char *path, const ch
     r = open_index(ctx, &o, &d, auth_file, &h);
     if (r < 0)
         goto done;
-    TSS2_RC rc;
     if (bits) {
         uint64_t v = 0;
         for (int i = 0; i < 8; i++)
             v = v << 8 | data[i];
-        rc = Esys_NV_SetBits(ctx->tpm->esys, h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, v);
+        TSS2_RC rc = Esys_NV_SetBits(ctx->tpm->esys, h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, v);
+        if (rc != TSS2_RC_SUCCESS) {
+            r = nv_error(ctx->tpm, rc, "TPM2_NV_SetBits", path);
+            goto done;
+        }
     } else {
-        TPM2B_MAX_NV_BUFFER buf = {.size = (UINT16)len};
-        memcpy(buf.buffer, data, len);
-        rc = Esys_NV_Write(ctx->tpm->esys, h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &buf, (UINT16)offset);
-        cit_memzero(&buf, sizeof buf);
-    }
-    if (rc != TSS2_RC_SUCCESS) {
-        r = nv_error(ctx->tpm, rc, bits ? "TPM2_NV_SetBits" : "TPM2_NV_Write", path);
-        goto done;
+        uint32_t index_max, chunk;
+        r = nv_limits(ctx->tpm, &index_max, &chunk);
+        if (r < 0)
+            goto done;
+        /* The range was checked above, so a later chunk fails only if the TPM changed under
+         * us (another program locked or redefined the index): then say how much is written. */
+        for (size_t done_len = 0; done_len < len; done_len += chunk) {
+            size_t n = len - done_len < chunk ? len - done_len : chunk;
+            TPM2B_MAX_NV_BUFFER buf = {.size = (UINT16)n};
+            memcpy(buf.buffer, data + done_len, n);
+            TSS2_RC rc = Esys_NV_Write(ctx->tpm->esys, h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &buf,
+                                       (UINT16)(offset + done_len));
+            cit_memzero(&buf, sizeof buf);
+            if (rc != TSS2_RC_SUCCESS) {
+                r = nv_error(ctx->tpm, rc, "TPM2_NV_Write", path);
+                if (done_len) {
+                    cit_error_cause("the first %zu of %zu bytes were written before the failure", done_len, len);
+                    cit_error_context("written", "%zu", done_len);
+                }
+                goto done;
+            }
+        }
     }
     *out = json_pack("{s:s,s:I,s:I}", "path", path, "written", (json_int_t)len, "offset", (json_int_t)offset);
 done:
@@ -323,37 +391,56 @@ _public_ int cit_nv_read(json_t **out, cit_ctx *ctx, const char *path, const cha
     cit_object o = {0};
     nv_def d;
     ESYS_TR h = ESYS_TR_NONE;
+    uint8_t *buf_all = NULL;
+    size_t got = 0;
     int r = find_nv(ctx, path, &o, &d);
     if (r < 0)
         goto done;
     if (ctx->plan) {
-        static const char *const ops[] = {"TPM2_ReadPublic (NV)", "TPM2_NV_Read", NULL};
+        static const char *const ops[] = {"TPM2_ReadPublic (NV)", "TPM2_GetCapability (NV limits)",
+                                          "TPM2_NV_Read (once per TPM2_PT_NV_BUFFER_MAX bytes)", NULL};
         *out = cit__plan("read an NV index", ops);
         goto done;
     }
     r = open_index(ctx, &o, &d, auth_file, &h);
+    uint32_t index_max, chunk;
+    if (r == 0)
+        r = nv_limits(ctx->tpm, &index_max, &chunk);
     if (r < 0)
         goto done;
-    TPM2B_MAX_NV_BUFFER *buf = NULL;
-    TSS2_RC rc = Esys_NV_Read(ctx->tpm->esys, h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, (UINT16)d.size, 0, &buf);
-    if (rc != TSS2_RC_SUCCESS) {
-        if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && cit__rc_base(rc) == TPM2_RC_NV_UNINITIALIZED) {
-            r = cit_error_set(CIT_E_NV_TYPE, "%s has never been written", path);
-            cit_error_cause("an NV index has no value until its first write, increment or extend");
-        } else
-            r = nv_error(ctx->tpm, rc, "TPM2_NV_Read", path);
-        goto done;
-    }
-    *data = malloc(buf->size ? buf->size : 1);
-    if (!*data) {
-        Esys_Free(buf);
+    buf_all = malloc(d.size ? d.size : 1);
+    if (!buf_all) {
         r = cit_error_set(CIT_E_INTERNAL, "out of memory");
         goto done;
     }
-    memcpy(*data, buf->buffer, buf->size);
-    *len = buf->size;
-    cit_memzero(buf, sizeof(*buf));
-    Esys_Free(buf);
+    for (got = 0; got < d.size;) {
+        uint32_t n = d.size - got < chunk ? d.size - got : chunk;
+        TPM2B_MAX_NV_BUFFER *buf = NULL;
+        TSS2_RC rc = Esys_NV_Read(ctx->tpm->esys, h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, (UINT16)n,
+                                  (UINT16)got, &buf);
+        if (rc != TSS2_RC_SUCCESS) {
+            if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && cit__rc_base(rc) == TPM2_RC_NV_UNINITIALIZED) {
+                r = cit_error_set(CIT_E_NV_TYPE, "%s has never been written", path);
+                cit_error_cause("an NV index has no value until its first write, increment or extend");
+            } else
+                r = nv_error(ctx->tpm, rc, "TPM2_NV_Read", path);
+            goto done;
+        }
+        if (buf->size != n) {
+            unsigned short_n = buf->size;
+            cit_memzero(buf, sizeof(*buf));
+            Esys_Free(buf);
+            r = cit_error_set(CIT_E_TPM_COMMAND, "TPM2_NV_Read of %s returned %u bytes instead of %u", path, short_n,
+                              n);
+            goto done;
+        }
+        memcpy(buf_all + got, buf->buffer, n);
+        got += n;
+        cit_memzero(buf, sizeof(*buf));
+        Esys_Free(buf);
+    }
+    *data = TAKE_PTR(buf_all);
+    *len = got;
     json_t *j = json_pack("{s:s,s:s,s:I}", "path", path, "type", d.type, "size", (json_int_t)*len);
     if ((strcmp(d.type, "counter") == 0 || strcmp(d.type, "bits") == 0) && *len == 8) {
         uint64_t v = 0;
@@ -364,6 +451,10 @@ _public_ int cit_nv_read(json_t **out, cit_ctx *ctx, const char *path, const cha
     *out = j;
 done:
     close_index(ctx, &h);
+    if (buf_all) {
+        cit_memzero(buf_all, got);
+        free(buf_all);
+    }
     cit__object_clear(&o);
     return r;
 }

@@ -202,8 +202,10 @@ static const cit_topic topics[] = {
                 "reserved by TCG (EK certificates at 0x01C00002 RSA and 0x01C0000A ECC).\n"
                 "\n"
                 "What operators must know:\n"
-                "- Space is small (a few KB in all) and one read or write moves at most\n"
-                "  TPM_PT_NV_BUFFER_MAX bytes; see `citadel tpm capabilities`.\n"
+                "- Space is small (a few KB in all). One index holds at most\n"
+                "  TPM_PT_NV_INDEX_MAX bytes (libtpms: 2048) and one TPM2_NV_Read or\n"
+                "  TPM2_NV_Write moves at most TPM_PT_NV_BUFFER_MAX (libtpms: 1024);\n"
+                "  citadel splits larger reads and writes. See `citadel tpm capabilities`.\n"
                 "- NV is flash with limited write endurance: keep data that changes often\n"
                 "  out of it. The TPM may throttle writes with TPM_RC_NV_RATE (0x920).\n"
                 "- A new index reads TPM_RC_NV_UNINITIALIZED until its first write.\n"
@@ -213,8 +215,8 @@ static const cit_topic topics[] = {
                 "- TPM2_Clear deletes owner-defined indices; platform ones survive.\n"
                 "- Wrong passwords count towards lockout unless the index has\n"
                 "  TPMA_NV_NO_DA.\n"
-                "Commands: citadel tpm capabilities;\n"
-                "planned (not built yet): citadel tpm nv define|read|write\n",
+                "Commands: citadel tpm capabilities; citadel tpm nv define|write|read|\n"
+                "increment|extend|lock|list|delete\n",
         .see_also = "handle ek dictionary-attack",
     },
     {
