@@ -16,6 +16,7 @@
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "core/keys.h"
+#include "core/sealed.h"
 #include "crypto/crypto.h"
 #include "ctx.h"
 #include "profiles.h"
@@ -23,7 +24,6 @@
 
 
 #define SECRET_MAX (1024u * 1024)
-#define SEAL_DIRECT_MAX 128 /* MAX_SYM_DATA of the TPMs we meet (libtpms: 128) */
 #define GCM_NONCE 12
 #define GCM_TAG 16
 #define ENVELOPE_AAD "citadel sealed secret v1"
@@ -219,42 +219,28 @@ _public_ int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const
         *out = cit__plan("seal a secret", mask ? ops : ops_np);
         return 0;
     }
-    bool envelope = len > SEAL_DIRECT_MAX;
+    bool envelope = len > CIT_SEAL_DIRECT_MAX;
     uint8_t key[32];
     cit_object_version v = {.version = 1};
     cit_object o = {0};
     json_t *meta = json_object(), *values = NULL;
     cit_tpm *t;
-    ESYS_TR srk;
-    TPM2B_SENSITIVE_CREATE sens = {0};
-    TPM2B_PUBLIC tmpl = {0};
-    TPM2B_PRIVATE *priv = NULL;
-    TPM2B_PUBLIC *pub = NULL;
+    TPM2B_AUTH auth = {0};
+    TPM2B_DIGEST policy_digest = {0};
+    const uint8_t *sealed = data;
+    size_t sealed_len = len;
     if (envelope) {
         r = envelope_seal(data, len, key, &v.payload, &v.payload_len);
         if (r < 0)
             goto done;
-        memcpy(sens.sensitive.data.buffer, key, 32);
-        sens.sensitive.data.size = 32;
-        cit_memzero(key, sizeof key);
-    } else {
-        memcpy(sens.sensitive.data.buffer, data, len);
-        sens.sensitive.data.size = (UINT16)len;
+        sealed = key;
+        sealed_len = sizeof key;
     }
     r = cit__ctx_tpm(ctx, &t);
-    if (r == 0)
-        r = cit__ctx_srk(ctx, true, &srk); /* never seal under a foreign SRK */
+    if (r == 0 && auth_file)
+        r = cit__read_auth(auth_file, &auth);
     if (r < 0)
         goto done;
-    tmpl.publicArea.type = TPM2_ALG_KEYEDHASH;
-    tmpl.publicArea.nameAlg = TPM2_ALG_SHA256;
-    tmpl.publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_NODA;
-    tmpl.publicArea.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL;
-    if (auth_file) {
-        r = cit__read_auth(auth_file, &sens.sensitive.userAuth);
-        if (r < 0)
-            goto done;
-    }
     if (named) {
         uint8_t *pd = NULL;
         size_t pl = 0;
@@ -263,79 +249,28 @@ _public_ int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const
             r = cit_error_set(CIT_E_STORE_IO, "the stored policy %s is damaged", policy_name);
             goto done;
         }
-        memcpy(tmpl.publicArea.authPolicy.buffer, pd, pl);
-        tmpl.publicArea.authPolicy.size = (UINT16)pl;
+        memcpy(policy_digest.buffer, pd, pl);
+        policy_digest.size = (UINT16)pl;
         free(pd);
         json_object_set_new(meta, "policy_name", json_string(policy_name));
         json_object_set(meta, "policy_json", named);
         json_object_set_new(meta, "policy_digest", json_string(named_digest));
     } else if (mask) {
-        r = policy_pcr_digest(t, &sel, needs_auth, &tmpl.publicArea.authPolicy);
-        if (needs_auth)
-            tmpl.publicArea.objectAttributes &= ~TPMA_OBJECT_NODA;
+        r = policy_pcr_digest(t, &sel, needs_auth, &policy_digest);
         if (r == 0)
             r = pcr_values(t, alg, mask, &values);
         if (r < 0)
             goto done;
         json_object_set_new(meta, "policy", json_pack("{s:s,s:O}", "bank", cit__hash_name(alg), "pcrs", values));
-        char *pd = cit_hex_encode(tmpl.publicArea.authPolicy.buffer, tmpl.publicArea.authPolicy.size);
+        char *pd = cit_hex_encode(policy_digest.buffer, policy_digest.size);
         json_object_set_new(meta, "policy_digest", json_string(pd));
         free(pd);
-    } else {
-        /* no policy: the password (or none), dictionary-attack protected when there is one */
-        tmpl.publicArea.objectAttributes |= TPMA_OBJECT_USERWITHAUTH;
-        if (needs_auth)
-            tmpl.publicArea.objectAttributes &= ~TPMA_OBJECT_NODA;
     }
-    if (named && needs_auth)
-        tmpl.publicArea.objectAttributes &= ~TPMA_OBJECT_NODA;
+    /* no policy: the password (or none) unseals, dictionary-attack protected when there is one */
     json_object_set_new(meta, "auth", json_boolean(needs_auth));
-    TPM2B_DATA outside = {0};
-    TPML_PCR_SELECTION none = {0};
-    /* the secret goes to the TPM encrypted: a session salted with the storage key, with
-     * parameter decryption, authorizes the use of the storage key */
-    ESYS_TR cs = ESYS_TR_NONE;
-    TPMT_SYM_DEF csym = {.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
-    TSS2_RC rc = Esys_StartAuthSession(t->esys, srk, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL,
-                                       TPM2_SE_HMAC, &csym, TPM2_ALG_SHA256, &cs);
-    if (rc != TSS2_RC_SUCCESS) {
-        r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot start the sealing session");
-        goto done;
-    }
-    Esys_TRSess_SetAttributes(t->esys, cs, TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION,
-                              TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION);
-    rc = Esys_Create(t->esys, srk, cs, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &none, &priv, &pub, NULL,
-                     NULL, NULL);
-    cit__tpm_flush(t, &cs);
-    if (rc != TSS2_RC_SUCCESS) {
-        r = cit__tpm_srk_load_error(rc);
-        if (r == 0)
-            r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "TPM2_Create failed for the sealed secret %s", path);
-        goto done;
-    }
-    uint8_t pb[sizeof(TPM2B_PUBLIC)], vb[sizeof(TPM2B_PRIVATE)], nb[sizeof(TPMU_NAME) + 2];
-    size_t po = 0, vo = 0, nl = 0;
-    if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, pb, sizeof pb, &po) != TSS2_RC_SUCCESS ||
-        Tss2_MU_TPM2B_PRIVATE_Marshal(priv, vb, sizeof vb, &vo) != TSS2_RC_SUCCESS) {
-        r = cit_error_set(CIT_E_INTERNAL, "cannot marshal the sealed object");
-        goto done;
-    }
-    r = cit__name_from_public(pub, nb, &nl);
+    r = cit__seal_data(ctx, path, sealed, sealed_len, &policy_digest, &auth, &v);
     if (r < 0)
         goto done;
-    v.pub = malloc(po);
-    v.priv = malloc(vo);
-    v.name = malloc(nl);
-    if (!v.pub || !v.priv || !v.name) {
-        r = cit_error_set(CIT_E_INTERNAL, "out of memory");
-        goto done;
-    }
-    memcpy(v.pub, pb, po);
-    memcpy(v.priv, vb, vo);
-    memcpy(v.name, nb, nl);
-    v.pub_len = po;
-    v.priv_len = vo;
-    v.name_len = nl;
     json_object_set_new(meta, "size", json_integer((json_int_t)len));
     json_object_set_new(meta, "envelope", json_boolean(envelope));
     snprintf(o.path, sizeof o.path, "%s", path);
@@ -368,11 +303,10 @@ _public_ int cit_secret_seal(json_t **out, cit_ctx *ctx, const char *path, const
 done:
     json_decref(named);
     free(named_digest);
-    cit_memzero(&sens, sizeof sens);
+    cit_memzero(key, sizeof key);
+    cit_memzero(&auth, sizeof auth);
     cit_memzero(data, len);
     free(data);
-    Esys_Free(priv);
-    Esys_Free(pub);
     json_decref(values);
     json_decref(meta);
     cit__version_clear(&v);
@@ -380,8 +314,95 @@ done:
     return r;
 }
 
+int cit__seal_data(cit_ctx *ctx, const char *path, const uint8_t *data, size_t len, const TPM2B_DIGEST *auth_policy,
+                   const TPM2B_AUTH *auth, cit_object_version *v) {
+    if (len == 0 || len > CIT_SEAL_DIRECT_MAX)
+        return cit_error_set(CIT_E_INTERNAL, "cannot seal %zu bytes directly", len);
+    cit_tpm *t;
+    ESYS_TR srk;
+    int r = cit__ctx_tpm(ctx, &t);
+    if (r == 0)
+        r = cit__ctx_srk(ctx, true, &srk); /* never seal under a foreign SRK */
+    if (r < 0)
+        return r;
+    bool has_auth = auth && auth->size;
+    TPM2B_SENSITIVE_CREATE sens = {0};
+    TPM2B_PUBLIC tmpl = {0};
+    TPM2B_PRIVATE *priv = NULL;
+    TPM2B_PUBLIC *pub = NULL;
+    memcpy(sens.sensitive.data.buffer, data, len);
+    sens.sensitive.data.size = (UINT16)len;
+    if (has_auth)
+        sens.sensitive.userAuth = *auth;
+    tmpl.publicArea.type = TPM2_ALG_KEYEDHASH;
+    tmpl.publicArea.nameAlg = TPM2_ALG_SHA256;
+    tmpl.publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT;
+    tmpl.publicArea.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL;
+    if (auth_policy && auth_policy->size)
+        tmpl.publicArea.authPolicy = *auth_policy; /* only a policy session unseals it */
+    else
+        tmpl.publicArea.objectAttributes |= TPMA_OBJECT_USERWITHAUTH;
+    if (!has_auth)
+        tmpl.publicArea.objectAttributes |= TPMA_OBJECT_NODA; /* nothing to guess */
+    TPM2B_DATA outside = {0};
+    TPML_PCR_SELECTION none = {0};
+    /* the data goes to the TPM encrypted: a session salted with the storage key, with
+     * parameter decryption, authorizes the use of the storage key */
+    ESYS_TR cs = ESYS_TR_NONE;
+    TPMT_SYM_DEF csym = {.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
+    TSS2_RC rc = Esys_StartAuthSession(t->esys, srk, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL,
+                                       TPM2_SE_HMAC, &csym, TPM2_ALG_SHA256, &cs);
+    if (rc != TSS2_RC_SUCCESS) {
+        r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot start the sealing session");
+        goto done;
+    }
+    Esys_TRSess_SetAttributes(t->esys, cs, TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION,
+                              TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION);
+    rc = Esys_Create(t->esys, srk, cs, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &none, &priv, &pub, NULL,
+                     NULL, NULL);
+    cit__tpm_flush(t, &cs);
+    if (rc != TSS2_RC_SUCCESS) {
+        r = cit__tpm_srk_load_error(rc);
+        if (r == 0)
+            r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "TPM2_Create failed for the sealed object %s", path);
+        goto done;
+    }
+    uint8_t pb[sizeof(TPM2B_PUBLIC)], vb[sizeof(TPM2B_PRIVATE)], nb[sizeof(TPMU_NAME) + 2];
+    size_t po = 0, vo = 0, nl = 0;
+    if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, pb, sizeof pb, &po) != TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2B_PRIVATE_Marshal(priv, vb, sizeof vb, &vo) != TSS2_RC_SUCCESS) {
+        r = cit_error_set(CIT_E_INTERNAL, "cannot marshal the sealed object");
+        goto done;
+    }
+    r = cit__name_from_public(pub, nb, &nl);
+    if (r < 0)
+        goto done;
+    uint8_t *vp = malloc(po), *vv = malloc(vo), *vn = malloc(nl);
+    if (!vp || !vv || !vn) {
+        free(vp);
+        free(vv);
+        free(vn);
+        r = cit_error_set(CIT_E_INTERNAL, "out of memory");
+        goto done;
+    }
+    memcpy(vp, pb, po);
+    memcpy(vv, vb, vo);
+    memcpy(vn, nb, nl);
+    v->pub = vp;
+    v->priv = vv;
+    v->name = vn;
+    v->pub_len = po;
+    v->priv_len = vo;
+    v->name_len = nl;
+done:
+    cit_memzero(&sens, sizeof sens);
+    Esys_Free(priv);
+    Esys_Free(pub);
+    return r;
+}
+
 /* Which bound PCRs differ from the values at seal time, as causes of the current error. */
-static void explain_pcr_change(cit_tpm *t, json_t *policy) {
+static void explain_pcr_change(cit_tpm *t, const json_t *policy) {
     cit_error saved = *cit_error_last();
     TPMI_ALG_HASH alg;
     json_t *want = json_object_get(policy, "pcrs"), *now = NULL;
@@ -410,6 +431,110 @@ static void explain_pcr_change(cit_tpm *t, json_t *policy) {
     if (!n)
         cit_error_cause("the bound PCRs have their sealing values; the object's policy itself was not met");
     json_decref(now);
+}
+
+int cit__unseal_data(cit_ctx *ctx, const cit_object *o, const json_t *meta, const TPM2B_AUTH *auth, uint8_t *out,
+                     size_t cap, size_t *out_len) {
+    const char *path = o->path;
+    const json_t *policy = json_object_get(meta, "policy");
+    const json_t *named = json_object_get(meta, "policy_json");
+    bool has_auth = auth && auth->size;
+    cit_tpm *t;
+    ESYS_TR h = ESYS_TR_NONE, sess = ESYS_TR_NONE, srk;
+    bool pers = false;
+    TPM2B_SENSITIVE_DATA *data = NULL;
+    int r = cit__ctx_tpm(ctx, &t);
+    if (r == 0)
+        r = cit__ctx_srk(ctx, false, &srk);
+    if (r == 0)
+        r = cit__key_load(ctx, o, o->version, &h, &pers);
+    if (r < 0)
+        goto done;
+    /* a session salted with the storage key: the response (the sealed data) is encrypted */
+    TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
+    TSS2_RC rc = Esys_StartAuthSession(t->esys, srk, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL,
+                                       policy || named ? TPM2_SE_POLICY : TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &sess);
+    if (rc != TSS2_RC_SUCCESS) {
+        r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot start the unseal session");
+        goto done;
+    }
+    if (policy) {
+        uint32_t mask = 0;
+        const char *k;
+        json_t *x;
+        json_object_foreach(json_object_get(policy, "pcrs"), k, x) {
+            uint32_t i;
+            if (cit_parse_u32(k, &i) == 0 && i < 24)
+                mask |= 1u << i;
+        }
+        TPML_PCR_SELECTION sel;
+        TPMI_ALG_HASH alg;
+        r = pcr_selection(json_string_value(json_object_get(policy, "bank")), mask, &sel, &alg);
+        if (r < 0)
+            goto done;
+        TPM2B_DIGEST empty = {0};
+        rc = Esys_PolicyPCR(t->esys, sess, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty, &sel);
+        if (rc == TSS2_RC_SUCCESS && has_auth)
+            rc = Esys_PolicyAuthValue(t->esys, sess, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
+        if (rc != TSS2_RC_SUCCESS) {
+            r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "the PCR policy session failed");
+            goto done;
+        }
+    }
+    if (named) {
+        r = cit__policy_run(t, named, sess, NULL, ctx);
+        if (r < 0) {
+            cit_error_context("path", "%s", path);
+            goto done;
+        }
+    }
+    if (has_auth)
+        Esys_TR_SetAuth(t->esys, h, auth);
+    Esys_TRSess_SetAttributes(t->esys, sess, TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION,
+                              TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION);
+    rc = Esys_Unseal(t->esys, h, sess, ESYS_TR_NONE, ESYS_TR_NONE, &data);
+    if (rc != TSS2_RC_SUCCESS) {
+        uint32_t base = cit__rc_base(rc);
+        if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
+            (base == TPM2_RC_AUTH_FAIL || base == TPM2_RC_BAD_AUTH || base == TPM2_RC_LOCKOUT)) {
+            r = cit__tss_error(t, CIT_E_AUTH_FAIL, rc, "the TPM refused to unseal %s", path);
+            cit_error_context("path", "%s", path);
+        } else if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && base == TPM2_RC_LOCALITY) {
+            r = cit_error_set(CIT_E_POLICY_FAIL, "the TPM refused to unseal %s: its policy needs another locality", path);
+            cit_error_cause("citadel runs at locality 0");
+            cit_error_context("path", "%s", path);
+            cit_error_context("tpm_rc", "0x%08x", rc);
+        } else if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
+                   (base == TPM2_RC_POLICY_FAIL || base == TPM2_RC_PCR_CHANGED)) {
+            r = cit_error_set(CIT_E_POLICY_FAIL, "the TPM refused to unseal %s: its PCR policy is not met", path);
+            cit_error_context("path", "%s", path);
+            cit_error_context("tpm_rc", "0x%08x", rc);
+            explain_pcr_change(t, policy);
+        } else
+            r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "TPM2_Unseal failed for %s", path);
+        goto done;
+    }
+    if (data->size > cap) {
+        r = cit_error_set(CIT_E_STORE_IO, "the sealed object of %s holds %u bytes, more than expected", path,
+                          (unsigned)data->size);
+        goto done;
+    }
+    memcpy(out, data->buffer, data->size);
+    *out_len = data->size;
+done:
+    if (data) {
+        cit_memzero(data, sizeof(*data));
+        Esys_Free(data);
+    }
+    if (r < 0)
+        cit_memzero(out, cap);
+    if (sess != ESYS_TR_NONE)
+        cit__tpm_flush(t, &sess);
+    if (h != ESYS_TR_NONE)
+        Esys_TR_SetAuth(t->esys, h, &(TPM2B_AUTH){0}); /* ESYS keeps no copy of the password */
+    cit__key_unload(ctx, &h, pers);
+    cit__key_cache_drop(ctx); /* a sealed object does not stay loaded */
+    return r;
 }
 
 _public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file, uint8_t **secret,
@@ -447,101 +572,30 @@ _public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, con
         cit__object_clear(&o);
         return 0;
     }
-    cit_tpm *t;
-    ESYS_TR h = ESYS_TR_NONE, sess = ESYS_TR_NONE, srk;
-    bool pers = false;
-    TPM2B_SENSITIVE_DATA *data = NULL;
+    TPM2B_AUTH auth = {0};
+    uint8_t data[CIT_SEAL_DIRECT_MAX];
+    size_t dlen = 0;
     cit_object_version v = {0};
-    r = cit__ctx_tpm(ctx, &t);
+    if (auth_file)
+        r = cit__read_auth(auth_file, &auth);
     if (r == 0)
-        r = cit__ctx_srk(ctx, false, &srk);
-    if (r == 0)
-        r = cit__key_load(ctx, &o, o.version, &h, &pers);
+        r = cit__unseal_data(ctx, &o, meta, &auth, data, sizeof data, &dlen);
+    cit_memzero(&auth, sizeof auth);
     if (r < 0)
         goto done;
-    /* a session salted with the storage key: the response (the secret) is encrypted */
-    TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
-    TSS2_RC rc = Esys_StartAuthSession(t->esys, srk, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL,
-                                       policy || named ? TPM2_SE_POLICY : TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &sess);
-    if (rc != TSS2_RC_SUCCESS) {
-        r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot start the unseal session");
-        goto done;
-    }
-    if (policy) {
-        uint32_t mask = 0;
-        const char *k;
-        json_t *x;
-        json_object_foreach(json_object_get(policy, "pcrs"), k, x) {
-            uint32_t i;
-            if (cit_parse_u32(k, &i) == 0 && i < 24)
-                mask |= 1u << i;
-        }
-        TPML_PCR_SELECTION sel;
-        TPMI_ALG_HASH alg;
-        r = pcr_selection(json_string_value(json_object_get(policy, "bank")), mask, &sel, &alg);
-        if (r < 0)
-            goto done;
-        TPM2B_DIGEST empty = {0};
-        rc = Esys_PolicyPCR(t->esys, sess, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty, &sel);
-        if (rc == TSS2_RC_SUCCESS && needs_auth)
-            rc = Esys_PolicyAuthValue(t->esys, sess, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
-        if (rc != TSS2_RC_SUCCESS) {
-            r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "the PCR policy session failed");
-            goto done;
-        }
-    }
-    if (named) {
-        r = cit__policy_run(t, named, sess, NULL, ctx);
-        if (r < 0) {
-            cit_error_context("path", "%s", path);
-            goto done;
-        }
-    }
-    if (auth_file) {
-        TPM2B_AUTH auth;
-        r = cit__read_auth(auth_file, &auth);
-        if (r < 0)
-            goto done;
-        Esys_TR_SetAuth(t->esys, h, &auth);
-        cit_memzero(&auth, sizeof auth);
-    }
-    Esys_TRSess_SetAttributes(t->esys, sess, TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION,
-                              TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION);
-    rc = Esys_Unseal(t->esys, h, sess, ESYS_TR_NONE, ESYS_TR_NONE, &data);
-    if (rc != TSS2_RC_SUCCESS) {
-        uint32_t base = cit__rc_base(rc);
-        if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
-            (base == TPM2_RC_AUTH_FAIL || base == TPM2_RC_BAD_AUTH || base == TPM2_RC_LOCKOUT)) {
-            r = cit__tss_error(t, CIT_E_AUTH_FAIL, rc, "the TPM refused to unseal %s", path);
-            cit_error_context("path", "%s", path);
-        } else if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && base == TPM2_RC_LOCALITY) {
-            r = cit_error_set(CIT_E_POLICY_FAIL, "the TPM refused to unseal %s: its policy needs another locality", path);
-            cit_error_cause("citadel runs at locality 0");
-            cit_error_context("path", "%s", path);
-            cit_error_context("tpm_rc", "0x%08x", rc);
-        } else if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
-                   (base == TPM2_RC_POLICY_FAIL || base == TPM2_RC_PCR_CHANGED)) {
-            r = cit_error_set(CIT_E_POLICY_FAIL, "the TPM refused to unseal %s: its PCR policy is not met", path);
-            cit_error_context("path", "%s", path);
-            cit_error_context("tpm_rc", "0x%08x", rc);
-            explain_pcr_change(t, policy);
-        } else
-            r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "TPM2_Unseal failed for %s", path);
-        goto done;
-    }
     if (json_is_true(json_object_get(meta, "envelope"))) {
         r = cit__version_get(ctx->store, o.id, o.version, &v);
-        if (r == 0 && data->size != 32)
+        if (r == 0 && dlen != 32)
             r = cit_error_set(CIT_E_STORE_IO, "the sealed envelope key of %s is damaged", path);
         if (r == 0)
-            r = envelope_open(v.payload, v.payload_len, data->buffer, secret, secret_len);
+            r = envelope_open(v.payload, v.payload_len, data, secret, secret_len);
     } else {
-        *secret = malloc(data->size ? data->size : 1);
+        *secret = malloc(dlen ? dlen : 1);
         if (!*secret)
             r = cit_error_set(CIT_E_INTERNAL, "out of memory");
         else {
-            memcpy(*secret, data->buffer, data->size);
-            *secret_len = data->size;
+            memcpy(*secret, data, dlen);
+            *secret_len = dlen;
         }
     }
     if (r == 0) {
@@ -550,16 +604,7 @@ _public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, con
             json_object_set(*out, "policy_name", json_object_get(meta, "policy_name"));
     }
 done:
-    if (data) {
-        cit_memzero(data, sizeof(*data));
-        Esys_Free(data);
-    }
-    if (sess != ESYS_TR_NONE)
-        cit__tpm_flush(t, &sess);
-    if (h != ESYS_TR_NONE)
-        Esys_TR_SetAuth(t->esys, h, &(TPM2B_AUTH){0}); /* ESYS keeps no copy of the password */
-    cit__key_unload(ctx, &h, pers);
-    cit__key_cache_drop(ctx); /* a sealed object does not stay loaded */
+    cit_memzero(data, sizeof data);
     cit__version_clear(&v);
     json_decref(meta);
     cit__object_clear(&o);
