@@ -17,7 +17,7 @@ SANFLAGS =
 endif
 
 CC ?= cc
-PKGS = tss2-esys tss2-mu tss2-rc tss2-tctildr libtpms libcrypto sqlite3 jansson yaml-0.1
+PKGS = tss2-esys tss2-mu tss2-rc tss2-tctildr libtpms libcrypto sqlite3 jansson yaml-0.1 libsodium
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -60,26 +60,28 @@ int cit_log_show(json_t **out, cit_ctx *ctx, const char *object, const char *act
 /* ---- keys ---- */
 typedef struct cit_key_create_options {
     const char *path;
-    const char *algorithm; /* ecc-p256 (default), ecc-p384, rsa-2048, rsa-3072 */
-    const char *scheme;    /* ecdsa, rsassa (RSA default), rsapss */
+    const char *algorithm; /* ecc-p256 (default), ecc-p384, rsa-2048, rsa-3072, or ed25519: a
+                              software key whose seed the TPM seals (docs/ed25519.md) */
+    const char *scheme;    /* ecdsa, rsassa (RSA default), rsapss; eddsa (ed25519) */
     const char *usage;     /* sign (default) or storage (a parent for other keys) */
     const char *parent;    /* NULL: the storage primary key */
     bool persist;          /* also make it a persistent TPM object */
     const char *auth_file; /* a password for the key (file, "-" = stdin); the key is then
                               dictionary-attack protected */
     const char *template_name; /* a recipe (cit_template_list) for what is not given */
-    const char *pcrs;      /* bind use to these PCRs' values now ("0,7"); the TPM enforces it */
+    const char *pcrs;      /* bind use to these PCRs' values now ("0,7"); the TPM enforces it.
+                              ed25519 keys without pcrs or policy are bound to PCRs 0,7 */
     const char *bank;      /* their bank (default sha256) */
     const char *policy;    /* or a stored policy by name */
 } cit_key_create_options;
 
 typedef struct cit_key_sign_options {
     const char *path;
-    const char *input;     /* file or "-" */
+    const char *input;     /* file or "-" (ed25519: the message itself, at most 64 MiB) */
     const char *output;    /* NULL: signature only in the result */
-    const char *digest;    /* sha256 / sha384 / sha512; default by key */
-    const char *encoding;  /* der (default) or raw (ECDSA r||s) */
-    bool input_is_digest;  /* the input is already a digest of the given algorithm */
+    const char *digest;    /* sha256 / sha384 / sha512; default by key (ed25519: must be NULL) */
+    const char *encoding;  /* der (default) or raw (ECDSA r||s); ed25519 signatures are raw (64 bytes) */
+    bool input_is_digest;  /* the input is already a digest of the given algorithm (not ed25519) */
     const char *auth_file; /* the key's password, when it has one */
 } cit_key_sign_options;
 
@@ -96,6 +98,82 @@ int cit_key_export_pub(json_t **out, cit_ctx *ctx, const char *path, const char 
                        const char *output, int version);
 /* auth_file: the key's password when it has one (the new version gets the same). */
 int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const char *auth_file);
+
+/* ---- Ed25519 keys sealed by the TPM (docs/ed25519.md) ---- */
+/* `cit_key_create` with algorithm "ed25519" makes one: a 32-byte seed from the TPM's random
+ * number generator mixed with libsodium's, sealed in the TPM under the key's policy (PCRs 0,7 by
+ * default) and never stored in clear. cit_key_sign unseals it for each signature; a daemon
+ * keeps it unsealed in a session cache (cit_keycache_*) instead. */
+
+typedef struct cit_key_backup_options {
+    const char *path;
+    const char *output;          /* the recovery file, written 0600 */
+    const char *passphrase_file; /* the passphrase ("-" = stdin; one trailing newline dropped);
+                                    at least 12 bytes */
+    const char *kdf;             /* Argon2id strength: interactive, moderate (default), sensitive */
+    const char *auth_file;       /* the key's password, when it has one */
+} cit_key_backup_options;
+
+typedef struct cit_key_restore_options {
+    const char *path;            /* the key to create (need not be the original path) */
+    const char *input;           /* a file written by cit_key_backup */
+    const char *passphrase_file;
+    const char *pcrs;            /* the new sealing policy, as for cit_key_create (default 0,7) */
+    const char *bank;
+    const char *policy;
+    const char *auth_file;       /* a password for the restored key (may differ from the old one) */
+} cit_key_restore_options;
+
+/* Writes a passphrase-encrypted recovery file of an ed25519 key's current seed: Argon2id
+ * derives the key, XChaCha20-Poly1305 encrypts the seed, the header (algorithm, public key, KDF
+ * parameters, salt, path) is authenticated. The key's policy must be satisfied now (the TPM
+ * unseals the seed). Errors: CIT_E_OBJECT_KIND (not ed25519), CIT_E_POLICY_FAIL, CIT_E_AUTH_FAIL,
+ * CIT_E_USAGE (short passphrase, unknown kdf), CIT_E_OUTPUT_WRITE. */
+int cit_key_backup(json_t **out, cit_ctx *ctx, const cit_key_backup_options *o);
+/* Creates the key o->path from a recovery file, its seed sealed by this TPM under the given (or
+ * default) policy. Nothing is created on failure: CIT_E_BACKUP_FORMAT (not a backup, unknown
+ * version), CIT_E_BACKUP_TRUNCATED, CIT_E_BACKUP_TAMPERED (checksum, header or public key do not
+ * match), CIT_E_BACKUP_PASSPHRASE (wrong passphrase), CIT_E_OBJECT_EXISTS. */
+int cit_key_restore(json_t **out, cit_ctx *ctx, const cit_key_restore_options *o);
+
+/* The session cache: unsealed ed25519 keys held in locked memory (sodium_malloc: mlock, guard
+ * pages, no access while not signing, excluded from core dumps) for fast signing without the TPM.
+ * A key locks itself (is wiped) once it has not been used for the idle time. Every function is
+ * thread-safe (one mutex per cache; signatures are made one at a time). */
+typedef struct cit_keycache cit_keycache;
+
+#define CIT_KEYCACHE_DEFAULT_IDLE 300 /* seconds */
+#define CIT_ED25519_SIGNATURE_BYTES 64
+#define CIT_ED25519_PUBLIC_BYTES 32
+
+/* A new, empty cache; idle_seconds 0 means CIT_KEYCACHE_DEFAULT_IDLE. *out is the caller's
+ * (cit_keycache_free). CIT_E_INTERNAL when libsodium cannot start or memory runs out. */
+int cit_keycache_new(cit_keycache **out, unsigned idle_seconds);
+/* Unseals the current version of the ed25519 key at path through ctx (the TPM checks its policy
+ * and password, auth_file, as for cit_key_sign) and keeps it in the cache; unlocking a key that
+ * is already unlocked unseals it again (and takes a newer version after a rotation). The
+ * unsealed seed is checked against the stored public key. Errors: those of cit_key_sign
+ * (CIT_E_OBJECT_NOT_FOUND, CIT_E_OBJECT_KIND, CIT_E_POLICY_FAIL, CIT_E_AUTH_FAIL, ...). */
+int cit_keycache_unlock(cit_keycache *c, cit_ctx *ctx, const char *path, const char *auth_file);
+/* Signs msg (len bytes) with the unlocked key at path into sig (64 bytes), without the TPM.
+ * CIT_E_KEY_LOCKED when the key is not unlocked, was locked, or was idle longer than the idle
+ * time (it is wiped first). sig is untouched on failure. */
+int cit_keycache_sign(cit_keycache *c, const char *path, const uint8_t *msg, size_t len,
+                      uint8_t sig[CIT_ED25519_SIGNATURE_BYTES]);
+/* The public key and version of the unlocked key at path (does not count as a use).
+ * CIT_E_KEY_LOCKED as for cit_keycache_sign. */
+int cit_keycache_public_key(cit_keycache *c, const char *path, uint8_t pk[CIT_ED25519_PUBLIC_BYTES],
+                            int *version);
+/* Wipes the key at path from the cache. CIT_E_KEY_LOCKED when it was not unlocked. */
+int cit_keycache_lock(cit_keycache *c, const char *path);
+/* Wipes every key; returns how many were unlocked. */
+size_t cit_keycache_lock_all(cit_keycache *c);
+/* Wipes the keys idle longer than the idle time (for a daemon's timer); returns how many. */
+size_t cit_keycache_expire(cit_keycache *c);
+/* How many keys are unlocked now (keys past their idle time included until expired). */
+size_t cit_keycache_count(cit_keycache *c);
+/* Wipes every key and frees the cache. Accepts NULL. */
+void cit_keycache_free(cit_keycache *c);
 
 /* ---- PCRs and baselines ---- */
 /* bank: sha1|sha256 (default)|sha384|sha512; indices: "0,7,11", "0-7", NULL = all. */

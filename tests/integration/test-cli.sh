@@ -476,7 +476,7 @@ EOF
     expect_fail 2 TPM0043 citadel tpm key sign k256 --input short.bin --input-is-digest
     # a scheme that does not fit the algorithm, or an unknown algorithm, creates nothing
     expect_fail 2 TPM0002 citadel tpm key create bad1 --algorithm ecc-p256 --scheme rsapss
-    expect_fail 5 TPM0023 citadel tpm key create bad2 --algorithm ed25519
+    expect_fail 5 TPM0023 citadel tpm key create bad2 --algorithm ed448
     expect_fail 3 TPM0004 citadel tpm key show bad1
     expect_fail 3 TPM0004 citadel tpm key show bad2
     doctor_consistent

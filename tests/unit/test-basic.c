@@ -94,7 +94,10 @@ static void test_error_table(void **state) {
     const cit_code_info *t = cit_code_table(&n);
     assert_true(n >= 40);
     for (size_t i = 0; i < n; i++) {
-        assert_int_equal(t[i].num, (int)i + 1); /* append-only, dense */
+        /* append-only: strictly ascending from 1; a range may be reserved for a change being
+         * made in parallel (55-59), so the numbers need not be dense */
+        assert_true(t[i].num > (i ? t[i - 1].num : 0));
+        assert_true(t[i].num <= (int)i + 1 + 5);
         assert_non_null(t[i].steps);
         assert_true(strlen(t[i].message) > 0);
     }

@@ -395,7 +395,7 @@ static void test_openssh_comment(void **state) {
 
 static void test_export_unsupported(void **state) {
     EVP_PKEY *k1 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1");
-    EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED448"); /* Ed25519 is supported (RFC 8037/8709) */
     char *s = NULL;
     json_t *j = NULL;
     assert_non_null(k1);
@@ -417,6 +417,39 @@ static const char *jstr(json_t *o, const char *key) {
     assert_non_null(v);
     assert_true(json_is_string(v));
     return json_string_value(v);
+}
+
+/* RFC 8037 A.1/A.3: the Ed25519 key's JWK and its RFC 7638 thumbprint; RFC 8709: the ssh-ed25519
+ * blob (string "ssh-ed25519", string key). */
+static void test_ed25519_jwk_rfc8037_and_ssh(void **state) {
+    static const uint8_t pub[32] = {0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe,
+                                    0xd3, 0xc9, 0x64, 0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6,
+                                    0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a};
+    EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, sizeof pub);
+    assert_non_null(pk);
+    json_t *j = NULL;
+    assert_int_equal(cit__pubkey_jwk(&j, pk), 0);
+    assert_string_equal(jstr(j, "kty"), "OKP");
+    assert_string_equal(jstr(j, "crv"), "Ed25519");
+    assert_string_equal(jstr(j, "x"), "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
+    assert_string_equal(jstr(j, "kid"), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+    assert_null(json_object_get(j, "y"));
+    json_decref(j);
+    char *line = NULL;
+    assert_int_equal(cit__pubkey_openssh(&line, pk, "c"), 0);
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    assert_true(strncmp(line, "ssh-ed25519 ", 12) == 0);
+    char *b64 = strdup(line + 12);
+    *strchr(b64, ' ') = 0;
+    assert_int_equal(cit__base64_decode(&blob, &blob_len, b64), 0);
+    assert_int_equal(blob_len, 4 + 11 + 4 + 32);
+    assert_memory_equal(blob, "\0\0\0\x0bssh-ed25519\0\0\0\x20", 19);
+    assert_memory_equal(blob + 19, pub, 32);
+    free(blob);
+    free(b64);
+    free(line);
+    EVP_PKEY_free(pk);
 }
 
 static void test_jwk_ec(void **state) {
@@ -923,6 +956,7 @@ int main(void) {
         cmocka_unit_test(test_openssh_comment),
         cmocka_unit_test(test_export_unsupported),
         cmocka_unit_test(test_jwk_ec),
+        cmocka_unit_test(test_ed25519_jwk_rfc8037_and_ssh),
         cmocka_unit_test(test_jwk_ec_vector),
         cmocka_unit_test(test_jwk_rsa_rfc7638),
         cmocka_unit_test(test_jwk_rsa),

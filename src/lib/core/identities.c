@@ -440,6 +440,13 @@ _public_ int cit_identity_init(json_t **out, cit_ctx *ctx, const cit_identity_in
     int r = cit__check_path(io->name);
     if (r < 0)
         return r;
+    if (io->algorithm && strcmp(io->algorithm, "ed25519") == 0) {
+        cit_error_set(CIT_E_ALG_UNSUPPORTED, "identities are TPM keys; ed25519 is not one");
+        cit_error_cause("an identity signs its CSR, approvals and attestations in the TPM, which has no Ed25519");
+        cit_error_step("use --algorithm ecc-p256 (or another TPM algorithm) for the identity");
+        cit_error_step("an ed25519 key whose seed the TPM seals is `citadel tpm key create PATH --algorithm ed25519`");
+        return CIT_E_ALG_UNSUPPORTED;
+    }
     const char *usage = io->usage;
     const cit_template_def *tpl = NULL;
     if (io->template_name && (r = cit__template_for(io->template_name, "key", &tpl)) < 0)

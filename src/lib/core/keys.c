@@ -15,6 +15,7 @@
 #include "basic/util.h"
 #include "crypto/crypto.h"
 #include "ctx.h"
+#include "core/ed25519.h"
 #include "core/keys.h"
 #include "core/profiles.h"
 #include "policy/policy.h"
@@ -44,7 +45,8 @@ static int find_alg(const char *name) {
 
 static int unsupported_alg(const char *name) {
     cit_error_set(CIT_E_ALG_UNSUPPORTED, "unsupported key algorithm: %s", name);
-    cit_error_cause("citadel creates ecc-p256, ecc-p384, rsa-2048 and rsa-3072 keys");
+    cit_error_cause("citadel creates ecc-p256, ecc-p384, rsa-2048 and rsa-3072 keys in the TPM, and ed25519 keys "
+                    "whose seed the TPM seals (`key create --algorithm ed25519`)");
     cit_error_context("algorithm", "%s", name);
     return CIT_E_ALG_UNSUPPORTED;
 }
@@ -196,7 +198,7 @@ int cit__read_auth(const char *file, TPM2B_AUTH *out) {
 
 static bool has_auth(const cit_object *o) { return o->metadata && strstr(o->metadata, "\"auth\":\"password\""); }
 
-static int need_auth(const cit_object *o, const char *auth_file, TPM2B_AUTH *auth) {
+int cit__key_need_auth(const cit_object *o, const char *auth_file, TPM2B_AUTH *auth) {
     memset(auth, 0, sizeof(*auth));
     if (!has_auth(o)) {
         if (auth_file) {
@@ -546,8 +548,18 @@ static int evict(cit_ctx *ctx, uint32_t handle) {
     return 0;
 }
 
+int cit__key_version_pubkey(const cit_object *o, const cit_object_version *v, EVP_PKEY **out) {
+    if (cit__is_ed25519(o))
+        return cit__ed25519_pubkey(out, v);
+    TPM2B_PUBLIC pub;
+    int r = cit__public_unmarshal(v, &pub);
+    if (r == 0)
+        r = cit__pubkey_from_tpm(out, &pub);
+    return r;
+}
+
 /* Public key details of a stored version, for results. */
-static json_t *version_json(const cit_object_version *v, bool with_pem) {
+json_t *cit__key_version_json(const cit_object *o, const cit_object_version *v, bool with_pem) {
     json_t *j = json_object();
     char when[32];
     cit_time_rfc3339(when, sizeof when, v->created_at);
@@ -555,9 +567,8 @@ static json_t *version_json(const cit_object_version *v, bool with_pem) {
     _cleanup_free_ char *name = cit_hex_encode(v->name, v->name_len);
     json_object_set_new(j, "tpm_name", json_string(name ? name : ""));
     json_object_set_new(j, "created", json_string(when));
-    TPM2B_PUBLIC pub;
     EVP_PKEY *pk = NULL;
-    if (cit__public_unmarshal(v, &pub) == 0 && cit__pubkey_from_tpm(&pk, &pub) == 0) {
+    if (cit__key_version_pubkey(o, v, &pk) == 0) {
         char *fp = NULL, *pem = NULL;
         if (cit__pubkey_fingerprint(&fp, pk) == 0)
             json_object_set_new(j, "fingerprint_sha256", json_string(fp));
@@ -583,6 +594,8 @@ static int find_key(cit_ctx *ctx, const char *path, cit_object *o) {
 
 _public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_options *opt) {
     cit_error_clear();
+    if (opt->algorithm && strcmp(opt->algorithm, "ed25519") == 0)
+        return cit__ed25519_create(out, ctx, opt);
     if (!opt->pcrs && !opt->policy)
         return cit__key_create_ex(out, ctx, opt, NULL, NULL, NULL);
     int r = cit__check_path(opt->path);
@@ -752,7 +765,7 @@ int cit__key_create_ex(json_t **out, cit_ctx *ctx, const cit_key_create_options 
     }
     v.created_at = o.created_at;
     json_t *j = cit__object_json(&o, s);
-    json_t *vj = version_json(&v, true);
+    json_t *vj = cit__key_version_json(&o, &v, true);
     json_object_update(j, vj);
     json_object_set_new(j, "version", json_integer(1));
     json_decref(vj);
@@ -781,7 +794,7 @@ _public_ int cit_key_show(json_t **out, cit_ctx *ctx, const char *path) {
     for (int ver = o.version; ver >= 1; ver--) {
         cit_object_version v = {0};
         if (cit__version_get(ctx->store, o.id, ver, &v) == 0) {
-            json_t *vj = version_json(&v, ver == o.version);
+            json_t *vj = cit__key_version_json(&o, &v, ver == o.version);
             json_object_set_new(vj, "current", json_boolean(ver == o.version));
             if (ver == o.version) {
                 json_object_set(j, "tpm_name", json_object_get(vj, "tpm_name"));
@@ -1046,7 +1059,7 @@ static int sign_with(cit_ctx *ctx, const cit_object *o, TPMI_ALG_HASH halg, cons
 int cit__key_sign_digest(cit_ctx *ctx, const cit_object *o, TPMI_ALG_HASH halg, const uint8_t *md, size_t mdlen,
                          const char *auth_file, TPMT_SIGNATURE **sig) {
     TPM2B_AUTH auth;
-    int r = need_auth(o, auth_file, &auth);
+    int r = cit__key_need_auth(o, auth_file, &auth);
     if (r == 0)
         r = sign_with(ctx, o, halg, md, mdlen, &auth, sig);
     cit_memzero(&auth, sizeof auth);
@@ -1062,6 +1075,10 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
     r = cit__require_active(&o);
     if (r < 0)
         goto done;
+    if (cit__is_ed25519(&o)) {
+        r = cit__ed25519_sign(out, ctx, &o, opt);
+        goto done;
+    }
     if (strcmp(o.usage, "sign") != 0) {
         r = cit_error_set(CIT_E_OBJECT_KIND, "%s is a storage key and cannot sign", o.path);
         cit_error_context("path", "%s", o.path);
@@ -1142,6 +1159,11 @@ _public_ int cit_key_verify(json_t **out, cit_ctx *ctx, const char *path, const 
     int r = find_key(ctx, path, &o);
     if (r < 0)
         return r;
+    if (cit__is_ed25519(&o)) {
+        r = cit__ed25519_verify(out, ctx, &o, input, signature, digest, encoding, version);
+        cit__object_clear(&o);
+        return r;
+    }
     TPMI_ALG_HASH halg;
     cit_sig_encoding enc;
     uint8_t *sig = NULL;
@@ -1357,7 +1379,6 @@ _public_ int cit_key_export_pub(json_t **out, cit_ctx *ctx, const char *path, co
     const char *fmt = format ? format : "pem";
     bool is_sign = strcmp(o.usage, "sign") == 0;
     cit_object_version v = {0};
-    TPM2B_PUBLIC pub;
     EVP_PKEY *pk = NULL;
     char *text = NULL;
     json_t *jwk = NULL;
@@ -1387,9 +1408,7 @@ _public_ int cit_key_export_pub(json_t **out, cit_ctx *ctx, const char *path, co
     }
     r = cit__version_get(ctx->store, o.id, version > 0 ? version : o.version, &v);
     if (r == 0)
-        r = cit__public_unmarshal(&v, &pub);
-    if (r == 0)
-        r = cit__pubkey_from_tpm(&pk, &pub);
+        r = cit__key_version_pubkey(&o, &v, &pk);
     if (r < 0)
         goto done;
     if (ctx->plan) {
@@ -1408,6 +1427,8 @@ _public_ int cit_key_export_pub(json_t **out, cit_ctx *ctx, const char *path, co
                                               : strcmp(o.scheme, "rsapss") == 0  ? "PS"
                                                                                  : "RS",
                      h + 3);
+            if (cit__is_ed25519(&o))
+                snprintf(alg, sizeof alg, "EdDSA"); /* RFC 8037 */
             json_object_set_new(jwk, "alg", json_string(alg));
             json_object_set_new(jwk, "use", json_string("sig"));
             text = json_dumps(jwk, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -1477,6 +1498,10 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
     r = cit__require_active(&o);
     if (r < 0)
         goto done;
+    if (cit__is_ed25519(&o)) {
+        r = cit__ed25519_rotate(out, ctx, &o, auth_file);
+        goto done;
+    }
     if (ctx->plan) {
         static const char *const ops[] = {"TPM2_ReadPublic (storage primary key)",
                                           "TPM2_Create (new version)", NULL};
@@ -1492,7 +1517,7 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
     cit__key_cache_drop(ctx);
     cit_object_version v = {.version = o.version + 1};
     TPM2B_AUTH auth;
-    r = need_auth(&o, auth_file, &auth);
+    r = cit__key_need_auth(&o, auth_file, &auth);
     if (r < 0)
         goto done_v;
     if (auth.size) {
@@ -1553,7 +1578,7 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
     }
     v.created_at = o.updated_at;
     json_t *j = json_pack("{s:s,s:i,s:i}", "path", o.path, "previous_version", old, "version", v.version);
-    json_t *vj = version_json(&v, true);
+    json_t *vj = cit__key_version_json(&o, &v, true);
     json_object_del(vj, "version");
     json_object_update(j, vj);
     json_decref(vj);

@@ -2,6 +2,7 @@
 /* Key helpers shared inside libcitadel (doctor, export, later attestation). */
 #pragma once
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <tss2/tss2_esys.h>
 
 #include "core/ctx.h"
@@ -52,3 +53,11 @@ int cit__policy_load(cit_ctx *ctx, const char *name, json_t **policy, char **dig
 /* Creates a key (cit_key_create) with a policy (resolved, or NULL) and extra metadata merged in. */
 int cit__key_create_ex(json_t **out, cit_ctx *ctx, const cit_key_create_options *opt, json_t *policy,
                        const char *policy_digest_hex, json_t *extra);
+/* The key's password when it has one: CIT_E_AUTH_FAIL when it has one and auth_file is NULL,
+ * CIT_E_USAGE when it has none and auth_file is given. auth must be wiped by the caller. */
+int cit__key_need_auth(const cit_object *o, const char *auth_file, TPM2B_AUTH *auth);
+/* A version's public key details for results: version, tpm_name, created, fingerprint_sha256
+ * and, with with_pem, public_key_pem. */
+json_t *cit__key_version_json(const cit_object *o, const cit_object_version *v, bool with_pem);
+/* A version's public key (TPM public area, or the payload of an ed25519 key). */
+int cit__key_version_pubkey(const cit_object *o, const cit_object_version *v, EVP_PKEY **out);

@@ -10,7 +10,7 @@
 #include "ctx.h"
 #include "profiles.h"
 
-static const char *const all_algorithms[] = {"ecc-p256", "ecc-p384", "rsa-2048", "rsa-3072", NULL};
+static const char *const all_algorithms[] = {"ecc-p256", "ecc-p384", "rsa-2048", "rsa-3072", "ed25519", NULL};
 static const char *const ecc_only[] = {"ecc-p256", "ecc-p384", NULL};
 static const char *const fips_like[] = {"ecc-p256", "ecc-p384", "rsa-3072", NULL};
 

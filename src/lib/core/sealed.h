@@ -19,8 +19,8 @@
  * session satisfying it the only way to unseal; without one the password auth (may be empty)
  * does (userWithAuth). A non-empty auth also makes the object dictionary-attack protected.
  * Fills v->pub, v->priv, v->name (the caller's; cit__version_clear). path is for messages. */
-int cit__seal_data(cit_ctx *ctx, const char *path, const uint8_t *data, size_t len, const TPM2B_DIGEST *auth_policy,
-                   const TPM2B_AUTH *auth, cit_object_version *v);
+int cit__seal_data(cit_ctx *ctx, const char *path, const uint8_t *data, size_t len,
+                   const TPM2B_DIGEST *auth_policy, const TPM2B_AUTH *auth, cit_object_version *v);
 
 /* Unseals the current version of o into out (cap bytes; *out_len the length). meta is o's
  * parsed metadata: "policy" ({"bank","pcrs":{"7":hex}}, PolicyPCR form of sealed secrets) or
@@ -28,5 +28,5 @@ int cit__seal_data(cit_ctx *ctx, const char *path, const uint8_t *data, size_t l
  * session. auth is the object's password (size 0: none). Errors: CIT_E_POLICY_FAIL naming the
  * PCRs that changed, CIT_E_AUTH_FAIL (wrong password, lockout), CIT_E_KEY_LOAD, ... Nothing
  * stays loaded afterwards; out is wiped on failure. */
-int cit__unseal_data(cit_ctx *ctx, const cit_object *o, const json_t *meta, const TPM2B_AUTH *auth, uint8_t *out,
-                     size_t cap, size_t *out_len);
+int cit__unseal_data(cit_ctx *ctx, const cit_object *o, const json_t *meta, const TPM2B_AUTH *auth,
+                     uint8_t *out, size_t cap, size_t *out_len);

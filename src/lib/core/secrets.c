@@ -521,6 +521,7 @@ int cit__unseal_data(cit_ctx *ctx, const cit_object *o, const json_t *meta, cons
     }
     memcpy(out, data->buffer, data->size);
     *out_len = data->size;
+    cit__tpm_scrub_response(t); /* tpm2-tss decrypted the response in its own buffer */
 done:
     if (data) {
         cit_memzero(data, sizeof(*data));

@@ -743,6 +743,9 @@ _public_ int cit_workspace_capabilities(json_t **out, cit_ctx *ctx) {
         TSS2_RC rc = Esys_TestParms(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &parms);
         json_array_append_new(kas, json_pack("{s:s,s:b}", "algorithm", key_algs[i], "supported", rc == TSS2_RC_SUCCESS));
     }
+    /* not a TPM algorithm: a software key whose seed the TPM seals, wherever sealing works */
+    json_array_append_new(kas, json_pack("{s:s,s:b,s:s}", "algorithm", "ed25519", "supported", true, "how",
+                                         "software signing, seed sealed by the TPM"));
     json_object_set_new(j, "key_algorithms", kas);
     static const struct {
         const char *name;
@@ -924,6 +927,12 @@ _public_ int cit_workspace_export(json_t **out, cit_ctx *ctx, const char *output
                                    "tpm_name", name, "created_at", (json_int_t)ov.created_at);
             if (ov.parent_version)
                 json_object_set_new(vj, "parent_version", json_integer(ov.parent_version));
+            /* the envelope ciphertext of a large secret, an identity's certificate, an ed25519
+             * key's public key: without it those objects cannot be used after an import */
+            char *payload = NULL;
+            if (ov.payload && cit__base64_encode(&payload, ov.payload, ov.payload_len) == 0)
+                json_object_set_new(vj, "payload", json_string(payload));
+            free(payload);
             json_array_append_new(vers, vj);
             free(pub);
             free(priv);
@@ -1073,7 +1082,9 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
                                      .parent_version = (int)json_integer_value(json_object_get(v, "parent_version"))};
             if (blob_from_b64(json_string_value(json_object_get(v, "tpm_public")), &ov.pub, &ov.pub_len) < 0 ||
                 blob_from_b64(json_string_value(json_object_get(v, "tpm_private")), &ov.priv, &ov.priv_len) < 0 ||
-                cit_hex_decode(&ov.name, &ov.name_len, json_string_value(json_object_get(v, "tpm_name")) ?: "x") < 0)
+                cit_hex_decode(&ov.name, &ov.name_len, json_string_value(json_object_get(v, "tpm_name")) ?: "x") < 0 ||
+                (json_object_get(v, "payload") &&
+                 blob_from_b64(json_string_value(json_object_get(v, "payload")), &ov.payload, &ov.payload_len) < 0))
                 r = import_invalid(input, "a version's blobs are not valid base64/hex");
             else
                 r = cit__version_insert(s, ob.id, &ov);

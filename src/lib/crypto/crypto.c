@@ -404,6 +404,15 @@ static int ssh_blob(uint8_t **out, size_t *out_len, char type[32], EVP_PKEY *pk)
         wbuf_string(&w, type, strlen(type));
         wbuf_mpint(&w, e, e_len);
         wbuf_mpint(&w, n, n_len);
+    } else if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_ED25519) {
+        /* RFC 8709 4: string "ssh-ed25519", string key (32 bytes) */
+        uint8_t raw[32];
+        size_t raw_len = sizeof raw;
+        if (EVP_PKEY_get_raw_public_key(pk, raw, &raw_len) != 1 || raw_len != sizeof raw)
+            return cit__openssl_error(CIT_E_CRYPTO, "cannot read the Ed25519 public key");
+        snprintf(type, 32, "ssh-ed25519");
+        wbuf_string(&w, type, strlen(type));
+        wbuf_string(&w, raw, raw_len);
     } else {
         const struct curve *c = curve_of(pk);
         uint8_t point[1 + 2 * COORD_MAX];
@@ -563,6 +572,28 @@ static int jwk_ec(json_t *o, EVP_PKEY *pk, const struct curve *c) {
     return 0;
 }
 
+/* RFC 8037: {"kty":"OKP","crv":"Ed25519","x":..}; the thumbprint members are crv, kty, x. */
+static int jwk_okp(json_t *o, EVP_PKEY *pk) {
+    _cleanup_free_ char *x64 = NULL;
+    _cleanup_free_ char *kid = NULL;
+    char canon[128];
+    uint8_t raw[32];
+    size_t raw_len = sizeof raw;
+    int r;
+
+    if (EVP_PKEY_get_raw_public_key(pk, raw, &raw_len) != 1 || raw_len != sizeof raw)
+        return cit__openssl_error(CIT_E_CRYPTO, "cannot read the Ed25519 public key");
+    if ((r = cit__base64url_encode(&x64, raw, raw_len)) < 0)
+        return r;
+    snprintf(canon, sizeof canon, "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"%s\"}", x64);
+    if ((r = jwk_thumbprint(&kid, canon)) < 0)
+        return r;
+    if ((r = jwk_set(o, "kty", "OKP")) < 0 || (r = jwk_set(o, "crv", "Ed25519")) < 0 ||
+        (r = jwk_set(o, "x", x64)) < 0 || (r = jwk_set(o, "kid", kid)) < 0)
+        return r;
+    return 0;
+}
+
 int cit__pubkey_jwk(json_t **out, EVP_PKEY *pk) {
     const struct curve *c = NULL;
     json_t *o;
@@ -570,6 +601,18 @@ int cit__pubkey_jwk(json_t **out, EVP_PKEY *pk) {
 
     if (!pk)
         return cit_error_set(CIT_E_INTERNAL, "no key");
+    if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_ED25519) {
+        o = json_object();
+        if (!o)
+            return oom();
+        r = jwk_okp(o, pk);
+        if (r < 0) {
+            json_decref(o);
+            return r;
+        }
+        *out = o;
+        return 0;
+    }
     if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA) {
         c = curve_of(pk);
         if (!c)

@@ -24,10 +24,12 @@ int cit__pubkey_pem(char **out, EVP_PKEY *pk);
 int cit__pubkey_der(uint8_t **out, size_t *out_len, EVP_PKEY *pk);
 /* Parses a PEM SubjectPublicKeyInfo. CIT_E_INPUT_INVALID when it is not one. */
 int cit__pubkey_from_pem(EVP_PKEY **out, const char *pem, size_t len);
-/* One OpenSSH public key line: "ecdsa-sha2-nistp256 AAAA... comment\n" or "ssh-rsa ...".
+/* One OpenSSH public key line: "ecdsa-sha2-nistp256 AAAA... comment\n", "ssh-rsa ..." or
+ * "ssh-ed25519 ...".
  * comment may be NULL. */
 int cit__pubkey_openssh(char **out, EVP_PKEY *pk, const char *comment);
-/* JWK (RFC 7517/7518): {"kty":"EC","crv":"P-256","x":..,"y":..,"kid":..} or
+/* JWK (RFC 7517/7518/8037): {"kty":"EC","crv":"P-256","x":..,"y":..,"kid":..},
+ * {"kty":"OKP","crv":"Ed25519","x":..,"kid":..} or
  * {"kty":"RSA","n":..,"e":..,"kid":..}; kid is the RFC 7638 SHA-256 thumbprint (base64url). */
 int cit__pubkey_jwk(json_t **out, EVP_PKEY *pk);
 /* "SHA256:<base64 no padding>" of the OpenSSH wire blob, like `ssh-keygen -l`. */

@@ -559,3 +559,18 @@ void cit__tpm_flush(cit_tpm *t, ESYS_TR *h) {
         Esys_FlushContext(t->esys, *h);
     *h = ESYS_TR_NONE;
 }
+
+void cit__tpm_scrub_response(cit_tpm *t) {
+    if (!t || !t->esys)
+        return;
+    TPML_PCR_SELECTION sel = {.count = 1};
+    sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
+    sel.pcrSelections[0].sizeofSelect = 3;
+    sel.pcrSelections[0].pcrSelect[0] = 0xff; /* PCRs 0-7: 8 x 32 bytes in the response */
+    UINT32 counter = 0;
+    TPML_PCR_SELECTION *out_sel = NULL;
+    TPML_DIGEST *values = NULL;
+    Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &sel, &counter, &out_sel, &values);
+    Esys_Free(out_sel);
+    Esys_Free(values);
+}
