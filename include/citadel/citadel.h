@@ -81,6 +81,7 @@ typedef struct cit_key_sign_options {
     const char *encoding;  /* der (default) or raw (ECDSA r||s) */
     bool input_is_digest;  /* the input is already a digest of the given algorithm */
     const char *auth_file; /* the key's password, when it has one */
+    int64_t approval;      /* an approved request, under a profile that requires approval */
 } cit_key_sign_options;
 
 int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_options *o);
@@ -198,6 +199,13 @@ int cit_identity_cert_import(json_t **out, cit_ctx *ctx, const char *name, const
 int cit_policy_approve(json_t **out, cit_ctx *ctx, const char *authority, const char *pcrs, const char *bank,
                        const char *auth_file);
 int cit_policy_approvals(json_t **out, cit_ctx *ctx, const char *authority /* NULL: all */);
+
+/* ---- sign approvals (profiles with approval_required, e.g. two-person) ---- */
+/* status: pending, approved, denied, used, or NULL for all. */
+int cit_approval_list(json_t **out, cit_ctx *ctx, const char *status);
+int cit_approval_show(json_t **out, cit_ctx *ctx, int64_t id);
+/* Decides a pending request (approve or deny) once; the decider is recorded. */
+int cit_approval_decide(json_t **out, cit_ctx *ctx, int64_t id, bool approve, const char *reason);
 
 /* ---- dictionary-attack protection ---- */
 int cit_lockout_show(json_t **out, cit_ctx *ctx);

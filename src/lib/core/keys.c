@@ -1090,8 +1090,13 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
         *out = cit__plan("sign a digest with the key", o.persistent_handle ? ops_p : ops);
         goto done;
     }
+    r = cit__approval_gate(ctx, &o, halg, md, mdlen, opt->approval);
+    if (r < 0)
+        goto done;
     TPMT_SIGNATURE *sig = NULL;
     r = cit__key_sign_digest(ctx, &o, halg, md, mdlen, opt->auth_file, &sig);
+    if (r == 0 && (r = cit__approval_consume(ctx, opt->approval)) < 0)
+        Esys_Free(sig);
     if (r < 0)
         goto done;
     uint8_t *sb = NULL;

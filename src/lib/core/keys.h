@@ -52,3 +52,10 @@ int cit__policy_load(cit_ctx *ctx, const char *name, json_t **policy, char **dig
 /* Creates a key (cit_key_create) with a policy (resolved, or NULL) and extra metadata merged in. */
 int cit__key_create_ex(json_t **out, cit_ctx *ctx, const cit_key_create_options *opt, json_t *policy,
                        const char *policy_digest_hex, json_t *extra);
+/* Sign approvals (approvals.c): under a profile that requires them, records a pending request
+ * and fails with CIT_E_APPROVAL_REQUIRED (approval <= 0), or checks that request `approval`
+ * is approved for this key version and digest. 0 when signing may go ahead. */
+int cit__approval_gate(cit_ctx *ctx, const cit_object *o, TPMI_ALG_HASH halg, const uint8_t *md, size_t mdlen,
+                       int64_t approval);
+/* Marks an approved request used (after the signature was made). */
+int cit__approval_consume(cit_ctx *ctx, int64_t approval);

@@ -241,10 +241,13 @@ fail:
 void cit__store_close(cit_store *s) {
     if (!s)
         return;
-    /* The writer folds its changes into the database file, so the many read-only commands
-     * that follow find an empty WAL (they never checkpoint themselves). */
+    /* The writer folds its changes into the database file and truncates the WAL, so the many
+     * read-only commands that follow find an empty WAL (they never checkpoint themselves). A
+     * WAL left full of checkpointed frames would be re-read in full by each process that opens
+     * the store first (wal-index recovery): 0.8 MB and ~10 ms per command after a few hundred
+     * writes. When a reader is active the truncation waits for a later writer. */
     if (s->db && s->wrote)
-        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     if (s->db)
         sqlite3_close_v2(s->db);
     free(s->path);
