@@ -4,8 +4,8 @@
 # bindings, identity init validation, rotate/delete of authorities, CSRs checked by openssl,
 # certificates, YAML policies with authorized_by, and the core flow on mock and swtpm.
 #
-# Tests named test_known_bug_* describe bugs found while writing these tests; they fail until
-# the bug is fixed in main (see the comment above each).
+# Tests named test_regression_* are bugs found while writing these tests (fixed; the comment
+# above each says what was wrong).
 
 # A SHA-256 digest (hex) of a string: a PCR extend value.
 hx() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
@@ -518,8 +518,8 @@ C
 }
 
 # 11a. The core flow on the mock backend (one process).
-# Fails until known bug 1 is fixed (see test_known_bug_second_authorized_signature_in_one_process):
-# the second signature by an authorized identity in one process is refused with TPM0052.
+# (Needs test_regression_second_authorized_signature_in_one_process's fix: the second signature
+# by an authorized identity in one process was refused with TPM0052.)
 test_identity_flow_on_mock() {
     echo data >f
     local h2
@@ -578,7 +578,7 @@ test_identity_flow_on_swtpm() {
     assert_eq "$(tpm2_getcap -T "$SWTPM_TCTI" handles-loaded-session)" "" "sessions left loaded"
 }
 
-# ---- known bugs (fail until fixed in main) ----
+# ---- regressions (bugs found by these tests, fixed) ----
 
 # KNOWN BUG 1: in one process (batch, the mock backend, a library user), the second use of an
 # identity authorized by an authority fails with TPM0052 "the policy's authority key is missing
@@ -587,7 +587,7 @@ test_identity_flow_on_swtpm() {
 # Tss2_MU_TPM2B_PUBLIC_Unmarshal refuses a destination whose size field is not 0, so the
 # outcome depends on stack contents (the first use in a process usually works with -O2; with
 # -O0 even that fails). cit__public_unmarshal() memsets first; authority_public() does not.
-test_known_bug_second_authorized_signature_in_one_process() {
+test_regression_second_authorized_signature_in_one_process() {
     init_vtpm
     echo data >f
     cat >cmds <<C
@@ -609,7 +609,7 @@ C
 # KNOWN BUG 2: `key rotate AUTH` rotates an authority that authorizes identities; `identity rotate
 # AUTH` refuses the same with TPM0008. The identities' policies name the old key, so after
 # the rotation every new approval is made with the new key and they never sign in a new state.
-test_known_bug_key_rotate_strands_authorized_identities() {
+test_regression_key_rotate_strands_authorized_identities() {
     init_vtpm
     authority_and_anchor
     echo data >f
@@ -629,7 +629,7 @@ test_known_bug_key_rotate_strands_authorized_identities() {
 
 # KNOWN BUG 3: `key delete AUTH` deletes an authority in use without --force (identity delete
 # refuses with TPM0008).
-test_known_bug_key_delete_of_authority_in_use() {
+test_regression_key_delete_of_authority_in_use() {
     init_vtpm
     authority_and_anchor
     rc=0
@@ -644,7 +644,7 @@ test_known_bug_key_delete_of_authority_in_use() {
 # digest), so `key sign AUTH --input <32-byte PCR policy digest>` is an approval of any state,
 # made outside `policy approve` (no policy.approve event). The second half of this test shows
 # that such a signature, stored as an approval, unlocks the identity.
-test_known_bug_key_sign_with_authority_forges_approvals() {
+test_regression_key_sign_with_authority_forges_approvals() {
     init_vtpm
     authority_and_anchor
     echo data >f

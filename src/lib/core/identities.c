@@ -231,8 +231,8 @@ int cit__policy_authorize(void *env, cit_tpm *t, ESYS_TR s, const json_t *ab, co
         r = cit_error_set(CIT_E_STORE_IO, "approval %lld in the store is damaged", (long long)approval_id);
     sqlite3_finalize(q);
     free(now_hex);
-    TPM2B_PUBLIC pub;
-    TPM2B_NAME kname;
+    TPM2B_PUBLIC pub = {0}; /* tss2-mu unmarshals only into a zeroed TPM2B */
+    TPM2B_NAME kname = {0};
     ESYS_TR kh = ESYS_TR_NONE;
     TPMT_TK_VERIFIED *ticket = NULL;
     if (r == 0)
@@ -644,8 +644,8 @@ _public_ int cit_identity_list(json_t **out, cit_ctx *ctx) {
     return 0;
 }
 
-static int refuse_if_authorizes(cit_ctx *ctx, const cit_object *o, const char *what) {
-    if (!is_authority(o))
+int cit__authority_guard(cit_ctx *ctx, const cit_object *o, const char *what) {
+    if (!o->metadata || !is_authority(o))
         return 0;
     json_t *deps = json_array();
     int r = authority_dependents(ctx->store, o->path, deps);
@@ -664,9 +664,7 @@ static int refuse_if_authorizes(cit_ctx *ctx, const cit_object *o, const char *w
 _public_ int cit_identity_rotate(json_t **out, cit_ctx *ctx, const char *name, const char *auth_file) {
     cit_error_clear();
     cit_object o = {0};
-    int r = find_identity(ctx, name, &o);
-    if (r == 0)
-        r = refuse_if_authorizes(ctx, &o, "a new key");
+    int r = find_identity(ctx, name, &o); /* key rotate refuses authorities in use */
     cit__object_clear(&o);
     if (r == 0)
         r = cit_key_rotate(out, ctx, name, auth_file);
@@ -678,12 +676,7 @@ _public_ int cit_identity_rotate(json_t **out, cit_ctx *ctx, const char *name, c
 _public_ int cit_identity_delete(json_t **out, cit_ctx *ctx, const char *name, bool force) {
     cit_error_clear();
     cit_object o = {0};
-    int r = find_identity(ctx, name, &o);
-    if (r == 0 && !force) {
-        r = refuse_if_authorizes(ctx, &o, "deleting it");
-        if (r < 0)
-            cit_error_step("or repeat with --force: approvals already made keep working, no new ones can be made");
-    }
+    int r = find_identity(ctx, name, &o); /* object delete refuses authorities in use without force */
     cit__object_clear(&o);
     if (r == 0)
         r = cit_object_delete(out, ctx, name, "key", force);
@@ -919,7 +912,6 @@ _public_ int cit_identity_cert_import(json_t **out, cit_ctx *ctx, const char *na
     if (r == 0 && EVP_PKEY_eq(X509_get0_pubkey(x), pk) != 1) {
         r = cit_error_set(CIT_E_CERT_MISMATCH, "the certificate is not for %s: its public key differs", name);
         cit_error_cause("it was issued for another key (or for an earlier version of this identity)");
-        cit_error_step("make a CSR for the current key: `citadel tpm identity csr %s --subject ...`", name);
         cit_error_context("path", "%s", name);
     }
     if (r < 0) {

@@ -1062,6 +1062,14 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
     r = cit__require_active(&o);
     if (r < 0)
         goto done;
+    if (o.metadata && strstr(o.metadata, "\"usage\":\"authority\"")) {
+        /* an authority's signature over 32 bytes is an approval: only `policy approve` makes them */
+        r = cit_error_set(CIT_E_OBJECT_KIND, "%s is an authority: it signs approvals only", o.path);
+        cit_error_cause("a signature by an authority over a policy digest unlocks the identities it authorizes");
+        cit_error_step("approve a PCR state with `citadel tpm policy approve --authority %s --pcr LIST`", o.path);
+        cit_error_context("path", "%s", o.path);
+        goto done;
+    }
     if (strcmp(o.usage, "sign") != 0) {
         r = cit_error_set(CIT_E_OBJECT_KIND, "%s is a storage key and cannot sign", o.path);
         cit_error_context("path", "%s", o.path);
@@ -1243,6 +1251,8 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
     cit_store *s = ctx->store;
     json_t *deps = json_array();
     r = cit__collect_dependents(s, o.id, deps, 0);
+    if (r == 0 && !force && (r = cit__authority_guard(ctx, &o, "deleting it")) < 0)
+        cit_error_step("or repeat with --force: approvals already made keep working, no new ones can be made");
     if (r < 0)
         goto done;
     if (json_array_size(deps) && !force) {
@@ -1480,6 +1490,8 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
     if (r < 0)
         return r;
     r = cit__require_active(&o);
+    if (r == 0)
+        r = cit__authority_guard(ctx, &o, "a new key");
     if (r < 0)
         goto done;
     if (ctx->plan) {

@@ -59,3 +59,6 @@ int cit__approval_gate(cit_ctx *ctx, const cit_object *o, TPMI_ALG_HASH halg, co
                        int64_t approval);
 /* Marks an approved request used (after the signature was made). */
 int cit__approval_consume(cit_ctx *ctx, int64_t approval);
+/* CIT_E_HAS_DEPENDENTS when o is an authority identity that authorizes others (what: the
+ * action refused, for the message). */
+int cit__authority_guard(cit_ctx *ctx, const cit_object *o, const char *what);

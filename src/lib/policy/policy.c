@@ -660,9 +660,9 @@ static void explain_block(FILE *f, const json_t *req, const char *indent) {
         json_array_foreach(json_object_get(req, "pcr"), i, e)
             fprintf(f, "%s PCR %lld (%s)", i ? "," : "", json_integer_value(json_object_get(e, "index")),
                     json_string_value(json_object_get(e, "bank")));
-        fprintf(f, "\n%s  (an approval is a signature by the authority's key over the PCR policy digest;\n"
-                   "%s  `citadel tpm policy approve --authority %s --pcr LIST` makes one)\n",
-                indent, indent, json_string_value(json_object_get(ab, "authority")));
+        fprintf(f, "\n      (an approval is a signature by the authority's key over the PCR policy digest;\n"
+                   "      `citadel tpm policy approve --authority %s --pcr LIST` makes one)\n",
+                json_string_value(json_object_get(ab, "authority")));
         if (json_is_true(json_object_get(req, "auth_value")))
             fprintf(f, "%sthe object's password is given\n", indent);
         return;
@@ -699,9 +699,15 @@ char *cit__policy_explain(const json_t *policy) {
     fprintf(f, "Policy %s. The TPM allows use only when all of this holds:\n",
             json_string_value(json_object_get(policy, "name")));
     explain_block(f, json_object_get(policy, "requires"), "  - ");
-    fprintf(f, "It locks when any of it stops holding: a PCR that is extended (a firmware, bootloader\n"
-               "or kernel update, a different boot path), another locality, or a wrong password.\n"
-               "After an expected change, compile the policy again and seal to the new digest.\n");
+    if (json_object_get(json_object_get(policy, "requires"), "authorized_by"))
+        fprintf(f, "It locks when the PCRs reach a state the authority has not approved (a firmware,\n"
+                   "bootloader or kernel update, a different boot path), or with a wrong password.\n"
+                   "After an expected change, the authority approves the new state: the objects bound to\n"
+                   "this policy keep working without being re-created.\n");
+    else
+        fprintf(f, "It locks when any of it stops holding: a PCR that is extended (a firmware, bootloader\n"
+                   "or kernel update, a different boot path), another locality, or a wrong password.\n"
+                   "After an expected change, compile the policy again and seal to the new digest.\n");
     fclose(f);
     return buf;
 }
