@@ -36,7 +36,7 @@ test_identity_upgrade_flow() {
 
     # before any approval the TPM refuses
     expect_fail 7 TPM0047 citadel tpm key sign anchor --input artifact --output s0.sig
-    assert_contains "$ERR" "release has approved no PCR state yet"
+    assert_contains "$ERR" "release has approved no state of these PCRs yet"
     assert_no_file s0.sig
 
     # approve the state now; the anchor key signs
@@ -120,7 +120,7 @@ test_identity_other_authority_does_not_unlock() {
     citadel tpm key sign rogue-signer --input f --output r.sig >/dev/null
     # ... not for release's
     expect_fail 7 TPM0047 citadel tpm key sign anchor --input f --output a.sig
-    assert_contains "$ERR" "release has approved no PCR state yet"
+    assert_contains "$ERR" "release has approved no state of these PCRs yet"
     assert_no_file a.sig
     # release approved the old state; in the new state only rogue has approved
     citadel tpm policy approve --authority release --pcr 14 >/dev/null
@@ -446,7 +446,7 @@ test_identity_yaml_authorized_by_policy() {
     assert_contains "$ex" "the authority release has approved"
     assert_contains "$ex" "PCR 14 (sha256)"
     # the key counts as authorized by release
-    assert_eq "$(citadel tpm --json identity show release | json - 'd["authorizes"]')" '["app/signer"]'
+    assert_eq "$(citadel tpm --json identity show release | json - 'd["authorizes"]')" '["app/signer", "fw"]'
     expect_fail 3 TPM0008 citadel tpm identity rotate release
     # a new state: unsatisfied until approved
     citadel tpm pcr extend --index 14 --digest "$(hx v2)" >/dev/null

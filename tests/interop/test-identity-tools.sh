@@ -40,15 +40,19 @@ test_authorized_identity_digest_matches_tpm2_policyauthorize() {
     assert_eq "$(stat -c %s name.bin)" 34 "a SHA-256 TPM name"
     # in a trial session the approved digest is not checked: any 32 bytes
     head -c 32 /dev/zero >approved.dat
+    # the policyRef binds approvals to the PCR selection: SHA-256("citadel approval v1\0" ||
+    # TPML_PCR_SELECTION{1: sha256, 3 bytes, PCR 14}), computed here independently
+    python3 -c 'import hashlib,sys; sys.stdout.buffer.write(hashlib.sha256(b"citadel approval v1\0" + bytes.fromhex("00000001000b03004000")).digest())' >ref.bin
+    assert_eq "$(citadel tpm --json identity show anchor | json - 'd["policy_ref"]')" "$(hexof ref.bin)" "policyRef"
 
     trial
-    tpm2_policyauthorize -T "$SWTPM_TCTI" -S s.ctx -L auth.dat -i approved.dat -n name.bin >/dev/null
+    tpm2_policyauthorize -T "$SWTPM_TCTI" -S s.ctx -L auth.dat -i approved.dat -q ref.bin -n name.bin >/dev/null
     tpm2_flushcontext -T "$SWTPM_TCTI" s.ctx
     assert_eq "$(citadel tpm --json identity show anchor | json - 'd["policy_digest"]')" "$(hexof auth.dat)" \
         "PolicyAuthorize"
 
     trial
-    tpm2_policyauthorize -T "$SWTPM_TCTI" -S s.ctx -L a1.dat -i approved.dat -n name.bin >/dev/null
+    tpm2_policyauthorize -T "$SWTPM_TCTI" -S s.ctx -L a1.dat -i approved.dat -q ref.bin -n name.bin >/dev/null
     tpm2_policyauthvalue -T "$SWTPM_TCTI" -S s.ctx -L authpw.dat >/dev/null
     tpm2_flushcontext -T "$SWTPM_TCTI" s.ctx
     assert_eq "$(citadel tpm --json identity show anchor-pw | json - 'd["policy_digest"]')" "$(hexof authpw.dat)" \
@@ -95,8 +99,8 @@ test_approval_digest_matches_tpm2_policypcr() {
     assert_eq "$(json list.json 'd["count"]')" 4
     assert_eq "$(json list.json '[a["pcrs"] for a in d["approvals"]]')" '["14", "14,15", "14", "14,15"]'
 
-    # the stored approval is the authority's signature over SHA-256(approved digest || empty
-    # policyRef): decode the TPMT_SIGNATURE (ECDSA, SHA-256) and check it with openssl
+    # the stored approval is the authority's signature over SHA-256(approved digest || policyRef):
+    # decode the TPMT_SIGNATURE (ECDSA, SHA-256) and check it with openssl
     citadel tpm key export-pub release --output release.pem >/dev/null
     python3 - "$TPM_STORE_PATH" <<'PY'
 import sqlite3, struct, sys
@@ -111,7 +115,7 @@ def der_int(b):
     return b"\x02" + der_len(len(b)) + b
 
 c = sqlite3.connect(sys.argv[1])
-for i, digest, sig in c.execute("SELECT id, policy_digest, signature FROM approvals ORDER BY id"):
+for i, digest, ref, sig in c.execute("SELECT id, policy_digest, policy_ref, signature FROM approvals ORDER BY id"):
     alg, halg, rl = struct.unpack(">HHH", sig[:6])
     assert (alg, halg) == (0x0018, 0x000B), "not ECDSA/SHA-256: %04x %04x" % (alg, halg)
     r = sig[6:6 + rl]
@@ -120,7 +124,7 @@ for i, digest, sig in c.execute("SELECT id, policy_digest, signature FROM approv
     assert 8 + rl + sl == len(sig), "trailing bytes in approval %d" % i
     body = der_int(r) + der_int(s)
     open("ap%d.der" % i, "wb").write(b"\x30" + der_len(len(body)) + body)
-    open("ap%d.bin" % i, "wb").write(bytes.fromhex(digest))
+    open("ap%d.bin" % i, "wb").write(bytes.fromhex(digest) + bytes.fromhex(ref))
 PY
     for i in 1 2 3 4; do
         out=$(openssl dgst -sha256 -verify release.pem -signature "ap$i.der" "ap$i.bin" 2>&1) ||

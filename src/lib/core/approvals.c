@@ -17,10 +17,7 @@
 #include "crypto/crypto.h"
 #include "ctx.h"
 
-static const char *actor(cit_store *s) {
-    /* the store resolves its actor when it logs; log nothing here, just ask for it */
-    return s->actor[0] ? s->actor : NULL;
-}
+static const char *actor(cit_store *s) { return cit__store_actor(s); }
 
 static json_t *row_json(sqlite3_stmt *st) {
     char req[32] = "", dec[32] = "";
@@ -38,12 +35,13 @@ static json_t *row_json(sqlite3_stmt *st) {
         json_object_set_new(j, "decided", json_string(dec));
     if (TXT(10))
         json_object_set_new(j, "reason", json_string(TXT(10)));
+    json_object_set_new(j, "_object_id", json_integer(sqlite3_column_int64(st, 11)));
 #undef TXT
     return j;
 }
 
 #define COLS "id, object_path, key_version, digest_alg, digest, status, requested_by, requested_at, decided_by, " \
-             "decided_at, reason"
+             "decided_at, reason, object_id"
 
 static int get_row(cit_store *s, int64_t id, json_t **out) {
     sqlite3_stmt *st;
@@ -81,7 +79,7 @@ int cit__approval_gate(cit_ctx *ctx, const cit_object *o, TPMI_ALG_HASH halg, co
         int64_t id = 0;
         r = cit__store_begin(s);
         if (r == 0)
-            r = cit__store_event(s, "approval.request", o->path, o->id, "pending", NULL); /* resolves the actor */
+            r = cit__store_event(s, "approval.request", o->path, o->id, "pending", NULL);
         if (r == 0)
             r = cit__store_prepare(s, &st,
                                    "INSERT INTO sign_approvals(object_id, object_path, key_version, digest_alg, digest, "
@@ -120,7 +118,8 @@ int cit__approval_gate(cit_ctx *ctx, const cit_object *o, TPMI_ALG_HASH halg, co
     if (r == 0) {
         const char *status = json_string_value(json_object_get(row, "status"));
         if (strcmp(json_string_value(json_object_get(row, "path")), o->path) != 0 ||
-            json_integer_value(json_object_get(row, "key_version")) != o->version) {
+            json_integer_value(json_object_get(row, "key_version")) != o->version ||
+            json_integer_value(json_object_get(row, "_object_id")) != o->id) {
             r = cit_error_set(CIT_E_APPROVAL_REQUIRED, "approval %lld is for another key", (long long)approval);
             cit_error_cause("it approves %s version %lld", json_string_value(json_object_get(row, "path")),
                             json_integer_value(json_object_get(row, "key_version")));
@@ -242,6 +241,12 @@ _public_ int cit_approval_decide(json_t **out, cit_ctx *ctx, int64_t id, bool ap
     }
     sqlite3_stmt *st;
     r = cit__store_begin(s);
+    if (r == 0 && strcmp(actor(s), json_string_value(json_object_get(row, "requested_by")) ?: "") == 0) {
+        r = cit_error_set(CIT_E_APPROVAL_REQUIRED, "%s asked for request %lld and cannot decide it too", actor(s),
+                          (long long)id);
+        cit_error_cause("under two-person, the approver is another operator than the requester");
+        cit_error_step("another operator decides it (on a shared account, each sets CITADEL_ACTOR to their name)");
+    }
     if (r == 0) {
         json_t *d = json_pack("{s:I,s:s?}", "approval", (json_int_t)id, "reason", reason);
         r = cit__store_event(s, approve ? "approval.approve" : "approval.deny",

@@ -597,6 +597,9 @@ _public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_opt
         return cit__key_create_ex(out, ctx, opt, NULL, NULL, NULL);
     json_t *pol = NULL;
     char *digest = NULL;
+    cit_store *s;
+    if ((r = cit__ctx_store(ctx, &s)) < 0) /* the workspace's backend before the TPM opens */
+        return r;
     r = cit__policy_for_object(ctx, opt->path, opt->pcrs, opt->bank, opt->policy, NULL, opt->auth_file != NULL, &pol,
                                &digest);
     if (r == 0)
@@ -1103,8 +1106,6 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
         goto done;
     TPMT_SIGNATURE *sig = NULL;
     r = cit__key_sign_digest(ctx, &o, halg, md, mdlen, opt->auth_file, &sig);
-    if (r == 0 && (r = cit__approval_consume(ctx, opt->approval)) < 0)
-        Esys_Free(sig);
     if (r < 0)
         goto done;
     uint8_t *sb = NULL;
@@ -1116,11 +1117,18 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
     if (opt->output) {
         int w = cit_write_file_atomic(opt->output, sb, sl, 0644, 0);
         if (w < 0) {
+            /* an approval stays unused when its signature could not be delivered */
             r = cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s: %s", opt->output, strerror(-w));
             cit_error_context("file", "%s", opt->output);
             free(sb);
             goto done;
         }
+    }
+    if ((r = cit__approval_consume(ctx, opt->approval)) < 0) {
+        if (opt->output) /* used by a racing process: this signature is not handed out */
+            unlink(opt->output);
+        free(sb);
+        goto done;
     }
     json_t *j = json_object();
     json_object_set_new(j, "path", json_string(o.path));
@@ -1478,7 +1486,7 @@ static int prove_auth(cit_ctx *ctx, const cit_object *o, const TPM2B_AUTH *auth)
     int r = sign_with(ctx, o, halg, zero, cit__hash_size(halg), auth, &sig);
     Esys_Free(sig);
     cit__key_cache_drop(ctx);
-    if (r < 0 && cit_error_last()->code == CIT_E_TPM_COMMAND)
+    if (r < 0 && (cit_error_last()->code == CIT_E_TPM_COMMAND || cit_error_last()->code == CIT_E_AUTH_FAIL))
         cit_error_cause("the password for %s was not accepted", o->path);
     return r;
 }

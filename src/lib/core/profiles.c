@@ -136,6 +136,7 @@ _public_ int cit_profile_set(json_t **out, cit_ctx *ctx, const char *name) {
     int r = cit__ctx_store_or_plan(ctx, &s, out, "set the workspace profile (store only)", NULL);
     if (r != 0)
         return r < 0 ? r : 0;
+    const cit_profile_def *was = active_profile(s);
     r = cit__store_begin(s);
     if (r == 0)
         r = cit__store_meta_set(s, "profile", p->name);
@@ -153,6 +154,10 @@ _public_ int cit_profile_set(json_t **out, cit_ctx *ctx, const char *name) {
         return r;
     }
     *out = profile_json(p, true);
+    if (was->approval_required && !p->approval_required)
+        json_object_set_new(*out, "warning",
+                            json_string("signatures no longer need approvals; the change is in the operation log "
+                                        "(profiles are enforced by citadel, not by the TPM)"));
     return 0;
 }
 
