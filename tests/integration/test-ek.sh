@@ -118,6 +118,9 @@ test_ek_verify_passes() {
         assert_eq "$(verdicts v.json)" "chain=pass validity=pass ek-key=pass tpm-attributes=pass key-usage=pass"
     done
     assert_contains "$(json v.json 'd["trust_store"]')" "this workspace's vTPM manufacturer CA"
+    # every vendor CA of data/ek-ca is built in
+    n=$(cat "$ROOT"/data/ek-ca/*.pem | grep -c "BEGIN CERTIFICATE")
+    assert_contains "$(json v.json 'd["trust_store"]')" "built-in manufacturer CAs ($n certificates)"
     out=$(citadel tpm ek verify)
     assert_contains "$out" "valid:"
     assert_contains "$out" "chain "
