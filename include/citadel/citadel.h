@@ -207,6 +207,33 @@ int cit_approval_show(json_t **out, cit_ctx *ctx, int64_t id);
 /* Decides a pending request (approve or deny) once; the decider is recorded. */
 int cit_approval_decide(json_t **out, cit_ctx *ctx, int64_t id, bool approve, const char *reason);
 
+/* ---- endorsement key (docs/attestation.md, "Endorsement key") ---- */
+/* algorithm: rsa-2048 (TCG template L-1), ecc-p256 (L-2), ecc-p384 (H-3), rsa-3072 (H-6); NULL
+ * picks the first with an EK certificate in NV, else rsa-2048. */
+/* The EK the TPM derives from the TCG EK Credential Profile's template (the platform's template
+ * from NV when it wrote one): its public key (PEM), TPM name, template and certificate index. */
+int cit_ek_show(json_t **out, cit_ctx *ctx, const char *algorithm);
+/* The EK certificate from its NV index (0x01c00002 rsa-2048, 0x01c0000a ecc-p256, 0x01c00016
+ * ecc-p384, 0x01c0001c rsa-3072). format: pem (default) or der (needs output). output NULL: the
+ * PEM in the result ("_text"). CIT_E_EK_CERT_MISSING, CIT_E_EK_CERT_INVALID. */
+int cit_ek_cert(json_t **out, cit_ctx *ctx, const char *algorithm, const char *output, const char *format);
+/* Stores a certificate (PEM or DER file) in the EK certificate NV index of its key's algorithm,
+ * after checking that its key is this TPM's EK (CIT_E_EK_KEY_MISMATCH; force skips the check).
+ * An index the platform created is refused (CIT_E_EK_NV_PLATFORM). */
+int cit_ek_cert_import(json_t **out, cit_ctx *ctx, const char *algorithm, const char *input, bool force);
+/* The vtpm workspace's own manufacturer CA certificate (made at init; its private key was
+ * discarded there). CIT_E_BACKEND_UNSUPPORTED_OP for workspaces without one. output NULL: the
+ * PEM in the result ("_text"). */
+int cit_ek_ca(json_t **out, cit_ctx *ctx, const char *output);
+/* Verifies the EK certificate: chain to the trust store (ca_path: a PEM bundle, a DER file or a
+ * directory; NULL: the built-in manufacturer CAs plus a vtpm workspace's own CA), validity now,
+ * key equal to the TPM's EK, TPM manufacturer/model/version, key usage. Returns 0 with the
+ * per-check report in *out (the caller's) whenever the checks ran; *failed is then 0, or the
+ * code of the first failed check (CIT_E_EK_CERT_UNTRUSTED, _EXPIRED, _KEY_MISMATCH,
+ * _TPM_ATTRIBUTES, _KEY_USAGE), recorded in cit_error_last() naming the check. A negative return
+ * means the checks could not run (CIT_E_EK_CERT_MISSING, CIT_E_CA_STORE_INVALID, ...). */
+int cit_ek_verify(json_t **out, cit_ctx *ctx, const char *algorithm, const char *ca_path, int *failed);
+
 /* ---- dictionary-attack protection ---- */
 int cit_lockout_show(json_t **out, cit_ctx *ctx);
 /* TPM2_DictionaryAttackLockReset with the lockout authorization (empty unless auth_file). */

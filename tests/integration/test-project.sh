@@ -13,8 +13,8 @@ test_no_banned_libc_calls() {
 }
 
 test_every_code_is_explained() {
-    last=$(grep -c "^CIT_CODE(" "$ROOT/src/lib/diag/codes.def")
-    for n in $(seq 1 "$last"); do
+    # the numbers in use (ranges are allotted to features, so there are gaps)
+    for n in $(grep -o "^CIT_CODE([0-9]*" "$ROOT/src/lib/diag/codes.def" | cut -d'(' -f2); do
         code=$(printf 'TPM%04d' "$n")
         out=$(citadel tpm explain "$code")
         assert_contains "$out" "$code"
