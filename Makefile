@@ -36,7 +36,10 @@ LDLIBS += $(PKG_LIBS) -lpthread
 BASIC_SRC = $(wildcard src/basic/*.c)
 LIB_SRC = $(wildcard src/lib/*/*.c)
 CLI_SRC = $(wildcard src/cli/*.c)
-LIB_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,$(BASIC_SRC) $(LIB_SRC))
+# The built-in EK manufacturer trust store (data/ek-ca/*.pem), embedded in the library.
+EK_CA_PEM = $(sort $(wildcard data/ek-ca/*.pem))
+GEN_OBJ = $(B)/obj/gen/ek_ca_bundle.o
+LIB_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,$(BASIC_SRC) $(LIB_SRC)) $(GEN_OBJ)
 CLI_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,$(CLI_SRC))
 UNIT_SRC = $(wildcard tests/unit/test-*.c)
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz-*.c)
@@ -52,6 +55,14 @@ deps:
 	@scripts/deps.sh
 
 $(B)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/gen/ek_ca_bundle.c: $(EK_CA_PEM) scripts/gen-ek-ca-bundle.sh
+	@mkdir -p $(dir $@)
+	scripts/gen-ek-ca-bundle.sh data/ek-ca > $@.tmp && mv $@.tmp $@
+
+$(B)/obj/gen/%.o: $(B)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 

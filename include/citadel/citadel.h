@@ -83,6 +83,7 @@ typedef struct cit_key_sign_options {
     const char *encoding;  /* der (default) or raw (ECDSA r||s); ed25519 signatures are raw (64 bytes) */
     bool input_is_digest;  /* the input is already a digest of the given algorithm (not ed25519) */
     const char *auth_file; /* the key's password, when it has one */
+    int64_t approval;      /* an approved request, under a profile that requires approval */
 } cit_key_sign_options;
 
 int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_options *o);
@@ -128,7 +129,8 @@ typedef struct cit_key_restore_options {
  * derives the key, XChaCha20-Poly1305 encrypts the seed, the header (algorithm, public key, KDF
  * parameters, salt, path) is authenticated. The key's policy must be satisfied now (the TPM
  * unseals the seed). Errors: CIT_E_OBJECT_KIND (not ed25519), CIT_E_POLICY_FAIL, CIT_E_AUTH_FAIL,
- * CIT_E_USAGE (short passphrase, unknown kdf), CIT_E_OUTPUT_WRITE. */
+ * CIT_E_USAGE (short passphrase, unknown kdf), CIT_E_OUTPUT_WRITE, CIT_E_PROFILE_VIOLATION
+ * (a profile that requires an approval for every signature). */
 int cit_key_backup(json_t **out, cit_ctx *ctx, const cit_key_backup_options *o);
 /* Creates the key o->path from a recovery file, its seed sealed by this TPM under the given (or
  * default) policy. Nothing is created on failure: CIT_E_BACKUP_FORMAT (not a backup, unknown
@@ -153,7 +155,8 @@ int cit_keycache_new(cit_keycache **out, unsigned idle_seconds);
  * and password, auth_file, as for cit_key_sign) and keeps it in the cache; unlocking a key that
  * is already unlocked unseals it again (and takes a newer version after a rotation). The
  * unsealed seed is checked against the stored public key. Errors: those of cit_key_sign
- * (CIT_E_OBJECT_NOT_FOUND, CIT_E_OBJECT_KIND, CIT_E_POLICY_FAIL, CIT_E_AUTH_FAIL, ...). */
+ * (CIT_E_OBJECT_NOT_FOUND, CIT_E_OBJECT_KIND, CIT_E_POLICY_FAIL, CIT_E_AUTH_FAIL, ...), and
+ * CIT_E_PROFILE_VIOLATION under a profile that requires an approval for every signature. */
 int cit_keycache_unlock(cit_keycache *c, cit_ctx *ctx, const char *path, const char *auth_file);
 /* Signs msg (len bytes) with the unlocked key at path into sig (64 bytes), without the TPM.
  * CIT_E_KEY_LOCKED when the key is not unlocked, was locked, or was idle longer than the idle
@@ -276,6 +279,40 @@ int cit_identity_cert_import(json_t **out, cit_ctx *ctx, const char *name, const
 int cit_policy_approve(json_t **out, cit_ctx *ctx, const char *authority, const char *pcrs, const char *bank,
                        const char *auth_file);
 int cit_policy_approvals(json_t **out, cit_ctx *ctx, const char *authority /* NULL: all */);
+
+/* ---- sign approvals (profiles with approval_required, e.g. two-person) ---- */
+/* status: pending, approved, denied, used, or NULL for all. */
+int cit_approval_list(json_t **out, cit_ctx *ctx, const char *status);
+int cit_approval_show(json_t **out, cit_ctx *ctx, int64_t id);
+/* Decides a pending request (approve or deny) once; the decider is recorded. */
+int cit_approval_decide(json_t **out, cit_ctx *ctx, int64_t id, bool approve, const char *reason);
+
+/* ---- endorsement key (docs/attestation.md, "Endorsement key") ---- */
+/* algorithm: rsa-2048 (TCG template L-1), ecc-p256 (L-2), ecc-p384 (H-3), rsa-3072 (H-6); NULL
+ * picks the first with an EK certificate in NV, else rsa-2048. */
+/* The EK the TPM derives from the TCG EK Credential Profile's template (the platform's template
+ * from NV when it wrote one): its public key (PEM), TPM name, template and certificate index. */
+int cit_ek_show(json_t **out, cit_ctx *ctx, const char *algorithm);
+/* The EK certificate from its NV index (0x01c00002 rsa-2048, 0x01c0000a ecc-p256, 0x01c00016
+ * ecc-p384, 0x01c0001c rsa-3072). format: pem (default) or der (needs output). output NULL: the
+ * PEM in the result ("_text"). CIT_E_EK_CERT_MISSING, CIT_E_EK_CERT_INVALID. */
+int cit_ek_cert(json_t **out, cit_ctx *ctx, const char *algorithm, const char *output, const char *format);
+/* Stores a certificate (PEM or DER file) in the EK certificate NV index of its key's algorithm,
+ * after checking that its key is this TPM's EK (CIT_E_EK_KEY_MISMATCH; force skips the check).
+ * An index the platform created is refused (CIT_E_EK_NV_PLATFORM). */
+int cit_ek_cert_import(json_t **out, cit_ctx *ctx, const char *algorithm, const char *input, bool force);
+/* The vtpm workspace's own manufacturer CA certificate (made at init; its private key was
+ * discarded there). CIT_E_BACKEND_UNSUPPORTED_OP for workspaces without one. output NULL: the
+ * PEM in the result ("_text"). */
+int cit_ek_ca(json_t **out, cit_ctx *ctx, const char *output);
+/* Verifies the EK certificate: chain to the trust store (ca_path: a PEM bundle, a DER file or a
+ * directory; NULL: the built-in manufacturer CAs plus a vtpm workspace's own CA), validity now,
+ * key equal to the TPM's EK, TPM manufacturer/model/version, key usage. Returns 0 with the
+ * per-check report in *out (the caller's) whenever the checks ran; *failed is then 0, or the
+ * code of the first failed check (CIT_E_EK_CERT_UNTRUSTED, _EXPIRED, _KEY_MISMATCH,
+ * _TPM_ATTRIBUTES, _KEY_USAGE), recorded in cit_error_last() naming the check. A negative return
+ * means the checks could not run (CIT_E_EK_CERT_MISSING, CIT_E_CA_STORE_INVALID, ...). */
+int cit_ek_verify(json_t **out, cit_ctx *ctx, const char *algorithm, const char *ca_path, int *failed);
 
 /* ---- dictionary-attack protection ---- */
 int cit_lockout_show(json_t **out, cit_ctx *ctx);

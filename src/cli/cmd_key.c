@@ -39,6 +39,10 @@ static int do_sign(cli_env *e, const cli_args *a, json_t **out) {
         .input_is_digest = cli_flag(a, "input-is-digest"),
         .auth_file = cli_get(a, "auth-file"),
     };
+    int approval = 0;
+    if (cli_get_int(a, "approval", &approval) < 0)
+        return CIT_E_USAGE;
+    o.approval = approval;
     return cit_key_sign(out, e->ctx, &o);
 }
 static int do_verify(cli_env *e, const cli_args *a, json_t **out) {
@@ -128,7 +132,8 @@ const cli_verb cli_verbs_key[] = {
       {"digest", "ALG", "sha256, sha384 or sha512 (default: sha256, sha384 for P-384/RSA-3072; not ed25519)"},
       {"encoding", "ENC", "der (default) or raw (ECDSA r||s); ed25519 signatures are always raw"},
       {"input-is-digest", NULL, "the input is already the digest (raw bytes or hex; not ed25519)"},
-      {"auth-file", "FILE", "the key's password, for keys created with one"}}},
+      {"auth-file", "FILE", "the key's password, for keys created with one"},
+      {"approval", "ID", "an approved sign request (profiles that require approval)"}}},
     {"verify", do_verify, "PATH", 1, 1, "verify a signature in software (works without the TPM)",
      "Checks the signature against every version of the key (or --version N) and says which\n"
      "version made it.",

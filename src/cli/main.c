@@ -19,11 +19,13 @@ const cli_noun cli_nouns[] = {
     {"pcr", "PCR values, extend and reset, and PCR baselines", cli_verbs_pcr},
     {"policy", "YAML policies compiled to TPM policy digests, tested in real sessions", cli_verbs_policy},
     {"identity", "keys with a purpose: PCR- or authority-bound, CSRs and certificates", cli_verbs_identity},
+    {"ek", "the endorsement key: show, its certificate from NV, verify it against manufacturer CAs", cli_verbs_ek},
     {"secret", "secrets sealed in the TPM, optionally bound to PCR values", cli_verbs_secret},
     {"nv", "NV indices: ordinary, counter, bits and extend; write-lockable", cli_verbs_nv},
     {"workspace", "workspace information, export and import", cli_verbs_workspace},
     {"profile", "the workspace's defaults and constraints", cli_verbs_profile},
     {"template", "ready recipes for keys and sealed secrets", cli_verbs_template},
+    {"approval", "sign requests under a profile that requires approval (two-person)", cli_verbs_approval},
     {"lockout", "dictionary-attack counter and lockout recovery", cli_verbs_lockout},
     {"log", "the operation log", cli_verbs_log},
     {"debug", "write a bug-report bundle (no secrets)", cli_verbs_debug},
@@ -267,7 +269,7 @@ int cli_run(cli_env *env, int argc, char **argv) {
             n = x;
     if (!n) {
         usage_error(NULL, NULL, "unknown command", argv[0]);
-        cit_error_cause("commands: init, status, doctor, capabilities, key, object, pcr, policy, identity, secret, nv, workspace, profile, template, lockout, log, debug, "
+        cit_error_cause("commands: init, status, doctor, capabilities, key, object, pcr, policy, identity, ek, secret, nv, workspace, profile, template, approval, lockout, log, debug, "
                         "explain, completions, batch");
         cit_error_render(stderr, cit_error_last(), env->fmt);
         return 2;

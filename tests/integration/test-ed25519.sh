@@ -411,3 +411,31 @@ test_ed25519_swtpm() {
     citadel tpm key sign sw/k2 --input msg --output s2.sig >/dev/null
     cmp s.sig s2.sig
 }
+
+# Under a profile that requires an approval for every signature (two-person), an ed25519
+# signature needs one like any other (the request names the message's SHA-256), and nothing
+# that would sign without one is allowed: no backup (the session cache is refused the same way,
+# tests/unit/test-ed25519.c).
+test_ed25519_two_person_needs_approvals() {
+    init_vtpm
+    printf 'a long enough passphrase\n' >pass
+    citadel tpm key create ed/k --algorithm ed25519 >/dev/null
+    citadel tpm key export-pub ed/k --output k.pem >/dev/null
+    citadel tpm profile set two-person >/dev/null
+    export CITADEL_ACTOR=alice
+    printf 'release 2.0\n' >f
+    expect_fail 7 TPM0055 citadel tpm key sign ed/k --input f --output sig
+    assert_no_file sig
+    assert_eq "$(citadel tpm --json approval show 1 | json - 'd["digest"]')" "$(sha256sum f | cut -d' ' -f1)"
+    CITADEL_ACTOR=bob citadel tpm approval approve 1 >/dev/null
+    printf 'evil\n' >g
+    expect_fail 7 TPM0055 citadel tpm key sign ed/k --input g --approval 1 --output gsig
+    assert_no_file gsig
+    citadel tpm --json key sign ed/k --input f --approval 1 --output sig >s.json
+    assert_eq "$(json s.json 'd["message_sha256"]')" "$(sha256sum f | cut -d' ' -f1)"
+    openssl pkeyutl -verify -pubin -inkey k.pem -rawin -in f -sigfile sig >/dev/null
+    expect_fail 7 TPM0055 citadel tpm key sign ed/k --input f --approval 1 --output again
+    assert_no_file again
+    expect_fail 7 TPM0053 citadel tpm key backup ed/k --output k.bk --passphrase-file pass --kdf interactive
+    assert_no_file k.bk
+}

@@ -13,7 +13,7 @@ test_no_banned_libc_calls() {
 }
 
 test_every_code_is_explained() {
-    # the numbers in the table (a range may be reserved for a change made in parallel)
+    # the numbers in use (ranges are allotted to features, so there are gaps)
     for n in $(grep -o "^CIT_CODE([0-9]*" "$ROOT/src/lib/diag/codes.def" | cut -d'(' -f2); do
         code=$(printf 'TPM%04d' "$n")
         out=$(citadel tpm explain "$code")

@@ -174,6 +174,14 @@ static void test_keycache_refuses_and_follows_rotation(void **state) {
     assert_int_equal(cit_keycache_new(&c, 60), 0);
     assert_int_equal(cit_keycache_unlock(c, ctx, "tpm/k", NULL), CIT_E_OBJECT_KIND);
     assert_int_equal(cit_keycache_unlock(c, ctx, "no/such", NULL), CIT_E_OBJECT_NOT_FOUND);
+    /* a profile that requires an approval for every signature allows no session cache */
+    uint8_t pk0[32];
+    create_key(ctx, "tp/k", NULL, pk0);
+    assert_int_equal(cit_profile_set(&out, ctx, "two-person"), 0);
+    json_decref(out);
+    assert_int_equal(cit_keycache_unlock(c, ctx, "tp/k", NULL), CIT_E_PROFILE_VIOLATION);
+    assert_int_equal(cit_profile_set(&out, ctx, "default"), 0);
+    json_decref(out);
     assert_int_equal(cit_keycache_count(c), 0);
     create_key(ctx, "rot/k", NULL, pk);
     assert_int_equal(cit_keycache_unlock(c, ctx, "rot/k", NULL), 0);

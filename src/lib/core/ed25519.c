@@ -15,6 +15,7 @@
 #include <sodium.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "basic/macro.h"
 #include "basic/util.h"
@@ -317,6 +318,21 @@ int cit__ed25519_create(json_t **out, cit_ctx *ctx, const cit_key_create_options
     return r;
 }
 
+int cit__ed25519_refuse_unapproved(cit_ctx *ctx, const char *what) {
+    const cit_profile_def *p = cit__profile_active(ctx);
+    if (!p->approval_required)
+        return 0;
+    cit_error_set(CIT_E_PROFILE_VIOLATION, "profile %s does not allow %s of an ed25519 key",
+                  p->name, what);
+    cit_error_cause("the profile requires an approved request for every signature; %s would let "
+                    "the key sign without one",
+                    what);
+    cit_error_context("profile", "%s", p->name);
+    cit_error_step(
+        "sign each message with `citadel tpm key sign` and an approval (`--approval ID`)");
+    return CIT_E_PROFILE_VIOLATION;
+}
+
 int cit__ed25519_unseal_sk(cit_ctx *ctx, const cit_object *o, const char *auth_file, uint8_t *sk) {
     int r = cit__sodium_init();
     if (r < 0)
@@ -418,6 +434,17 @@ int cit__ed25519_sign(json_t **out, cit_ctx *ctx, const cit_object *o,
         free(msg);
         return 0;
     }
+    /* under a profile that requires approvals the request names the message by its SHA-256,
+     * the digest an operator can check with sha256sum */
+    uint8_t md[EVP_MAX_MD_SIZE];
+    size_t mdlen = 0;
+    r = cit__digest(TPM2_ALG_SHA256, msg, len, md, &mdlen);
+    if (r == 0)
+        r = cit__approval_gate(ctx, o, TPM2_ALG_SHA256, md, mdlen, opt->approval);
+    if (r < 0) {
+        free(msg);
+        return r;
+    }
     uint8_t sig[crypto_sign_BYTES];
     _cleanup_secure_ uint8_t *sk = secure_alloc(CIT_ED25519_SK_BYTES);
     if (!sk)
@@ -433,10 +460,16 @@ int cit__ed25519_sign(json_t **out, cit_ctx *ctx, const cit_object *o,
     if (opt->output) {
         int w = cit_write_file_atomic(opt->output, sig, sizeof sig, 0644, 0);
         if (w < 0) {
+            /* an approval stays unused when its signature could not be delivered */
             cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s: %s", opt->output, strerror(-w));
             cit_error_context("file", "%s", opt->output);
             return CIT_E_OUTPUT_WRITE;
         }
+    }
+    if ((r = cit__approval_consume(ctx, opt->approval)) < 0) {
+        if (opt->output) /* used by a racing process: this signature is not handed out */
+            unlink(opt->output);
+        return r;
     }
     json_t *j = json_object();
     json_object_set_new(j, "path", json_string(o->path));
@@ -444,6 +477,9 @@ int cit__ed25519_sign(json_t **out, cit_ctx *ctx, const cit_object *o,
     json_object_set_new(j, "algorithm", json_string("ed25519"));
     json_object_set_new(j, "scheme", json_string("eddsa"));
     json_object_set_new(j, "message_bytes", json_integer((json_int_t)len));
+    char *mhex = cit_hex_encode(md, mdlen);
+    json_object_set_new(j, "message_sha256", json_string(mhex ? mhex : ""));
+    free(mhex);
     json_object_set_new(j, "encoding", json_string("raw"));
     char *b64 = NULL;
     if (cit__base64_encode(&b64, sig, sizeof sig) == 0)
@@ -738,6 +774,8 @@ _public_ int cit_key_backup(json_t **out, cit_ctx *ctx, const cit_key_backup_opt
     }
     if (r == 0)
         r = cit__require_active(&o);
+    if (r == 0)
+        r = cit__ed25519_refuse_unapproved(ctx, "a backup");
     if (r < 0) {
         cit__object_clear(&o);
         return r;

@@ -26,6 +26,9 @@ int cit__ed25519_pubkey(EVP_PKEY **out, const cit_object_version *v);
  * (CIT_E_STORE_INCONSISTENT when they differ). sk is wiped on failure. */
 int cit__ed25519_unseal_sk(cit_ctx *ctx, const cit_object *o, const char *auth_file, uint8_t *sk);
 
+/* CIT_E_PROFILE_VIOLATION when the active profile requires an approval for every signature: then
+ * what ("a backup", "the session cache") would sign without one. */
+int cit__ed25519_refuse_unapproved(cit_ctx *ctx, const char *what);
 int cit__ed25519_create(json_t **out, cit_ctx *ctx, const cit_key_create_options *opt);
 int cit__ed25519_sign(json_t **out, cit_ctx *ctx, const cit_object *o,
                       const cit_key_sign_options *opt);

@@ -59,7 +59,8 @@ static int find_identity(cit_ctx *ctx, const char *name, cit_object *o) {
 
 static bool is_authority(const cit_object *o) {
     json_t *meta = NULL;
-    bool b = json_is_true(json_object_get(identity_meta(o, &meta), "authority"));
+    json_t *id = identity_meta(o, &meta); /* json_is_true evaluates its argument twice */
+    bool b = json_is_true(json_object_get(id, "authority"));
     json_decref(meta);
     return b;
 }
@@ -75,24 +76,33 @@ static int find_authority(cit_ctx *ctx, const char *name, cit_object *o) {
     return r;
 }
 
-/* The identities whose policy names authority `name` (paths in acc). */
-static int authority_dependents(cit_store *s, const char *name, json_t *acc) {
-    cit_object *list = NULL;
-    size_t n = 0;
-    int r = cit__object_list(s, "key", &list, &n);
+/* The objects (identities, keys, secrets, stored policies) whose policy names the authority's
+ * current key (paths in acc): matched by TPM name, so a re-created authority of the same name
+ * has none of its predecessor's dependents. */
+static int authority_dependents(cit_store *s, const cit_object *auth, json_t *acc) {
+    cit_object_version v = {0};
+    int r = cit__version_get(s, auth->id, auth->version, &v);
     if (r < 0)
         return r;
-    for (size_t i = 0; i < n; i++) {
+    char *name = cit_hex_encode(v.name, v.name_len);
+    cit__version_clear(&v);
+    cit_object *list = NULL;
+    size_t n = 0;
+    r = cit__object_list(s, NULL, &list, &n);
+    for (size_t i = 0; r == 0 && i < n; i++) {
         json_t *meta = json_loads(list[i].metadata ? list[i].metadata : "{}", 0, NULL);
-        const char *a = json_string_value(json_object_get(
-            json_object_get(json_object_get(json_object_get(meta, "policy_json"), "requires"), "authorized_by"),
-            "authority"));
-        if (a && strcmp(a, name) == 0)
+        json_t *pol = json_object_get(meta, "policy_json");
+        if (!pol && strcmp(list[i].kind, "policy") == 0)
+            pol = json_object_get(meta, "policy");
+        const char *a = json_string_value(
+            json_object_get(json_object_get(json_object_get(pol, "requires"), "authorized_by"), "name"));
+        if (a && name && strcmp(a, name) == 0)
             json_array_append_new(acc, json_string(list[i].path));
         json_decref(meta);
     }
     cit__object_list_free(list, n);
-    return 0;
+    free(name);
+    return r;
 }
 
 int cit__authority_resolve(cit_ctx *ctx, json_t *ab) {
@@ -143,10 +153,15 @@ static int authority_public(const json_t *ab, TPM2B_PUBLIC *pub, TPM2B_NAME *nam
     return 0;
 }
 
-/* aHash = SHA-256(approvedPolicy || policyRef), the policy reference empty. */
-static int approval_hash(const uint8_t *digest, size_t len, uint8_t out[32]) {
+/* aHash = SHA-256(approvedPolicy || policyRef). */
+static int approval_hash(const uint8_t *digest, size_t len, const TPM2B_DIGEST *ref, uint8_t out[32]) {
+    uint8_t buf[64 + sizeof ref->buffer];
+    if (len > 64)
+        return cit_error_set(CIT_E_INTERNAL, "policy digest too long");
+    memcpy(buf, digest, len);
+    memcpy(buf + len, ref->buffer, ref->size);
     size_t n = 0;
-    return cit__digest(TPM2_ALG_SHA256, digest, len, out, &n);
+    return cit__digest(TPM2_ALG_SHA256, buf, len + ref->size, out, &n);
 }
 
 static void check(json_t *checks, const char *assertion, bool ok, const char *detail) {
@@ -185,7 +200,6 @@ static void explain_stale(cit_tpm *t, const char *pcrs_json) {
 
 int cit__policy_authorize(void *env, cit_tpm *t, ESYS_TR s, const json_t *ab, const json_t *pcrs,
                           const TPM2B_DIGEST *now, json_t *checks) {
-    (void)pcrs;
     cit_ctx *ctx = env;
     cit_store *st;
     const char *authority = json_string_value(json_object_get(ab, "authority")) ?: "?";
@@ -195,23 +209,29 @@ int cit__policy_authorize(void *env, cit_tpm *t, ESYS_TR s, const json_t *ab, co
         return r;
     if (!name_hex)
         return cit_error_set(CIT_E_POLICY_INVALID, "the policy's authority is not resolved");
-    char *now_hex = cit_hex_encode(now->buffer, now->size);
+    TPM2B_DIGEST ref;
+    if ((r = cit__policy_approval_ref(pcrs, &ref)) < 0)
+        return r;
+    char *now_hex = cit_hex_encode(now->buffer, now->size), *ref_hex = cit_hex_encode(ref.buffer, ref.size);
     sqlite3_stmt *q = NULL;
     r = cit__store_prepare(st, &q,
                            "SELECT id, policy_digest, signature, pcrs FROM approvals WHERE authority_name = ? "
-                           "ORDER BY (policy_digest = ?) DESC, id DESC LIMIT 1");
+                           "AND policy_ref = ? ORDER BY (policy_digest = ?) DESC, id DESC LIMIT 1");
     if (r < 0) {
         free(now_hex);
+        free(ref_hex);
         return r;
     }
     sqlite3_bind_text(q, 1, name_hex, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, now_hex, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, ref_hex, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, now_hex, -1, SQLITE_STATIC);
+    free(ref_hex);
     int step = sqlite3_step(q);
     if (step != SQLITE_ROW) {
         sqlite3_finalize(q);
         free(now_hex);
         check(checks, "authorized_by", false, "the authority has approved no state");
-        cit_error_set(CIT_E_POLICY_FAIL, "%s has approved no PCR state yet", authority);
+        cit_error_set(CIT_E_POLICY_FAIL, "%s has approved no state of these PCRs yet", authority);
         cit_error_cause("an identity authorized by %s signs only in states it approved", authority);
         cit_error_step("approve the state now: `citadel tpm policy approve --authority %s --pcr LIST`", authority);
         return CIT_E_POLICY_FAIL;
@@ -231,8 +251,8 @@ int cit__policy_authorize(void *env, cit_tpm *t, ESYS_TR s, const json_t *ab, co
         r = cit_error_set(CIT_E_STORE_IO, "approval %lld in the store is damaged", (long long)approval_id);
     sqlite3_finalize(q);
     free(now_hex);
-    TPM2B_PUBLIC pub;
-    TPM2B_NAME kname;
+    TPM2B_PUBLIC pub = {0}; /* tss2-mu unmarshals only into a zeroed TPM2B */
+    TPM2B_NAME kname = {0};
     ESYS_TR kh = ESYS_TR_NONE;
     TPMT_TK_VERIFIED *ticket = NULL;
     if (r == 0)
@@ -246,7 +266,7 @@ int cit__policy_authorize(void *env, cit_tpm *t, ESYS_TR s, const json_t *ab, co
         goto done;
     }
     TPM2B_DIGEST ah = {.size = 32};
-    if ((r = approval_hash(ad, al, ah.buffer)) < 0)
+    if ((r = approval_hash(ad, al, &ref, ah.buffer)) < 0)
         goto done;
     rc = Esys_VerifySignature(t->esys, kh, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &ah, &sig, &ticket);
     if (rc != TSS2_RC_SUCCESS) {
@@ -258,7 +278,7 @@ int cit__policy_authorize(void *env, cit_tpm *t, ESYS_TR s, const json_t *ab, co
         cit_error_step("approve the state again: `citadel tpm policy approve --authority %s --pcr LIST`", authority);
         goto done;
     }
-    TPM2B_DIGEST approved = {.size = 32}, ref = {0};
+    TPM2B_DIGEST approved = {.size = 32};
     memcpy(approved.buffer, ad, 32);
     rc = Esys_PolicyAuthorize(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &approved, &ref, &kname, ticket);
     char det[128];
@@ -325,12 +345,14 @@ _public_ int cit_policy_approve(json_t **out, cit_ctx *ctx, const char *authorit
             json_array_append_new(list, json_pack("{s:i,s:s,s:s}", "index", i, "bank", cit__hash_name(alg), "value",
                                                   values[i] ? values[i] : ""));
     cit__pcr_values_free(values);
-    TPM2B_DIGEST d;
+    TPM2B_DIGEST d, ref;
     uint8_t ah[32];
     TPMT_SIGNATURE *sig = NULL;
     r = cit__policy_pcr_digest(list, &d);
     if (r == 0)
-        r = approval_hash(d.buffer, d.size, ah);
+        r = cit__policy_approval_ref(list, &ref);
+    if (r == 0)
+        r = approval_hash(d.buffer, d.size, &ref, ah);
     if (r == 0) /* SHA-256: the hash TPM2_VerifySignature checks against the authority's name algorithm */
         r = cit__key_sign_digest(ctx, &o, TPM2_ALG_SHA256, ah, 32, auth_file, &sig);
     if (r < 0) {
@@ -342,7 +364,8 @@ _public_ int cit_policy_approve(json_t **out, cit_ctx *ctx, const char *authorit
     Tss2_MU_TPMT_SIGNATURE_Marshal(sig, sb, sizeof sb, &sl);
     Esys_Free(sig);
     cit_object_version v = {0};
-    char *dhex = cit_hex_encode(d.buffer, d.size), *nhex = NULL, *pj = json_dumps(list, JSON_COMPACT);
+    char *dhex = cit_hex_encode(d.buffer, d.size), *nhex = NULL, *pj = json_dumps(list, JSON_COMPACT),
+         *rhex = cit_hex_encode(ref.buffer, ref.size);
     cit_store *s = ctx->store;
     r = cit__version_get(s, o.id, o.version, &v);
     if (r == 0)
@@ -354,7 +377,7 @@ _public_ int cit_policy_approve(json_t **out, cit_ctx *ctx, const char *authorit
     if (r == 0)
         r = cit__store_prepare(s, &st,
                                "INSERT INTO approvals(authority, authority_name, policy_digest, pcrs, signature, "
-                               "created_at) VALUES(?, ?, ?, ?, ?, ?)");
+                               "created_at, policy_ref) VALUES(?, ?, ?, ?, ?, ?, ?)");
     if (r == 0) {
         sqlite3_bind_text(st, 1, o.path, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, nhex, -1, SQLITE_STATIC);
@@ -362,6 +385,7 @@ _public_ int cit_policy_approve(json_t **out, cit_ctx *ctx, const char *authorit
         sqlite3_bind_text(st, 4, pj, -1, SQLITE_STATIC);
         sqlite3_bind_blob(st, 5, sb, (int)sl, SQLITE_STATIC);
         sqlite3_bind_int64(st, 6, now);
+        sqlite3_bind_text(st, 7, rhex, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
             r = cit__store_error(s, "cannot store the approval");
         id = sqlite3_last_insert_rowid(s->db);
@@ -374,19 +398,20 @@ _public_ int cit_policy_approve(json_t **out, cit_ctx *ctx, const char *authorit
     }
     if (r == 0)
         r = cit__store_commit(s);
-    else if (st)
+    else
         cit__store_rollback(s);
     if (r == 0) {
         char when[32];
         cit_time_rfc3339(when, sizeof when, now);
-        *out = json_pack("{s:I,s:s,s:s,s:O,s:s}", "approval", (json_int_t)id, "authority", o.path, "policy_digest", dhex,
-                         "pcrs", list, "approved", when);
+        *out = json_pack("{s:I,s:s,s:s,s:s,s:O,s:s}", "approval", (json_int_t)id, "authority", o.path,
+                         "policy_digest", dhex, "policy_ref", rhex, "pcrs", list, "approved", when);
     }
     cit__version_clear(&v);
     json_decref(list);
     free(dhex);
     free(nhex);
     free(pj);
+    free(rhex);
 done:
     cit__object_clear(&o);
     return r;
@@ -501,7 +526,7 @@ _public_ int cit_identity_init(json_t **out, cit_ctx *ctx, const cit_identity_in
     cit_error_clear();
     json_t *pol = NULL;
     char *digest = NULL;
-    if (io->authorized_by && !ctx->plan) {
+    if (io->authorized_by) {
         cit_object a = {0};
         r = find_authority(ctx, io->authorized_by, &a);
         cit__object_clear(&a);
@@ -526,8 +551,9 @@ _public_ int cit_identity_init(json_t **out, cit_ctx *ctx, const cit_identity_in
         if (io->authorized_by)
             json_object_set_new(*out, "next_step",
                                 json_sprintf("approve the state it may sign in: `citadel tpm policy approve --authority %s "
-                                             "--pcr %s`",
-                                             io->authorized_by, io->pcr_bind ? io->pcr_bind : "LIST"));
+                                             "--pcr %s%s%s`",
+                                             io->authorized_by, io->pcr_bind ? io->pcr_bind : "LIST",
+                                             io->bank ? " --bank " : "", io->bank ? io->bank : ""));
     }
     return r;
 }
@@ -585,6 +611,14 @@ _public_ int cit_identity_show(json_t **out, cit_ctx *ctx, const char *name) {
         json_object_del(j, "metadata");
         json_object_set(j, "identity", id);
         json_object_set(j, "policy_digest", json_object_get(meta, "policy_digest"));
+        json_t *req = json_object_get(json_object_get(meta, "policy_json"), "requires");
+        TPM2B_DIGEST ref;
+        if (json_object_get(req, "authorized_by") && cit__policy_approval_ref(json_object_get(req, "pcr"), &ref) == 0) {
+            char *rh = cit_hex_encode(ref.buffer, ref.size);
+            json_object_set_new(j, "policy_ref", json_string(rh));
+            free(rh);
+        }
+        cit_error_clear();
         cit_object_version v = {0};
         if (cit__version_get(ctx->store, o.id, o.version, &v) == 0 && v.payload) {
             json_t *c = cert_summary(v.payload, v.payload_len);
@@ -594,7 +628,7 @@ _public_ int cit_identity_show(json_t **out, cit_ctx *ctx, const char *name) {
         cit__version_clear(&v);
         if (is_authority(&o)) {
             json_t *deps = json_array();
-            authority_dependents(ctx->store, o.path, deps);
+            authority_dependents(ctx->store, &o, deps);
             json_object_set_new(j, "authorizes", deps);
         }
         *out = j;
@@ -651,11 +685,11 @@ _public_ int cit_identity_list(json_t **out, cit_ctx *ctx) {
     return 0;
 }
 
-static int refuse_if_authorizes(cit_ctx *ctx, const cit_object *o, const char *what) {
-    if (!is_authority(o))
+int cit__authority_guard(cit_ctx *ctx, const cit_object *o, const char *what) {
+    if (!o->metadata || !is_authority(o))
         return 0;
     json_t *deps = json_array();
-    int r = authority_dependents(ctx->store, o->path, deps);
+    int r = authority_dependents(ctx->store, o, deps);
     if (r == 0 && json_array_size(deps)) {
         r = cit_error_set(CIT_E_HAS_DEPENDENTS, "%s authorizes %zu identities: %s would strand them", o->path,
                           json_array_size(deps), what);
@@ -671,9 +705,7 @@ static int refuse_if_authorizes(cit_ctx *ctx, const cit_object *o, const char *w
 _public_ int cit_identity_rotate(json_t **out, cit_ctx *ctx, const char *name, const char *auth_file) {
     cit_error_clear();
     cit_object o = {0};
-    int r = find_identity(ctx, name, &o);
-    if (r == 0)
-        r = refuse_if_authorizes(ctx, &o, "a new key");
+    int r = find_identity(ctx, name, &o); /* key rotate refuses authorities in use */
     cit__object_clear(&o);
     if (r == 0)
         r = cit_key_rotate(out, ctx, name, auth_file);
@@ -685,12 +717,7 @@ _public_ int cit_identity_rotate(json_t **out, cit_ctx *ctx, const char *name, c
 _public_ int cit_identity_delete(json_t **out, cit_ctx *ctx, const char *name, bool force) {
     cit_error_clear();
     cit_object o = {0};
-    int r = find_identity(ctx, name, &o);
-    if (r == 0 && !force) {
-        r = refuse_if_authorizes(ctx, &o, "deleting it");
-        if (r < 0)
-            cit_error_step("or repeat with --force: approvals already made keep working, no new ones can be made");
-    }
+    int r = find_identity(ctx, name, &o); /* object delete refuses authorities in use without force */
     cit__object_clear(&o);
     if (r == 0)
         r = cit_object_delete(out, ctx, name, "key", force);
@@ -721,7 +748,8 @@ static int parse_subject(const char *subject, X509_NAME **out) {
         }
         *eq = 0;
         if (!X509_NAME_add_entry_by_txt(n, tok, MBSTRING_UTF8, (const unsigned char *)eq + 1, -1, -1, 0)) {
-            r = cit_error_set(CIT_E_USAGE, "unknown subject attribute '%s'", tok);
+            r = cit_error_set(CIT_E_USAGE, "invalid subject component '%s=%s'", tok, eq + 1);
+            cit_error_cause("an unknown attribute, or a value it does not take (C is two letters)");
             cit_error_cause("attributes such as CN, O, OU, C, ST, L, emailAddress");
         }
     }
@@ -926,7 +954,6 @@ _public_ int cit_identity_cert_import(json_t **out, cit_ctx *ctx, const char *na
     if (r == 0 && EVP_PKEY_eq(X509_get0_pubkey(x), pk) != 1) {
         r = cit_error_set(CIT_E_CERT_MISMATCH, "the certificate is not for %s: its public key differs", name);
         cit_error_cause("it was issued for another key (or for an earlier version of this identity)");
-        cit_error_step("make a CSR for the current key: `citadel tpm identity csr %s --subject ...`", name);
         cit_error_context("path", "%s", name);
     }
     if (r < 0) {

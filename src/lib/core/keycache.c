@@ -124,6 +124,8 @@ _public_ int cit_keycache_unlock(cit_keycache *c, cit_ctx *ctx, const char *path
     }
     if (r == 0)
         r = cit__require_active(&o);
+    if (r == 0)
+        r = cit__ed25519_refuse_unapproved(ctx, "the session cache");
     if (r == 0 && ctx->plan)
         r = cit_error_set(CIT_E_USAGE, "the session cache does not work in plan mode");
     uint8_t *sk = NULL;

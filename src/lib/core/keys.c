@@ -610,6 +610,9 @@ _public_ int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_opt
         return cit__key_create_ex(out, ctx, opt, NULL, NULL, NULL);
     json_t *pol = NULL;
     char *digest = NULL;
+    cit_store *s;
+    if ((r = cit__ctx_store(ctx, &s)) < 0) /* the workspace's backend before the TPM opens */
+        return r;
     r = cit__policy_for_object(ctx, opt->path, opt->pcrs, opt->bank, opt->policy, NULL, opt->auth_file != NULL, &pol,
                                &digest);
     if (r == 0)
@@ -1075,6 +1078,14 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
     r = cit__require_active(&o);
     if (r < 0)
         goto done;
+    if (o.metadata && strstr(o.metadata, "\"usage\":\"authority\"")) {
+        /* an authority's signature over 32 bytes is an approval: only `policy approve` makes them */
+        r = cit_error_set(CIT_E_OBJECT_KIND, "%s is an authority: it signs approvals only", o.path);
+        cit_error_cause("a signature by an authority over a policy digest unlocks the identities it authorizes");
+        cit_error_step("approve a PCR state with `citadel tpm policy approve --authority %s --pcr LIST`", o.path);
+        cit_error_context("path", "%s", o.path);
+        goto done;
+    }
     if (cit__is_ed25519(&o)) {
         r = cit__ed25519_sign(out, ctx, &o, opt);
         goto done;
@@ -1107,6 +1118,9 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
         *out = cit__plan("sign a digest with the key", o.persistent_handle ? ops_p : ops);
         goto done;
     }
+    r = cit__approval_gate(ctx, &o, halg, md, mdlen, opt->approval);
+    if (r < 0)
+        goto done;
     TPMT_SIGNATURE *sig = NULL;
     r = cit__key_sign_digest(ctx, &o, halg, md, mdlen, opt->auth_file, &sig);
     if (r < 0)
@@ -1120,11 +1134,18 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
     if (opt->output) {
         int w = cit_write_file_atomic(opt->output, sb, sl, 0644, 0);
         if (w < 0) {
+            /* an approval stays unused when its signature could not be delivered */
             r = cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s: %s", opt->output, strerror(-w));
             cit_error_context("file", "%s", opt->output);
             free(sb);
             goto done;
         }
+    }
+    if ((r = cit__approval_consume(ctx, opt->approval)) < 0) {
+        if (opt->output) /* used by a racing process: this signature is not handed out */
+            unlink(opt->output);
+        free(sb);
+        goto done;
     }
     json_t *j = json_object();
     json_object_set_new(j, "path", json_string(o.path));
@@ -1260,6 +1281,8 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
     cit_store *s = ctx->store;
     json_t *deps = json_array();
     r = cit__collect_dependents(s, o.id, deps, 0);
+    if (r == 0 && !force && (r = cit__authority_guard(ctx, &o, "deleting it")) < 0)
+        cit_error_step("or repeat with --force: approvals already made keep working, no new ones can be made");
     if (r < 0)
         goto done;
     if (json_array_size(deps) && !force) {
@@ -1484,7 +1507,7 @@ static int prove_auth(cit_ctx *ctx, const cit_object *o, const TPM2B_AUTH *auth)
     int r = sign_with(ctx, o, halg, zero, cit__hash_size(halg), auth, &sig);
     Esys_Free(sig);
     cit__key_cache_drop(ctx);
-    if (r < 0 && cit_error_last()->code == CIT_E_TPM_COMMAND)
+    if (r < 0 && (cit_error_last()->code == CIT_E_TPM_COMMAND || cit_error_last()->code == CIT_E_AUTH_FAIL))
         cit_error_cause("the password for %s was not accepted", o->path);
     return r;
 }
@@ -1496,6 +1519,8 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
     if (r < 0)
         return r;
     r = cit__require_active(&o);
+    if (r == 0)
+        r = cit__authority_guard(ctx, &o, "a new key");
     if (r < 0)
         goto done;
     if (cit__is_ed25519(&o)) {

@@ -61,3 +61,16 @@ int cit__key_need_auth(const cit_object *o, const char *auth_file, TPM2B_AUTH *a
 json_t *cit__key_version_json(const cit_object *o, const cit_object_version *v, bool with_pem);
 /* A version's public key (TPM public area, or the payload of an ed25519 key). */
 int cit__key_version_pubkey(const cit_object *o, const cit_object_version *v, EVP_PKEY **out);
+/* Sign approvals (approvals.c): under a profile that requires them, records a pending request
+ * and fails with CIT_E_APPROVAL_REQUIRED (approval <= 0), or checks that request `approval`
+ * is approved for this key version and digest. 0 when signing may go ahead. */
+int cit__approval_gate(cit_ctx *ctx, const cit_object *o, TPMI_ALG_HASH halg, const uint8_t *md, size_t mdlen,
+                       int64_t approval);
+/* Marks an approved request used (after the signature was made). */
+int cit__approval_consume(cit_ctx *ctx, int64_t approval);
+/* CIT_E_HAS_DEPENDENTS when o is an authority identity that authorizes others (what: the
+ * action refused, for the message). */
+int cit__authority_guard(cit_ctx *ctx, const cit_object *o, const char *what);
+/* Compares a baseline with PCR values given as {bank: {index: hex}} (a quote's):
+ * {"baseline","bank","unchanged","changed":[{"index","baseline","quoted"}]}. */
+int cit__baseline_compare(cit_ctx *ctx, const char *name, const json_t *pcrs, json_t **out);

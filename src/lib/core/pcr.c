@@ -443,3 +443,30 @@ _public_ int cit_baseline_delete(json_t **out, cit_ctx *ctx, const char *name) {
     cit__object_clear(&o);
     return r;
 }
+
+int cit__baseline_compare(cit_ctx *ctx, const char *name, const json_t *pcrs, json_t **out) {
+    cit_object o = {0};
+    json_t *meta = NULL;
+    int r = find_baseline(ctx, name, &o, &meta);
+    if (r < 0) {
+        cit__object_clear(&o);
+        return r;
+    }
+    const char *bank = json_string_value(json_object_get(meta, "bank")) ?: "sha256";
+    json_t *have = json_object_get(pcrs, bank), *diffs = json_array();
+    const char *k;
+    json_t *v;
+    int unchanged = 0;
+    json_object_foreach(json_object_get(meta, "pcrs"), k, v) {
+        const char *now = json_string_value(json_object_get(have, k));
+        if (now && strcmp(now, json_string_value(v) ?: "") == 0)
+            unchanged++;
+        else
+            json_array_append_new(diffs, json_pack("{s:s,s:s,s:s}", "index", k, "baseline", json_string_value(v) ?: "",
+                                                   "quoted", now ? now : "(not quoted)"));
+    }
+    *out = json_pack("{s:s,s:s,s:i,s:o}", "baseline", name, "bank", bank, "unchanged", unchanged, "changed", diffs);
+    json_decref(meta);
+    cit__object_clear(&o);
+    return 0;
+}

@@ -15,11 +15,13 @@ static const char *const ecc_only[] = {"ecc-p256", "ecc-p384", NULL};
 static const char *const fips_like[] = {"ecc-p256", "ecc-p384", "rsa-3072", NULL};
 
 static const cit_profile_def profiles[] = {
-    {"default", "ECC P-256 keys, SHA-256; no constraints", "ecc-p256", all_algorithms, NULL},
-    {"compat", "RSA-2048 keys by default, for tools that only speak RSA", "rsa-2048", all_algorithms, NULL},
-    {"high", "ECC P-384 keys, SHA-384 by default", "ecc-p384", all_algorithms, NULL},
-    {"ci-signer", "CI signing: ECC keys only, every object under ci/", "ecc-p256", ecc_only, "ci/"},
-    {"fips-like", "no SHA-1; P-256, P-384 or RSA-3072 keys only", "ecc-p256", fips_like, NULL},
+    {"default", "ECC P-256 keys, SHA-256; no constraints", "ecc-p256", all_algorithms, NULL, false},
+    {"compat", "RSA-2048 keys by default, for tools that only speak RSA", "rsa-2048", all_algorithms, NULL, false},
+    {"high", "ECC P-384 keys, SHA-384 by default", "ecc-p384", all_algorithms, NULL, false},
+    {"ci-signer", "CI signing: ECC keys only, every object under ci/", "ecc-p256", ecc_only, "ci/", false},
+    {"fips-like", "no SHA-1; P-256, P-384 or RSA-3072 keys only", "ecc-p256", fips_like, NULL, false},
+    {"two-person", "every signature needs a request approved by an operator (`citadel tpm approval`)", "ecc-p256",
+     all_algorithms, NULL, true},
 };
 
 const cit_profile_def *cit__profile_find(const char *name) {
@@ -31,7 +33,7 @@ const cit_profile_def *cit__profile_find(const char *name) {
 
 int cit__profile_unknown(const char *name) {
     cit_error_set(CIT_E_USAGE, "unknown profile: %s", name);
-    cit_error_cause("profiles: default, compat, high, ci-signer, fips-like (`citadel tpm profile list`)");
+    cit_error_cause("profiles: default, compat, high, ci-signer, fips-like, two-person (`citadel tpm profile list`)");
     return CIT_E_USAGE;
 }
 
@@ -39,10 +41,12 @@ static json_t *profile_json(const cit_profile_def *p, bool active) {
     json_t *algs = json_array();
     for (const char *const *a = p->algorithms; *a; a++)
         json_array_append_new(algs, json_string(*a));
-    return json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:b}", "name", p->name, "description", p->description,
+    json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:b}", "name", p->name, "description", p->description,
                      "default_algorithm", p->default_algorithm, "allowed_algorithms", algs, "path_prefix",
                      p->path_prefix ? p->path_prefix : "(any)", "signature_digests", "sha256, sha384, sha512", "active",
                      active);
+    json_object_set_new(j, "approval_required", json_boolean(p->approval_required));
+    return j;
 }
 
 static const cit_profile_def *active_profile(cit_store *s) {
@@ -52,6 +56,15 @@ static const cit_profile_def *active_profile(cit_store *s) {
     free(name);
     cit_error_clear();
     return p ? p : &profiles[0];
+}
+
+const cit_profile_def *cit__profile_active(cit_ctx *ctx) {
+    cit_store *s;
+    if (cit__ctx_store(ctx, &s) < 0) {
+        cit_error_clear();
+        return &profiles[0];
+    }
+    return active_profile(s);
 }
 
 int cit__profile_check(cit_ctx *ctx, const char *path, const char *algorithm) {
@@ -123,6 +136,7 @@ _public_ int cit_profile_set(json_t **out, cit_ctx *ctx, const char *name) {
     int r = cit__ctx_store_or_plan(ctx, &s, out, "set the workspace profile (store only)", NULL);
     if (r != 0)
         return r < 0 ? r : 0;
+    const cit_profile_def *was = active_profile(s);
     r = cit__store_begin(s);
     if (r == 0)
         r = cit__store_meta_set(s, "profile", p->name);
@@ -140,6 +154,10 @@ _public_ int cit_profile_set(json_t **out, cit_ctx *ctx, const char *name) {
         return r;
     }
     *out = profile_json(p, true);
+    if (was->approval_required && !p->approval_required)
+        json_object_set_new(*out, "warning",
+                            json_string("signatures no longer need approvals; the change is in the operation log "
+                                        "(profiles are enforced by citadel, not by the TPM)"));
     return 0;
 }
 

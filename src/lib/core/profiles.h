@@ -10,7 +10,11 @@ typedef struct cit_profile_def {
     const char *default_algorithm;
     const char *const *algorithms; /* allowed key algorithms, NULL-terminated */
     const char *path_prefix;       /* every object path must start with it; NULL: any */
+    bool approval_required;        /* every signature needs an approved request (`approval`) */
 } cit_profile_def;
+
+/* The workspace's active profile (never NULL). */
+const cit_profile_def *cit__profile_active(cit_ctx *ctx);
 
 typedef struct cit_template_def {
     const char *name;

@@ -12,6 +12,7 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "core/ek.h"
 #include "core/keys.h"
 #include "crypto/crypto.h"
 #include "ctx.h"
@@ -44,14 +45,25 @@ int cit__workspace_init(cit_ctx *ctx, cit_store *s, const char *profile, json_t 
         return r;
     _cleanup_free_ char *ser_hex = cit_hex_encode(ser, ser_len);
     free(ser);
-    /* The TPM's state is durable before the store records the workspace. */
-    r = cit__ctx_tpm_sync(ctx);
-    if (r < 0)
-        return r;
-    _cleanup_free_ char *name_hex = cit_hex_encode(name.name, name.size);
     uint8_t id[16];
     RAND_bytes(id, sizeof id);
     _cleanup_free_ char *id_hex = cit_hex_encode(id, sizeof id);
+    /* The embedded TPM's factory: EK certificates from a workspace-local manufacturer CA, so
+     * that ek verify and attestation work end to end without hardware. */
+    _cleanup_free_ char *ek_ca_pem = NULL;
+    json_t *ek_summary = NULL;
+    if (ctx->backend == CIT_BACKEND_VTPM) {
+        r = cit__ek_factory(ctx, id_hex ? id_hex : "", &ek_ca_pem, &ek_summary);
+        if (r < 0)
+            return r;
+    }
+    /* The TPM's state is durable before the store records the workspace. */
+    r = cit__ctx_tpm_sync(ctx);
+    if (r < 0) {
+        json_decref(ek_summary);
+        return r;
+    }
+    _cleanup_free_ char *name_hex = cit_hex_encode(name.name, name.size);
     char now[32], handle[16];
     cit_time_rfc3339(now, sizeof now, time(NULL));
     snprintf(handle, sizeof handle, "0x%08x", CIT_SRK_HANDLE);
@@ -67,6 +79,7 @@ int cit__workspace_init(cit_ctx *ctx, cit_store *s, const char *profile, json_t 
         (r = cit__store_meta_set(s, "srk_handle", handle)) == 0 &&
         (r = cit__store_meta_set(s, "srk_name", name_hex)) == 0 &&
         (r = cit__store_meta_set(s, "srk_tr", ser_hex ? ser_hex : "")) == 0 &&
+        (r = cit__store_meta_set(s, "ek_ca_cert", ek_ca_pem ? ek_ca_pem : "")) == 0 &&
         (r = cit__store_meta_set(s, "initialized_at", now)) == 0) {
         json_t *d = json_pack("{s:s,s:s,s:b}", "backend", backend, "profile", prof, "manufactured", manufactured);
         r = cit__store_event(s, "workspace.init", NULL, 0, "ok", d);
@@ -76,6 +89,7 @@ int cit__workspace_init(cit_ctx *ctx, cit_store *s, const char *profile, json_t 
         r = cit__store_commit(s);
     if (r < 0) {
         cit__store_rollback(s);
+        json_decref(ek_summary);
         return r;
     }
     if (out) {
@@ -91,8 +105,11 @@ int cit__workspace_init(cit_ctx *ctx, cit_store *s, const char *profile, json_t 
         json_object_set_new(j, "default_algorithm", json_string(pd->default_algorithm));
         json_object_set_new(j, "storage_key_handle", json_string(handle));
         json_object_set_new(j, "storage_key_name", json_string(name_hex));
+        if (ek_summary)
+            json_object_set(j, "ek_certificates", ek_summary);
         *out = j;
     }
+    json_decref(ek_summary);
     return 0;
 }
 
@@ -134,6 +151,10 @@ _public_ int cit_workspace_init(json_t **out, cit_ctx *ctx, const char *profile)
         static const char *const vtpm_ops[] = {"manufacture the embedded TPM (libtpms) if no state exists",
                                                "TPM2_Startup", "TPM2_CreatePrimary (storage primary key, ECC P-256)",
                                                "TPM2_EvictControl (persist it at 0x81000002)", "TPM2_FlushContext",
+                                               "TPM2_CreatePrimary (endorsement keys rsa-2048, ecc-p256, ecc-p384; "
+                                               "TCG EK templates L-1, L-2, H-3)",
+                                               "TPM2_NV_DefineSpace + TPM2_NV_Write (EK certificates at 0x01c00002, "
+                                               "0x01c0000a, 0x01c00016, issued by a workspace-local manufacturer CA)",
                                                "TPM2_Shutdown(STATE)", NULL};
         static const char *const ops[] = {"TPM2_CreatePrimary (storage primary key, ECC P-256)",
                                           "TPM2_EvictControl (persist it at 0x81000002)", "TPM2_FlushContext", NULL};

@@ -245,8 +245,9 @@ static const cit_topic topics[] = {
                 "- Using the EK needs a policy session with PolicySecret(TPM_RH_ENDORSEMENT).\n"
                 "- A software TPM has no manufacturer certificate; an EK certificate from\n"
                 "  a local CA proves nothing about hardware.\n"
-                "Planned commands (not built yet): citadel tpm ek show|cert|verify,\n"
-                "citadel tpm attest ak-create\n",
+                "Commands: citadel tpm ek show|cert|verify|cert-import|ca (a vtpm\n"
+                "workspace's `init` provisions EK certificates from a local CA).\n"
+                "Planned (not built yet): citadel tpm attest ak-create\n",
         .see_also = "ak hierarchy attestation",
     },
     {

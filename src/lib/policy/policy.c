@@ -379,8 +379,32 @@ static uint8_t locality_bits(const json_t *l) {
 
 static int block_digest(const json_t *req, uint8_t d[32]);
 
-/* PolicyAuthorize's update: H(H(0 || CC || keyName) || policyRef), the reference empty. */
-static int authorize_digest(const json_t *ab, uint8_t d[32]) {
+static int pcr_list(const json_t *pcrs, TPML_PCR_SELECTION *sel, uint8_t *vals, size_t *vals_len, bool need_values);
+
+/* The policyRef of an approval: SHA-256("citadel approval v1" || marshalled PCR selection). An
+ * approval covers states of exactly these PCRs (an approval of PCR 0 states never unlocks an
+ * identity bound to PCR 14), and no other signature by the authority can pass for one. */
+int cit__policy_approval_ref(const json_t *pcrs, TPM2B_DIGEST *ref) {
+    TPML_PCR_SELECTION sel;
+    uint8_t vals[8];
+    size_t vl = 0;
+    int r = pcr_list(pcrs, &sel, vals, &vl, false);
+    if (r < 0)
+        return r;
+    static const char label[] = "citadel approval v1";
+    uint8_t buf[sizeof label + sizeof(TPML_PCR_SELECTION)];
+    size_t off = sizeof label; /* the label with its NUL */
+    memcpy(buf, label, sizeof label);
+    if (Tss2_MU_TPML_PCR_SELECTION_Marshal(&sel, buf, sizeof buf, &off) != TSS2_RC_SUCCESS)
+        return cit_error_set(CIT_E_INTERNAL, "cannot marshal a PCR selection");
+    size_t n = 0;
+    r = cit__digest(TPM2_ALG_SHA256, buf, off, ref->buffer, &n);
+    ref->size = (UINT16)n;
+    return r;
+}
+
+/* PolicyAuthorize's update: H(H(0 || CC || keyName) || policyRef). */
+static int authorize_digest(const json_t *ab, const json_t *pcrs, uint8_t d[32]) {
     uint8_t *name = NULL;
     size_t nl = 0;
     const char *hex = json_string_value(json_object_get(ab, "name"));
@@ -388,12 +412,19 @@ static int authorize_digest(const json_t *ab, uint8_t d[32]) {
         free(name);
         return cit_error_set(CIT_E_POLICY_INVALID, "invalid policy: the authority's TPM name is missing or damaged");
     }
+    TPM2B_DIGEST ref;
+    int r = cit__policy_approval_ref(pcrs, &ref);
     memset(d, 0, 32);
-    int r = extend(d, CC_POLICY_AUTHORIZE, name, nl);
-    free(name);
-    size_t n = 0;
     if (r == 0)
-        r = cit__digest(TPM2_ALG_SHA256, d, 32, d, &n);
+        r = extend(d, CC_POLICY_AUTHORIZE, name, nl);
+    free(name);
+    uint8_t buf[32 + sizeof ref.buffer];
+    size_t n = 0;
+    if (r == 0) {
+        memcpy(buf, d, 32);
+        memcpy(buf + 32, ref.buffer, ref.size);
+        r = cit__digest(TPM2_ALG_SHA256, buf, 32 + ref.size, d, &n);
+    }
     return r;
 }
 
@@ -415,7 +446,7 @@ static int block_digest(const json_t *req, uint8_t d[32]) {
     int r = 0;
     json_t *ab = json_object_get(req, "authorized_by");
     if (ab) {
-        if ((r = authorize_digest(ab, d)) < 0)
+        if ((r = authorize_digest(ab, json_object_get(req, "pcr"), d)) < 0)
             return r;
         if (json_is_true(json_object_get(req, "auth_value")) && (r = extend(d, CC_POLICY_AUTH_VALUE, NULL, 0)) < 0)
             return r;
@@ -660,9 +691,9 @@ static void explain_block(FILE *f, const json_t *req, const char *indent) {
         json_array_foreach(json_object_get(req, "pcr"), i, e)
             fprintf(f, "%s PCR %lld (%s)", i ? "," : "", json_integer_value(json_object_get(e, "index")),
                     json_string_value(json_object_get(e, "bank")));
-        fprintf(f, "\n%s  (an approval is a signature by the authority's key over the PCR policy digest;\n"
-                   "%s  `citadel tpm policy approve --authority %s --pcr LIST` makes one)\n",
-                indent, indent, json_string_value(json_object_get(ab, "authority")));
+        fprintf(f, "\n      (an approval is a signature by the authority's key over the PCR policy digest;\n"
+                   "      `citadel tpm policy approve --authority %s --pcr LIST` makes one)\n",
+                json_string_value(json_object_get(ab, "authority")));
         if (json_is_true(json_object_get(req, "auth_value")))
             fprintf(f, "%sthe object's password is given\n", indent);
         return;
@@ -699,9 +730,15 @@ char *cit__policy_explain(const json_t *policy) {
     fprintf(f, "Policy %s. The TPM allows use only when all of this holds:\n",
             json_string_value(json_object_get(policy, "name")));
     explain_block(f, json_object_get(policy, "requires"), "  - ");
-    fprintf(f, "It locks when any of it stops holding: a PCR that is extended (a firmware, bootloader\n"
-               "or kernel update, a different boot path), another locality, or a wrong password.\n"
-               "After an expected change, compile the policy again and seal to the new digest.\n");
+    if (json_object_get(json_object_get(policy, "requires"), "authorized_by"))
+        fprintf(f, "It locks when the PCRs reach a state the authority has not approved (a firmware,\n"
+                   "bootloader or kernel update, a different boot path), or with a wrong password.\n"
+                   "After an expected change, the authority approves the new state: the objects bound to\n"
+                   "this policy keep working without being re-created.\n");
+    else
+        fprintf(f, "It locks when any of it stops holding: a PCR that is extended (a firmware, bootloader\n"
+                   "or kernel update, a different boot path), another locality, or a wrong password.\n"
+                   "After an expected change, compile the policy again and seal to the new digest.\n");
     fclose(f);
     return buf;
 }

@@ -26,6 +26,8 @@ int cit__policy_digest(const json_t *policy, TPM2B_DIGEST *out);
 int cit__policy_run(cit_tpm *t, const json_t *policy, ESYS_TR session, json_t *checks, void *env);
 /* The digest of a PCR assertion ([{"index","bank","value"}...]) alone: what an authority approves. */
 int cit__policy_pcr_digest(const json_t *pcrs, TPM2B_DIGEST *out);
+/* The policyRef that binds an approval to a PCR selection (docs/identities.md). */
+int cit__policy_approval_ref(const json_t *pcrs, TPM2B_DIGEST *ref);
 /* authorized_by (in core/identities.c): finds the authority's approval of the policy digest now
  * (`now`, after PolicyPCR over pcrs), has the TPM verify its signature and runs
  * TPM2_PolicyAuthorize. Without a matching approval the newest one is tried, so the refusal

@@ -61,6 +61,22 @@ const char *const cit__store_migrations[] = {
     "  created_at INTEGER NOT NULL\n"
     ");\n"
     "CREATE INDEX approvals_lookup ON approvals(authority_name, policy_digest);\n",
+    /* 5: sign requests under profiles that require approval (two-person) */
+    "CREATE TABLE sign_approvals (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  object_id INTEGER,\n"
+    "  object_path TEXT NOT NULL,\n"
+    "  key_version INTEGER NOT NULL,\n"
+    "  digest_alg TEXT NOT NULL,\n"
+    "  digest TEXT NOT NULL,\n"
+    "  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'denied', 'used')),\n"
+    "  requested_by TEXT,\n"
+    "  requested_at INTEGER NOT NULL,\n"
+    "  decided_by TEXT,\n"
+    "  decided_at INTEGER,\n"
+    "  reason TEXT,\n"
+    "  used_at INTEGER\n"
+    ");\n",
 };
 
 const int cit__store_n_migrations = sizeof(cit__store_migrations) / sizeof(cit__store_migrations[0]);

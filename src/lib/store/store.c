@@ -245,9 +245,12 @@ void cit__store_close(cit_store *s) {
      * read-only commands that follow find an empty WAL (they never checkpoint themselves). A
      * WAL left full of checkpointed frames would be re-read in full by each process that opens
      * the store first (wal-index recovery): 0.8 MB and ~10 ms per command after a few hundred
-     * writes. When a reader is active the truncation waits for a later writer. */
-    if (s->db && s->wrote)
+     * writes. When a reader is active the checkpoint does what it can without waiting and the
+     * truncation is left to a later writer. */
+    if (s->db && s->wrote) {
+        sqlite3_busy_timeout(s->db, 0); /* a reader now: checkpoint what can be, never wait */
         sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    }
     if (s->db)
         sqlite3_close_v2(s->db);
     free(s->path);
@@ -286,12 +289,20 @@ int cit__store_meta_set(cit_store *s, const char *key, const char *value) {
     return r;
 }
 
+const char *cit__store_actor(cit_store *s) {
+    if (!s->actor[0]) { /* resolved only when needed */
+        /* CITADEL_ACTOR names the operator when one OS account serves several (recorded as
+         * given; it is a label for the log, not an authentication) */
+        const char *env = getenv("CITADEL_ACTOR");
+        struct passwd *pw = env && *env ? NULL : getpwuid(getuid());
+        snprintf(s->actor, sizeof s->actor, "%s", env && *env ? env : pw && pw->pw_name ? pw->pw_name : "unknown");
+    }
+    return s->actor;
+}
+
 int cit__store_event(cit_store *s, const char *action, const char *path, int64_t object_id,
                      const char *outcome, json_t *details) {
-    if (!s->actor[0]) { /* resolved only when something is logged */
-        struct passwd *pw = getpwuid(getuid());
-        snprintf(s->actor, sizeof s->actor, "%s", pw && pw->pw_name ? pw->pw_name : "unknown");
-    }
+    cit__store_actor(s);
     sqlite3_stmt *st;
     int r = cit__store_prepare(s, &st, "INSERT INTO events(at, actor, action, object_id, object_path, "
                                        "outcome, details) VALUES(?, ?, ?, ?, ?, ?, ?)");

@@ -44,6 +44,8 @@ int cit__store_meta_get(cit_store *s, const char *key, char **out);
 int cit__store_meta_set(cit_store *s, const char *key, const char *value);
 
 /* Appends to the operation log. object_id may be 0; details may be NULL (borrowed). */
+/* Who is recorded as acting: $CITADEL_ACTOR, else the OS user name. */
+const char *cit__store_actor(cit_store *s);
 int cit__store_event(cit_store *s, const char *action, const char *path, int64_t object_id,
                      const char *outcome, json_t *details);
 
