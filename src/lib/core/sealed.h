@@ -4,7 +4,8 @@
  * CIT_SEAL_DIRECT_MAX bytes the TPM gives back only to an authorized TPM2_Unseal. Shared by
  * sealed secrets (secrets.c) and TPM-sealed Ed25519 seeds (ed25519.c). Both directions travel
  * in sessions salted with the storage key with parameter encryption, so the data never crosses
- * the TPM interface in clear.
+ * the TPM interface in clear (swtpm, devices; the in-process TPM has no such interface, and
+ * there the salt is skipped).
  */
 #pragma once
 #include <jansson.h>

@@ -347,20 +347,26 @@ int cit__seal_data(cit_ctx *ctx, const char *path, const uint8_t *data, size_t l
     TPM2B_DATA outside = {0};
     TPML_PCR_SELECTION none = {0};
     /* the data goes to the TPM encrypted: a session salted with the storage key, with
-     * parameter decryption, authorizes the use of the storage key */
+     * parameter decryption, authorizes the use of the storage key. The in-process TPM (vtpm)
+     * has no interface to protect: its commands never leave this process's memory, so there
+     * the salt (an ECDH in software and in the TPM) is skipped. */
     ESYS_TR cs = ESYS_TR_NONE;
-    TPMT_SYM_DEF csym = {.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
-    TSS2_RC rc = Esys_StartAuthSession(t->esys, srk, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL,
-                                       TPM2_SE_HMAC, &csym, TPM2_ALG_SHA256, &cs);
-    if (rc != TSS2_RC_SUCCESS) {
-        r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot start the sealing session");
-        goto done;
+    TSS2_RC rc = TSS2_RC_SUCCESS;
+    if (!cit__tpm_in_process(t)) {
+        TPMT_SYM_DEF csym = {.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
+        rc = Esys_StartAuthSession(t->esys, srk, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL,
+                                   TPM2_SE_HMAC, &csym, TPM2_ALG_SHA256, &cs);
+        if (rc != TSS2_RC_SUCCESS) {
+            r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot start the sealing session");
+            goto done;
+        }
+        Esys_TRSess_SetAttributes(t->esys, cs, TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION,
+                                  TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION);
     }
-    Esys_TRSess_SetAttributes(t->esys, cs, TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION,
-                              TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION);
-    rc = Esys_Create(t->esys, srk, cs, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &none, &priv, &pub, NULL,
-                     NULL, NULL);
-    cit__tpm_flush(t, &cs);
+    rc = Esys_Create(t->esys, srk, cs != ESYS_TR_NONE ? cs : ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens,
+                     &tmpl, &outside, &none, &priv, &pub, NULL, NULL, NULL);
+    if (cs != ESYS_TR_NONE)
+        cit__tpm_flush(t, &cs);
     if (rc != TSS2_RC_SUCCESS) {
         r = cit__tpm_srk_load_error(rc);
         if (r == 0)
@@ -450,10 +456,14 @@ int cit__unseal_data(cit_ctx *ctx, const cit_object *o, const json_t *meta, cons
         r = cit__key_load(ctx, o, o->version, &h, &pers);
     if (r < 0)
         goto done;
-    /* a session salted with the storage key: the response (the sealed data) is encrypted */
+    /* a session salted with the storage key: the response (the sealed data) is encrypted (not
+     * for the in-process TPM, whose responses never leave this process's memory) */
+    bool salt = !cit__tpm_in_process(t);
     TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
-    TSS2_RC rc = Esys_StartAuthSession(t->esys, srk, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL,
-                                       policy || named ? TPM2_SE_POLICY : TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &sess);
+    TPMT_SYM_DEF nosym = {.algorithm = TPM2_ALG_NULL};
+    TSS2_RC rc = Esys_StartAuthSession(t->esys, salt ? srk : ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                       ESYS_TR_NONE, NULL, policy || named ? TPM2_SE_POLICY : TPM2_SE_HMAC,
+                                       salt ? &sym : &nosym, TPM2_ALG_SHA256, &sess);
     if (rc != TSS2_RC_SUCCESS) {
         r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot start the unseal session");
         goto done;
@@ -490,8 +500,9 @@ int cit__unseal_data(cit_ctx *ctx, const cit_object *o, const json_t *meta, cons
     }
     if (has_auth)
         Esys_TR_SetAuth(t->esys, h, auth);
-    Esys_TRSess_SetAttributes(t->esys, sess, TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION,
-                              TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION);
+    if (salt)
+        Esys_TRSess_SetAttributes(t->esys, sess, TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION,
+                                  TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION);
     rc = Esys_Unseal(t->esys, h, sess, ESYS_TR_NONE, ESYS_TR_NONE, &data);
     if (rc != TSS2_RC_SUCCESS) {
         uint32_t base = cit__rc_base(rc);

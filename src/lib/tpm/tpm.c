@@ -574,3 +574,7 @@ void cit__tpm_scrub_response(cit_tpm *t) {
     Esys_Free(out_sel);
     Esys_Free(values);
 }
+
+bool cit__tpm_in_process(const cit_tpm *t) {
+    return t && (t->backend == CIT_BACKEND_VTPM || t->backend == CIT_BACKEND_MOCK);
+}

@@ -79,6 +79,9 @@ int cit__tpm_prop(cit_tpm *t, TPM2_PT prop, uint32_t *out);
 int cit__tpm_persistent_handles(cit_tpm *t, uint32_t first, uint32_t last, uint32_t **out, size_t *n);
 /* Flush helper that ignores ESYS_TR_NONE. */
 void cit__tpm_flush(cit_tpm *t, ESYS_TR *h);
+/* The TPM runs inside this process (vtpm, mock): its commands and responses never cross an
+ * interface another process could observe, so parameter encryption protects nothing there. */
+bool cit__tpm_in_process(const cit_tpm *t);
 /* Overwrites the plaintext tpm2-tss leaves in its command/response buffer after a response it
  * decrypted (TPM2_Unseal with an encrypt session decrypts in place): a TPM2_PCR_Read of eight
  * PCRs writes about 300 bytes of public data over it. Best effort: failures are ignored. */
