@@ -13,8 +13,8 @@ test_no_banned_libc_calls() {
 }
 
 test_every_code_is_explained() {
-    last=$(grep -c "^CIT_CODE(" "$ROOT/src/lib/diag/codes.def")
-    for n in $(seq 1 "$last"); do
+    # the numbers in codes.def (ranges are handed out per feature, so they have gaps)
+    for n in $(sed -n 's/^CIT_CODE(\([0-9]*\),.*/\1/p' "$ROOT/src/lib/diag/codes.def"); do
         code=$(printf 'TPM%04d' "$n")
         out=$(citadel tpm explain "$code")
         assert_contains "$out" "$code"
