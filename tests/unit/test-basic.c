@@ -94,7 +94,9 @@ static void test_error_table(void **state) {
     const cit_code_info *t = cit_code_table(&n);
     assert_true(n >= 40);
     for (size_t i = 0; i < n; i++) {
-        assert_int_equal(t[i].num, (int)i + 1); /* append-only, dense */
+        /* append-only and increasing; features get number ranges (70-79: attestation, ...), so
+         * there are gaps between ranges */
+        assert_true(i == 0 ? t[i].num == 1 : t[i].num > t[i - 1].num);
         assert_non_null(t[i].steps);
         assert_true(strlen(t[i].message) > 0);
     }
