@@ -184,9 +184,15 @@ static int set_u64hex(json_t *o, const char *k, uint64_t v) {
     return set_str(o, k, b);
 }
 
+/* Raw bytes are shown as hex up to RAW_HEX_MAX bytes (an event may have 4 MiB); past that
+ * only their size is. */
+#define RAW_HEX_MAX 1024
+static int set_hex_max(json_t *o, const char *k, const uint8_t *p, size_t n) {
+    return n <= RAW_HEX_MAX ? set_hex(o, k, p, n) : 0;
+}
+
 /* Event data shown as text when it is text (ASCII or UTF-16), else as hex. Returns the text
  * (or the hex, shortened) in summary. */
-#define RAW_HEX_MAX 1024
 static int set_text_or_hex(json_t *o, const uint8_t *p, size_t n, cit__sbuf *summary) {
     char buf[4096];
     cit__sbuf b;
@@ -612,14 +618,14 @@ static int decode_image(json_t *o, const cit__evl_event *ev, cit__sbuf *summary)
         char err[128];
         snprintf(err, sizeof err, "the device path claims %llu bytes, %zu remain", (unsigned long long)dpl, rest);
         cit__sb_printf(summary, "(device path: %s)", err);
-        return r | set_str(o, "decode_error", err) | set_hex(o, "device_path_hex", p + 32, rest);
+        return r | set_str(o, "decode_error", err) | set_hex_max(o, "device_path_hex", p + 32, rest);
     }
     if (dpl == 0)
         cit__sb_printf(summary, "image of %llu bytes, no device path", (unsigned long long)cit__le64(p + 8));
     r |= set_device_path(o, p + 32, (size_t)dpl, summary);
     if (rest > dpl) {
         r |= set_new(o, "trailing_bytes", json_integer((json_int_t)(rest - dpl)));
-        r |= set_hex(o, "trailing_hex", p + 32 + dpl, rest - (size_t)dpl);
+        r |= set_hex_max(o, "trailing_hex", p + 32 + dpl, rest - (size_t)dpl);
     }
     return r;
 }
@@ -823,7 +829,7 @@ int cit__evl_decode(json_t *o, const cit__evl_event *ev, char *summary_buf, size
         if (used && n - used == 16)
             r |= decode_blob(o, p + used, 16, &summary);
         else
-            r |= set_str(o, "decode_error", "not a UEFI_PLATFORM_FIRMWARE_BLOB2") | set_hex(o, "data_hex", p, n);
+            r |= set_str(o, "decode_error", "not a UEFI_PLATFORM_FIRMWARE_BLOB2") | set_hex_max(o, "data_hex", p, n);
         break;
     }
     case EV_EFI_HANDOFF_TABLES:
@@ -849,7 +855,7 @@ int cit__evl_decode(json_t *o, const cit__evl_event *ev, char *summary_buf, size
             cit__sb_printf(&summary, "tag %s: ", s);
             r |= set_text_or_hex(o, p + 8, len, &summary);
         } else
-            r = set_str(o, "decode_error", "not a TCG_PCClientTaggedEvent") | set_hex(o, "data_hex", p, n);
+            r = set_str(o, "decode_error", "not a TCG_PCClientTaggedEvent") | set_hex_max(o, "data_hex", p, n);
         break;
     case EV_S_CRTM_VERSION:
         if (utf16_text(p, n) == 0 && ascii_text(p, n) == 0 && n == 16) {
