@@ -328,6 +328,25 @@ int cit_object_set_status(json_t **out, cit_ctx *ctx, const char *path, bool act
 /* Deletes an object of the given kind (NULL: any), its dependents with force. */
 int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, const char *kind, bool force);
 
+/* ---- attestation: event logs and IMA (docs/attestation.md) ---- */
+/* These read a file and need no TPM and no workspace. file: a binary TCG PC Client event log
+ * (crypto-agile or SHA-1), at most 64 MiB. A log that does not parse is CIT_E_EVENTLOG_MALFORMED
+ * (the event index, its offset and the reason in the error); too large is CIT_E_INPUT_TOO_LARGE. */
+/* Every event (or those of the PCRs in pcrs, "0,7" / "0-7"; NULL = all) with its digests and
+ * decoded data. */
+int cit_eventlog_show(json_t **out, const char *file, const char *pcrs);
+/* The PCR values the log produces, per bank: {"pcrs": {"sha256": {"0": hex, ...}, ...}}. */
+int cit_eventlog_replay(json_t **out, const char *file);
+/* Secure Boot state as the log records it: SecureBoot, PK/KEK/db/dbx, the authorities that
+ * allowed images, shim and MOK events, and findings. */
+int cit_eventlog_secureboot(json_t **out, const char *file);
+/* IMA runtime measurement lists, binary or ASCII (ima-ng, ima-sig, ima-buf; the binary list
+ * with any template), at most 64 MiB. Malformed: CIT_E_IMA_MALFORMED. pcrs filters show. */
+int cit_ima_show(json_t **out, const char *file, const char *pcrs);
+/* Replays the list into PCR values (PCR 10 usually): the list's own bank from the recorded
+ * template hashes, and sha1/sha256 recomputed from the template data when every entry has it. */
+int cit_ima_replay(json_t **out, const char *file);
+
 #ifdef __cplusplus
 }
 #endif
