@@ -314,6 +314,21 @@ int cit_ek_ca(json_t **out, cit_ctx *ctx, const char *output);
  * means the checks could not run (CIT_E_EK_CERT_MISSING, CIT_E_CA_STORE_INVALID, ...). */
 int cit_ek_verify(json_t **out, cit_ctx *ctx, const char *algorithm, const char *ca_path, int *failed);
 
+/* ---- attestation keys and quotes (docs/attestation.md) ---- */
+/* A restricted signing key (ecc-p256 default, or rsa-2048) under the EK of the same family. */
+int cit_attest_ak_create(json_t **out, cit_ctx *ctx, const char *path, const char *algorithm);
+int cit_attest_ak_show(json_t **out, cit_ctx *ctx, const char *path);
+/* TPM2_Quote of pcrs ("0,7,11"; bank default sha256) over nonce_hex. The quote JSON is written
+ * to output (else returned under "quote"); eventlog (a file, may be NULL) is embedded. */
+int cit_attest_quote(json_t **out, cit_ctx *ctx, const char *ak, const char *pcrs, const char *bank,
+                     const char *nonce_hex, const char *output, const char *eventlog);
+/* Verifies a quote in software: format, signature (with ak_pub_pem, else the AK key in the file),
+ * nonce, PCR digest, and optionally a baseline (from ctx's store) and an event log replay
+ * (eventlog file, else the one in the quote). *valid tells whether every check passed; the
+ * result lists each check with its code. ctx may have no workspace unless baseline is given. */
+int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_file, const char *nonce_hex,
+                      const char *ak_pub_pem, const char *baseline, const char *eventlog, bool *valid);
+
 /* ---- dictionary-attack protection ---- */
 int cit_lockout_show(json_t **out, cit_ctx *ctx);
 /* TPM2_DictionaryAttackLockReset with the lockout authorization (empty unless auth_file). */

@@ -72,7 +72,62 @@ static int do_ima(cli_env *e, const cli_args *a, json_t **out) {
     return dispatch(a, "ima", ima_actions, out);
 }
 
+static int do_ak_create(cli_env *e, const cli_args *a, json_t **out) {
+    return cit_attest_ak_create(out, e->ctx, a->pos[0], cli_get(a, "algorithm"));
+}
+static int do_ak_show(cli_env *e, const cli_args *a, json_t **out) { return cit_attest_ak_show(out, e->ctx, a->pos[0]); }
+static int need_opt(const cli_args *a, const char *opt) {
+    if (cli_get(a, opt))
+        return 0;
+    cit_error_set(CIT_E_USAGE, "--%s is required", opt);
+    cit_error_step("run `citadel tpm attest %s --help`", a->verb->name);
+    return CIT_E_USAGE;
+}
+static int do_quote(cli_env *e, const cli_args *a, json_t **out) {
+    if (need_opt(a, "ak") < 0 || need_opt(a, "pcr") < 0 || need_opt(a, "nonce") < 0)
+        return CIT_E_USAGE;
+    return cit_attest_quote(out, e->ctx, cli_get(a, "ak"), cli_get(a, "pcr"), cli_get(a, "bank"), cli_get(a, "nonce"),
+                            cli_get(a, "output"), cli_get(a, "eventlog"));
+}
+static int do_verify(cli_env *e, const cli_args *a, json_t **out) {
+    if (need_opt(a, "quote") < 0 || need_opt(a, "nonce") < 0)
+        return CIT_E_USAGE;
+    bool valid = false;
+    int r = cit_attest_verify(out, e->ctx, cli_get(a, "quote"), cli_get(a, "nonce"), cli_get(a, "ak-pub"),
+                              cli_get(a, "baseline"), cli_get(a, "eventlog"), &valid);
+    if (r == 0 && !valid)
+        e->exit_status = 9; /* the attestation class: a check failed (each check names its code) */
+    return r;
+}
+
 const cli_verb cli_verbs_attest[] = {
+    {"ak-create", do_ak_create, "PATH", 1, 1, "create an attestation key (restricted signing key under the EK)",
+     "The AK is made under the endorsement key (ECC P-256 EK for an ecc-p256 AK, RSA 2048 EK for\n"
+     "rsa-2048), the shape tpm2_createak uses; it signs only TPM-made structures (quotes,\n"
+     "certifications), never outside data. Its private part is kept wrapped in the store.",
+     "citadel tpm attest ak-create attest/ak", {{"algorithm", "ALG", "ecc-p256 (default) or rsa-2048"}}},
+    {"ak-show", do_ak_show, "PATH", 1, 1, "an AK: public key (PEM), TPM name and attributes", NULL,
+     "citadel tpm attest ak-show attest/ak", {{0}}},
+    {"quote", do_quote, NULL, 0, 0, "quote PCR values with an AK over a verifier's nonce",
+     "Writes one JSON file (docs/attestation.md): attest (the TPMS_ATTEST bytes, as `tpm2_quote -m`\n"
+     "writes them), signature (TPMT_SIGNATURE, as `tpm2_quote -s`), pcrs, ak_public_pem,\n"
+     "ak_name, and the event log when --eventlog is given.",
+     "citadel tpm attest quote --ak attest/ak --pcr 0,7,11 --nonce $(openssl rand -hex 20) --output quote.json",
+     {{"ak", "PATH", "the attestation key (required)"},
+      {"pcr", "LIST", "the PCRs to quote (required)"},
+      {"bank", "BANK", "their bank (default sha256)"},
+      {"nonce", "HEX", "the verifier's nonce, hex (required; at most 64 bytes)"},
+      {"output", "FILE", "write the quote here (else it is shown)"},
+      {"eventlog", "FILE", "embed this event log (e.g. /sys/kernel/security/tpm0/binary_bios_measurements)"}}},
+    {"verify", do_verify, NULL, 0, 0, "verify a quote in software: signature, nonce, PCR digest, baseline, event log",
+     "Each check is reported on its own (--json: checks[] with status and code). Exit status 0 when\n"
+     "every check passes, 9 when one fails. Needs no TPM; --baseline reads the workspace's store.",
+     "citadel tpm attest verify --quote quote.json --nonce NONCE --ak-pub ak.pem --baseline boot",
+     {{"quote", "FILE", "the quote file (required)"},
+      {"nonce", "HEX", "the nonce the quote must answer (required)"},
+      {"ak-pub", "PEM", "the AK public key you trust (default: the one in the file)"},
+      {"baseline", "NAME", "compare the quoted PCRs with a saved baseline"},
+      {"eventlog", "FILE", "replay this event log (default: the one in the quote, if any)"}}},
     {"eventlog", do_eventlog, "show|replay|secureboot FILE", 2, 2, "parse, replay and summarise a firmware event log",
      "FILE is a binary TCG PC Client event log, crypto-agile (TCG_PCR_EVENT2 after the Spec ID\n"
      "event) or SHA-1 only, at most 64 MiB; the running system's is\n"

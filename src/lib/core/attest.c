@@ -1,0 +1,705 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Attestation keys and quotes (docs/attestation.md).
+ *
+ * An AK is a restricted ECDSA P-256 (or RSASSA 2048) signing key created under the EK, the
+ * shape tpm2_createak and go-attestation use: object kind "ak", its wrapped private part in the
+ * store, loaded under a freshly derived EK through the EK's policy session. A quote is one JSON
+ * file: the TPMS_ATTEST bytes (what `tpm2_quote -m` writes), the TPMT_SIGNATURE (`-s`), the PCR
+ * values, the AK's public key and name, and optionally an event log. Verification runs in
+ * software and reports each check on its own.
+ */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <string.h>
+#include <tss2/tss2_mu.h>
+
+#include "attest/eventlog.h"
+#include "basic/macro.h"
+#include "basic/util.h"
+#include "core/ek.h"
+#include "core/keys.h"
+#include "core/profiles.h"
+#include "crypto/crypto.h"
+#include "ctx.h"
+
+#define QUOTE_FILE_MAX (96u * 1024 * 1024) /* with an embedded event log */
+#define NONCE_MAX 64
+#define TPM_GENERATED 0xff544347u
+
+/* ---- AK ---- */
+
+static int ak_template(const char *algorithm, TPM2B_PUBLIC *pub) {
+    memset(pub, 0, sizeof(*pub));
+    TPMT_PUBLIC *p = &pub->publicArea;
+    p->nameAlg = TPM2_ALG_SHA256;
+    p->objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+                          TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT;
+    if (strcmp(algorithm, "ecc-p256") == 0) {
+        p->type = TPM2_ALG_ECC;
+        p->parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+        p->parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
+        p->parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+        p->parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+        p->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+    } else if (strcmp(algorithm, "rsa-2048") == 0) {
+        p->type = TPM2_ALG_RSA;
+        p->parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
+        p->parameters.rsaDetail.scheme.scheme = TPM2_ALG_RSASSA;
+        p->parameters.rsaDetail.scheme.details.rsassa.hashAlg = TPM2_ALG_SHA256;
+        p->parameters.rsaDetail.keyBits = 2048;
+    } else {
+        cit_error_set(CIT_E_ALG_UNSUPPORTED, "an AK is ecc-p256 or rsa-2048, not %s", algorithm);
+        return CIT_E_ALG_UNSUPPORTED;
+    }
+    return 0;
+}
+
+static const char *ak_ek_algorithm(const cit_object *o) {
+    return strstr(o->metadata ? o->metadata : "", "\"ek\":\"rsa-2048\"") ? "rsa-2048" : "ecc-p256";
+}
+
+static int marshal_version(const TPM2B_PUBLIC *pub, const TPM2B_PRIVATE *priv, cit_object_version *v) {
+    uint8_t pb[sizeof(TPM2B_PUBLIC)], vb[sizeof(TPM2B_PRIVATE)], nb[sizeof(TPMU_NAME) + 2];
+    size_t po = 0, vo = 0, nl = 0;
+    if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, pb, sizeof pb, &po) != TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2B_PRIVATE_Marshal(priv, vb, sizeof vb, &vo) != TSS2_RC_SUCCESS)
+        return cit_error_set(CIT_E_INTERNAL, "cannot marshal the AK");
+    int r = cit__name_from_public(pub, nb, &nl);
+    if (r < 0)
+        return r;
+    v->pub = malloc(po);
+    v->priv = malloc(vo);
+    v->name = malloc(nl);
+    if (!v->pub || !v->priv || !v->name)
+        return cit_error_set(CIT_E_INTERNAL, "out of memory");
+    memcpy(v->pub, pb, po);
+    memcpy(v->priv, vb, vo);
+    memcpy(v->name, nb, nl);
+    v->pub_len = po;
+    v->priv_len = vo;
+    v->name_len = nl;
+    return 0;
+}
+
+_public_ int cit_attest_ak_create(json_t **out, cit_ctx *ctx, const char *path, const char *algorithm) {
+    cit_error_clear();
+    const char *alg = algorithm ? algorithm : "ecc-p256";
+    TPM2B_PUBLIC tmpl;
+    int r = cit__check_path(path);
+    if (r == 0)
+        r = ak_template(alg, &tmpl);
+    cit_store *s;
+    if (r == 0)
+        r = cit__ctx_store(ctx, &s);
+    if (r == 0)
+        r = cit__profile_check(ctx, path, NULL);
+    if (r < 0)
+        return r;
+    cit_object ex = {0};
+    if (cit__object_find(s, path, &ex) == 0) {
+        cit__object_clear(&ex);
+        cit_error_set(CIT_E_OBJECT_EXISTS, "object already exists: %s", path);
+        cit_error_context("path", "%s", path);
+        return CIT_E_OBJECT_EXISTS;
+    }
+    cit_error_clear();
+    if (ctx->plan) {
+        static const char *const ops[] = {"TPM2_CreatePrimary (the EK, endorsement hierarchy)",
+                                          "TPM2_StartAuthSession + TPM2_PolicySecret (EK policy)",
+                                          "TPM2_Create (restricted signing key under the EK)", "TPM2_FlushContext",
+                                          NULL};
+        *out = cit__plan("create an attestation key under the endorsement key", ops);
+        return 0;
+    }
+    const char *ek_alg = strcmp(alg, "rsa-2048") == 0 ? "rsa-2048" : "ecc-p256";
+    ESYS_TR ek = ESYS_TR_NONE, sess = ESYS_TR_NONE;
+    TPM2B_PUBLIC ek_pub;
+    TPM2B_PUBLIC *pub = NULL;
+    TPM2B_PRIVATE *priv = NULL;
+    cit_object_version v = {.version = 1};
+    cit_object o = {0};
+    r = cit__ek_load(ctx, ek_alg, &ek, &ek_pub);
+    if (r == 0)
+        r = cit__ek_policy_session(ctx, &ek_pub, &sess);
+    if (r < 0)
+        goto done;
+    TPM2B_SENSITIVE_CREATE sens = {0};
+    TPM2B_DATA outside = {0};
+    TPML_PCR_SELECTION none = {0};
+    TSS2_RC rc = Esys_Create(ctx->tpm->esys, ek, sess, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &none,
+                             &priv, &pub, NULL, NULL, NULL);
+    if (rc != TSS2_RC_SUCCESS) {
+        cit__tpm_flush(ctx->tpm, &sess);
+        r = cit__tss_error(ctx->tpm, CIT_E_TPM_COMMAND, rc, "TPM2_Create failed for the AK %s", path);
+        goto done;
+    }
+    if ((r = marshal_version(pub, priv, &v)) < 0)
+        goto done;
+    snprintf(o.path, sizeof o.path, "%s", path);
+    snprintf(o.kind, sizeof o.kind, "ak");
+    snprintf(o.status, sizeof o.status, "active");
+    snprintf(o.algorithm, sizeof o.algorithm, "%s", alg);
+    snprintf(o.scheme, sizeof o.scheme, "%s", strcmp(alg, "rsa-2048") == 0 ? "rsassa" : "ecdsa");
+    snprintf(o.usage, sizeof o.usage, "attest");
+    o.version = 1;
+    json_t *meta = json_pack("{s:s}", "ek", ek_alg);
+    o.metadata = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(meta);
+    r = cit__store_begin(s);
+    if (r == 0)
+        r = cit__object_insert(s, &o);
+    if (r == 0)
+        r = cit__version_insert(s, o.id, &v);
+    if (r == 0) {
+        json_t *d = json_pack("{s:s,s:s}", "algorithm", alg, "ek", ek_alg);
+        r = cit__store_event(s, "ak.create", o.path, o.id, "ok", d);
+        json_decref(d);
+    }
+    if (r == 0)
+        r = cit__store_commit(s);
+    else
+        cit__store_rollback(s);
+    if (r == 0)
+        r = cit_attest_ak_show(out, ctx, path);
+done:
+    if (ek != ESYS_TR_NONE)
+        cit__tpm_flush(ctx->tpm, &ek);
+    Esys_Free(pub);
+    Esys_Free(priv);
+    cit__version_clear(&v);
+    cit__object_clear(&o);
+    return r;
+}
+
+/* Loads the AK under its EK: *h is transient (flush it). */
+static int ak_load(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLIC *pub) {
+    cit_object_version v = {0};
+    TPM2B_PRIVATE priv = {0};
+    ESYS_TR ek = ESYS_TR_NONE, sess = ESYS_TR_NONE;
+    TPM2B_PUBLIC ek_pub;
+    size_t off = 0;
+    int r = cit__version_get(ctx->store, o->id, o->version, &v);
+    if (r == 0 && (cit__public_unmarshal(&v, pub) < 0 ||
+                   Tss2_MU_TPM2B_PRIVATE_Unmarshal(v.priv, v.priv_len, &off, &priv) != TSS2_RC_SUCCESS))
+        r = cit_error_set(CIT_E_STORE_IO, "the stored AK %s is damaged", o->path);
+    if (r == 0)
+        r = cit__ek_load(ctx, ak_ek_algorithm(o), &ek, &ek_pub);
+    if (r == 0)
+        r = cit__ek_policy_session(ctx, &ek_pub, &sess);
+    if (r == 0) {
+        TSS2_RC rc = Esys_Load(ctx->tpm->esys, ek, sess, ESYS_TR_NONE, ESYS_TR_NONE, &priv, pub, h);
+        if (rc != TSS2_RC_SUCCESS) {
+            cit__tpm_flush(ctx->tpm, &sess);
+            r = cit__tss_error(ctx->tpm, CIT_E_KEY_LOAD, rc, "cannot load the AK %s under the EK", o->path);
+            cit_error_cause("the AK was created under another TPM's EK, or the endorsement hierarchy was changed");
+            cit_error_context("path", "%s", o->path);
+        }
+    }
+    if (ek != ESYS_TR_NONE)
+        cit__tpm_flush(ctx->tpm, &ek);
+    cit_memzero(&priv, sizeof priv);
+    cit__version_clear(&v);
+    return r;
+}
+
+static int find_ak(cit_ctx *ctx, const char *path, cit_object *o) {
+    int r = cit__ctx_find(ctx, path, o);
+    if (r == 0)
+        r = cit__require_kind(o, "ak");
+    if (r < 0)
+        cit__object_clear(o);
+    return r;
+}
+
+static json_t *public_summary(const TPM2B_PUBLIC *pub) {
+    EVP_PKEY *pk = NULL;
+    char *pem = NULL;
+    uint8_t nb[sizeof(TPMU_NAME) + 2];
+    size_t nl = 0;
+    json_t *j = json_object();
+    if (cit__name_from_public(pub, nb, &nl) == 0) {
+        char *h = cit_hex_encode(nb, nl);
+        json_object_set_new(j, "ak_name", json_string(h));
+        free(h);
+    }
+    if (cit__pubkey_from_tpm(&pk, pub) == 0 && cit__pubkey_pem(&pem, pk) == 0)
+        json_object_set_new(j, "ak_public_pem", json_string(pem));
+    free(pem);
+    EVP_PKEY_free(pk);
+    cit_error_clear();
+    return j;
+}
+
+_public_ int cit_attest_ak_show(json_t **out, cit_ctx *ctx, const char *path) {
+    cit_error_clear();
+    cit_object o = {0};
+    int r = find_ak(ctx, path, &o);
+    if (r < 0)
+        return r;
+    cit_object_version v = {0};
+    TPM2B_PUBLIC pub;
+    r = cit__version_get(ctx->store, o.id, o.version, &v);
+    if (r == 0)
+        r = cit__public_unmarshal(&v, &pub);
+    if (r == 0) {
+        json_t *j = cit__object_json(&o, ctx->store);
+        json_t *ps = public_summary(&pub);
+        json_object_update(j, ps);
+        json_decref(ps);
+        TPMA_OBJECT a = pub.publicArea.objectAttributes;
+        json_object_set_new(j, "attributes",
+                            json_pack("{s:b,s:b,s:b,s:b,s:b}", "restricted", (a & TPMA_OBJECT_RESTRICTED) != 0, "sign",
+                                      (a & TPMA_OBJECT_SIGN_ENCRYPT) != 0, "fixed_tpm", (a & TPMA_OBJECT_FIXEDTPM) != 0,
+                                      "fixed_parent", (a & TPMA_OBJECT_FIXEDPARENT) != 0, "sensitive_data_origin",
+                                      (a & TPMA_OBJECT_SENSITIVEDATAORIGIN) != 0));
+        uint8_t pb[sizeof(TPM2B_PUBLIC)];
+        size_t po = 0;
+        if (Tss2_MU_TPM2B_PUBLIC_Marshal(&pub, pb, sizeof pb, &po) == TSS2_RC_SUCCESS) {
+            char *b64 = NULL;
+            if (cit__base64_encode(&b64, pb, po) == 0)
+                json_object_set_new(j, "ak_tpm2b_public_base64", json_string(b64));
+            free(b64);
+        }
+        *out = j;
+    }
+    cit__version_clear(&v);
+    cit__object_clear(&o);
+    return r;
+}
+
+/* ---- quote ---- */
+
+static int parse_nonce(const char *hex, TPM2B_DATA *out) {
+    uint8_t *b = NULL;
+    size_t n = 0;
+    if (!hex || cit_hex_decode(&b, &n, hex) < 0 || n == 0 || n > NONCE_MAX) {
+        free(b);
+        cit_error_set(CIT_E_USAGE, "the nonce must be 1 to %d bytes of hex", NONCE_MAX);
+        cit_error_cause("as `tpm2_quote -q` takes it, e.g. --nonce $(openssl rand -hex 20)");
+        return CIT_E_USAGE;
+    }
+    out->size = (UINT16)n;
+    memcpy(out->buffer, b, n);
+    free(b);
+    return 0;
+}
+
+static int pcr_json(cit_tpm *t, const TPML_PCR_SELECTION *sel, json_t **out) {
+    json_t *banks = json_object();
+    for (uint32_t b = 0; b < sel->count; b++) {
+        uint32_t mask = 0;
+        for (int i = 0; i < 24; i++)
+            if (sel->pcrSelections[b].pcrSelect[i / 8] & (1u << (i % 8)))
+                mask |= 1u << i;
+        char *values[24] = {0};
+        int r = cit__pcr_read(t, sel->pcrSelections[b].hash, mask, values);
+        if (r < 0) {
+            json_decref(banks);
+            return r;
+        }
+        json_t *bj = json_object();
+        for (int i = 0; i < 24; i++)
+            if (values[i]) {
+                char k[4];
+                snprintf(k, sizeof k, "%d", i);
+                json_object_set_new(bj, k, json_string(values[i]));
+            }
+        cit__pcr_values_free(values);
+        json_object_set_new(banks, cit__hash_name(sel->pcrSelections[b].hash), bj);
+    }
+    *out = banks;
+    return 0;
+}
+
+_public_ int cit_attest_quote(json_t **out, cit_ctx *ctx, const char *ak, const char *pcrs, const char *bank,
+                              const char *nonce_hex, const char *output, const char *eventlog) {
+    cit_error_clear();
+    TPM2B_DATA nonce = {0};
+    uint32_t mask = 0;
+    TPMI_ALG_HASH alg = TPM2_ALG_SHA256;
+    int r = parse_nonce(nonce_hex, &nonce);
+    if (r == 0)
+        r = pcrs ? cit__pcr_parse_list(pcrs, &mask) : cit_error_set(CIT_E_USAGE, "give the PCRs to quote with --pcr");
+    if (r == 0 && !mask)
+        r = cit_error_set(CIT_E_PCR_INVALID, "--pcr names no PCR");
+    if (r == 0 && bank && cit__hash_from_name(bank, &alg) < 0)
+        r = cit_error_set(CIT_E_BANK_UNSUPPORTED, "unknown PCR bank: %s", bank);
+    if (r < 0)
+        return r;
+    uint8_t *log = NULL;
+    size_t log_len = 0;
+    if (eventlog && (r = cit__read_input(eventlog, CIT_EVENTLOG_MAX, "the event log", false, &log, &log_len)) < 0)
+        return r;
+    cit_object o = {0};
+    r = find_ak(ctx, ak, &o);
+    if (r == 0)
+        r = cit__require_active(&o);
+    if (r < 0)
+        goto done;
+    if (ctx->plan) {
+        static const char *const ops[] = {"TPM2_CreatePrimary (the EK)", "TPM2_PolicySecret (EK policy)",
+                                          "TPM2_Load (the AK)", "TPM2_PCR_Read", "TPM2_Quote", "TPM2_FlushContext",
+                                          NULL};
+        *out = cit__plan("quote PCR values with the attestation key", ops);
+        goto done;
+    }
+    TPML_PCR_SELECTION sel = {.count = 1};
+    sel.pcrSelections[0].hash = alg;
+    sel.pcrSelections[0].sizeofSelect = 3;
+    for (int i = 0; i < 24; i++)
+        if (mask & (1u << i))
+            sel.pcrSelections[0].pcrSelect[i / 8] |= (uint8_t)(1u << (i % 8));
+    cit_tpm *t;
+    ESYS_TR h = ESYS_TR_NONE;
+    TPM2B_PUBLIC pub;
+    TPM2B_ATTEST *quoted = NULL;
+    TPMT_SIGNATURE *sig = NULL;
+    json_t *values = NULL;
+    r = cit__ctx_tpm(ctx, &t);
+    if (r == 0)
+        r = ak_load(ctx, &o, &h, &pub);
+    if (r < 0)
+        goto done;
+    TPMT_SIG_SCHEME scheme = {.scheme = TPM2_ALG_NULL}; /* the AK's own */
+    /* the PCR values read right after the quote must be the quoted ones: a PCR extended in
+     * between (another process) shows as a digest mismatch, so quote again */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        Esys_Free(quoted);
+        Esys_Free(sig);
+        json_decref(values);
+        quoted = NULL;
+        sig = NULL;
+        values = NULL;
+        TSS2_RC rc = Esys_Quote(t->esys, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &nonce, &scheme, &sel, &quoted,
+                                &sig);
+        if (rc != TSS2_RC_SUCCESS) {
+            r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "TPM2_Quote failed");
+            break;
+        }
+        if ((r = pcr_json(t, &sel, &values)) < 0)
+            break;
+        TPMS_ATTEST a = {0};
+        size_t off = 0;
+        json_t *bj = json_object_get(values, cit__hash_name(alg));
+        uint8_t cat[24 * 64], md[64];
+        size_t cl = 0, ml = 0;
+        for (int i = 0; i < 24; i++)
+            if (mask & (1u << i)) {
+                char k[4];
+                snprintf(k, sizeof k, "%d", i);
+                uint8_t *v = NULL;
+                size_t vl = 0;
+                if (cit_hex_decode(&v, &vl, json_string_value(json_object_get(bj, k)) ?: "") == 0 && cl + vl <= sizeof cat) {
+                    memcpy(cat + cl, v, vl);
+                    cl += vl;
+                }
+                free(v);
+            }
+        if (Tss2_MU_TPMS_ATTEST_Unmarshal(quoted->attestationData, quoted->size, &off, &a) == TSS2_RC_SUCCESS &&
+            cit__digest(sig->signature.any.hashAlg, cat, cl, md, &ml) == 0 &&
+            a.attested.quote.pcrDigest.size == ml && memcmp(a.attested.quote.pcrDigest.buffer, md, ml) == 0)
+            break;
+        r = cit_error_set(CIT_E_TPM_COMMAND, "the PCRs kept changing while they were quoted");
+    }
+    cit__tpm_flush(t, &h);
+    if (r < 0)
+        goto free_q;
+    uint8_t sb[sizeof(TPMT_SIGNATURE)];
+    size_t sl = 0;
+    Tss2_MU_TPMT_SIGNATURE_Marshal(sig, sb, sizeof sb, &sl);
+    char *ab64 = NULL, *sb64 = NULL, *lb64 = NULL;
+    cit__base64_encode(&ab64, quoted->attestationData, quoted->size);
+    cit__base64_encode(&sb64, sb, sl);
+    if (log)
+        cit__base64_encode(&lb64, log, log_len);
+    json_t *q = json_pack("{s:i,s:s,s:s,s:s,s:O}", "version", 1, "attest", ab64 ? ab64 : "", "signature",
+                          sb64 ? sb64 : "", "nonce", nonce_hex, "pcrs", values);
+    json_t *ps = public_summary(&pub);
+    json_object_update(q, ps);
+    json_decref(ps);
+    if (lb64)
+        json_object_set_new(q, "eventlog", json_string(lb64));
+    free(ab64);
+    free(sb64);
+    free(lb64);
+    char *text = json_dumps(q, JSON_INDENT(2));
+    if (output) {
+        int w = text ? cit_write_file_atomic(output, (const uint8_t *)text, strlen(text), 0644, 0) : -ENOMEM;
+        if (w < 0) {
+            r = cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s: %s", output, strerror(-w));
+            cit_error_context("file", "%s", output);
+        }
+    }
+    if (r == 0) {
+        *out = json_pack("{s:s,s:s,s:O,s:s}", "ak", o.path, "nonce", nonce_hex, "pcrs", values, "ak_name",
+                         json_string_value(json_object_get(q, "ak_name")) ?: "");
+        if (output)
+            json_object_set_new(*out, "output", json_string(output));
+        else
+            json_object_set_new(*out, "quote", json_incref(q));
+    }
+    free(text);
+    json_decref(q);
+free_q:
+    Esys_Free(quoted);
+    Esys_Free(sig);
+    json_decref(values);
+done:
+    free(log);
+    cit__object_clear(&o);
+    return r;
+}
+
+/* ---- verification (software only) ---- */
+
+/* Replays the log and compares every quoted bank's PCRs; detail gets the mismatches. */
+static int eventlog_check(const uint8_t *log, size_t ll, const json_t *pcrs, char *detail, size_t dl) {
+    const char *bank;
+    json_t *bj;
+    json_object_foreach((json_t *)pcrs, bank, bj) {
+        TPMI_ALG_HASH alg;
+        if (cit__hash_from_name(bank, &alg) < 0)
+            return cit_error_last()->code;
+        uint32_t idx[24];
+        uint8_t (*exp)[CIT_EVENTLOG_MAX_DIGEST] = calloc(24, CIT_EVENTLOG_MAX_DIGEST);
+        size_t n = 0;
+        const char *k;
+        json_t *v;
+        if (!exp)
+            return cit_error_set(CIT_E_INTERNAL, "out of memory");
+        json_object_foreach(bj, k, v) {
+            uint32_t i;
+            uint8_t *b = NULL;
+            size_t bl = 0;
+            if (n < 24 && cit_parse_u32(k, &i) == 0 && i < 24 && cit_hex_decode(&b, &bl, json_string_value(v) ?: "") == 0 &&
+                bl <= CIT_EVENTLOG_MAX_DIGEST) {
+                idx[n] = i;
+                memcpy(exp[n], b, bl);
+                n++;
+            }
+            free(b);
+        }
+        json_t *res = NULL;
+        int r = cit__eventlog_check_pcrs(&res, log, ll, alg, idx, (const uint8_t(*)[CIT_EVENTLOG_MAX_DIGEST])exp, n);
+        free(exp);
+        json_decref(res);
+        if (r < 0) {
+            const cit_error *e = cit_error_last();
+            size_t off = (size_t)snprintf(detail, dl, "%s", e->message);
+            for (int c = 0; c < e->n_causes && off < dl; c++)
+                off += (size_t)snprintf(detail + off, dl - off, "; %s", e->causes[c]);
+            return r;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    json_t *checks;
+    int first_code;
+} verdicts;
+
+static void verdict(verdicts *v, const char *check, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void verdict(verdicts *v, const char *check, int code, const char *fmt, ...) {
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    json_t *j = json_pack("{s:s,s:s,s:s}", "check", check, "status", code ? "fail" : "pass", "detail", detail);
+    if (code) {
+        char c[16];
+        snprintf(c, sizeof c, "TPM%04d", -code);
+        json_object_set_new(j, "code", json_string(c));
+        if (!v->first_code)
+            v->first_code = code;
+    }
+    json_array_append_new(v->checks, j);
+}
+
+/* The quote's reported PCR values, concatenated in the attested selection's order. */
+static int selected_values(const TPML_PCR_SELECTION *sel, const json_t *pcrs, uint8_t *cat, size_t cap, size_t *len,
+                           char *why, size_t wl) {
+    *len = 0;
+    for (uint32_t b = 0; b < sel->count; b++) {
+        const char *bn = cit__hash_name(sel->pcrSelections[b].hash);
+        json_t *bj = bn ? json_object_get(pcrs, bn) : NULL;
+        for (int i = 0; i < 24 && i < sel->pcrSelections[b].sizeofSelect * 8; i++) {
+            if (!(sel->pcrSelections[b].pcrSelect[i / 8] & (1u << (i % 8))))
+                continue;
+            char k[4];
+            snprintf(k, sizeof k, "%d", i);
+            uint8_t *v = NULL;
+            size_t vl = 0;
+            const char *hex = json_string_value(json_object_get(bj, k));
+            if (!hex || cit_hex_decode(&v, &vl, hex) < 0 || vl != cit__hash_size(sel->pcrSelections[b].hash) ||
+                *len + vl > cap) {
+                free(v);
+                snprintf(why, wl, "PCR %d (%s) is quoted but its value is missing or malformed in the file", i,
+                         bn ? bn : "?");
+                return -1;
+            }
+            memcpy(cat + *len, v, vl);
+            *len += vl;
+            free(v);
+        }
+    }
+    return 0;
+}
+
+_public_ int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_file, const char *nonce_hex,
+                               const char *ak_pub_file, const char *baseline, const char *eventlog, bool *valid) {
+    cit_error_clear();
+    *valid = false;
+    uint8_t *buf = NULL, *ab = NULL, *sb = NULL, *pem = NULL;
+    size_t len = 0, al = 0, sl = 0, pl = 0;
+    json_t *q = NULL;
+    EVP_PKEY *pk = NULL;
+    int r = cit__read_input(quote_file, QUOTE_FILE_MAX, "the quote", false, &buf, &len);
+    if (r < 0)
+        return r;
+    TPM2B_DATA want_nonce = {0};
+    if ((r = parse_nonce(nonce_hex, &want_nonce)) < 0)
+        goto done;
+    json_error_t je;
+    q = json_loadb((const char *)buf, len, 0, &je);
+    if (!q || !json_is_object(q) || cit__base64_decode(&ab, &al, json_string_value(json_object_get(q, "attest")) ?: "") < 0 ||
+        cit__base64_decode(&sb, &sl, json_string_value(json_object_get(q, "signature")) ?: "") < 0 || !al || !sl ||
+        !json_is_object(json_object_get(q, "pcrs"))) {
+        r = cit_error_set(CIT_E_QUOTE_MALFORMED, "%s is not a citadel quote", quote_file);
+        if (!q)
+            cit_error_cause("JSON error at line %d: %s", je.line, je.text);
+        else
+            cit_error_cause("it needs attest and signature (base64) and pcrs (bank -> index -> hex)");
+        cit_error_context("file", "%s", quote_file);
+        goto done;
+    }
+    if (ak_pub_file) {
+        if ((r = cit__read_input(ak_pub_file, 64 * 1024, "the AK public key", false, &pem, &pl)) < 0)
+            goto done;
+        r = cit__pubkey_from_pem(&pk, (const char *)pem, pl);
+    } else {
+        const char *p = json_string_value(json_object_get(q, "ak_public_pem"));
+        r = p ? cit__pubkey_from_pem(&pk, p, strlen(p))
+              : cit_error_set(CIT_E_QUOTE_MALFORMED, "the quote carries no AK public key: give --ak-pub");
+    }
+    if (r < 0)
+        goto done;
+    verdicts v = {.checks = json_array()};
+    TPMS_ATTEST a = {0};
+    TPMT_SIGNATURE sig = {0};
+    size_t off = 0, soff = 0;
+    bool parsed = Tss2_MU_TPMS_ATTEST_Unmarshal(ab, al, &off, &a) == TSS2_RC_SUCCESS && off == al &&
+                  a.magic == TPM_GENERATED && a.type == TPM2_ST_ATTEST_QUOTE;
+    bool sparsed = Tss2_MU_TPMT_SIGNATURE_Unmarshal(sb, sl, &soff, &sig) == TSS2_RC_SUCCESS && soff == sl;
+    verdict(&v, "format", parsed && sparsed ? 0 : CIT_E_QUOTE_MALFORMED,
+            parsed && sparsed ? "TPMS_ATTEST of a quote (TPM_GENERATED_VALUE) and a TPMT_SIGNATURE"
+            : !parsed         ? "attest is not a TPM-generated TPMS_ATTEST of type quote"
+                              : "signature is not a TPMT_SIGNATURE");
+    if (parsed && sparsed) {
+        /* signature over the exact attest bytes */
+        uint8_t md[64];
+        size_t ml = 0;
+        uint8_t *der = NULL;
+        size_t dl = 0;
+        cit_sig_scheme sch = sig.sigAlg == TPM2_ALG_ECDSA    ? CIT_SCHEME_ECDSA
+                             : sig.sigAlg == TPM2_ALG_RSAPSS ? CIT_SCHEME_RSAPSS
+                                                            : CIT_SCHEME_RSASSA;
+        bool known = sig.sigAlg == TPM2_ALG_ECDSA || sig.sigAlg == TPM2_ALG_RSASSA || sig.sigAlg == TPM2_ALG_RSAPSS;
+        int sr = known && cit__hash_size(sig.signature.any.hashAlg) ? 0 : CIT_E_QUOTE_SIGNATURE;
+        if (sr == 0)
+            sr = cit__digest(sig.signature.any.hashAlg, ab, al, md, &ml);
+        if (sr == 0)
+            sr = cit__sig_encode(&der, &dl, &sig, CIT_SIG_ENC_DER,
+                                 EVP_PKEY_get_bits(pk) > 256 && sch == CIT_SCHEME_ECDSA ? 48 : 32);
+        if (sr == 0)
+            sr = cit__sig_verify(pk, sch, sig.signature.any.hashAlg, md, ml, der, dl, CIT_SIG_ENC_DER);
+        free(der);
+        cit_error_clear();
+        verdict(&v, "signature", sr ? CIT_E_QUOTE_SIGNATURE : 0,
+                sr ? "the signature does not verify with the AK's public key (another AK, or modified bytes)"
+                   : "made by the AK over the attest bytes");
+        /* nonce */
+        bool nonce_ok = a.extraData.size == want_nonce.size &&
+                        memcmp(a.extraData.buffer, want_nonce.buffer, want_nonce.size) == 0;
+        char *got = cit_hex_encode(a.extraData.buffer, a.extraData.size);
+        verdict(&v, "nonce", nonce_ok ? 0 : CIT_E_QUOTE_NONCE,
+                nonce_ok ? "the quote answers this nonce"
+                         : "the quote answers nonce %s, not this one (an old quote replayed, or another verifier's)",
+                got ? got : "?");
+        free(got);
+        /* the reported PCR values are the quoted ones */
+        uint8_t cat[8 * 24 * 64];
+        size_t cl = 0;
+        char why[256] = "";
+        const TPML_PCR_SELECTION *qs = &a.attested.quote.pcrSelect;
+        bool have = qs->count <= TPM2_NUM_PCR_BANKS &&
+                    selected_values(qs, json_object_get(q, "pcrs"), cat, sizeof cat, &cl, why, sizeof why) == 0;
+        bool dig_ok = false;
+        if (have && cit__digest(sig.signature.any.hashAlg, cat, cl, md, &ml) == 0)
+            dig_ok = a.attested.quote.pcrDigest.size == ml && memcmp(a.attested.quote.pcrDigest.buffer, md, ml) == 0;
+        cit_error_clear();
+        verdict(&v, "pcr_digest", dig_ok ? 0 : CIT_E_QUOTE_PCR_DIGEST,
+                dig_ok ? "the reported PCR values hash to the attested PCR digest"
+                : have ? "the reported PCR values do not hash to the attested PCR digest (values edited)"
+                       : "%s", why);
+        /* the baseline: which PCRs differ */
+        if (baseline && dig_ok) {
+            json_t *bd = NULL;
+            int br = ctx ? cit__baseline_compare(ctx, baseline, json_object_get(q, "pcrs"), &bd) : CIT_E_USAGE;
+            if (br < 0) {
+                verdict(&v, "baseline", br, "%s", cit_error_last()->message);
+                cit_error_clear();
+            } else {
+                size_t n = json_array_size(json_object_get(bd, "changed"));
+                if (n)
+                    verdict(&v, "baseline", CIT_E_QUOTE_BASELINE, "%zu PCR(s) differ from baseline %s", n, baseline);
+                else
+                    verdict(&v, "baseline", 0, "the quoted PCRs equal baseline %s", baseline);
+                json_object_set(json_array_get(v.checks, json_array_size(v.checks) - 1), "changed",
+                                json_object_get(bd, "changed"));
+            }
+            json_decref(bd);
+        }
+        /* the event log replays to the quoted values */
+        if (dig_ok && (eventlog || json_object_get(q, "eventlog"))) {
+            uint8_t *log = NULL;
+            size_t ll = 0;
+            int lr = eventlog ? cit__read_input(eventlog, CIT_EVENTLOG_MAX, "the event log", false, &log, &ll)
+                              : cit__base64_decode(&log, &ll, json_string_value(json_object_get(q, "eventlog")) ?: "");
+            char detail[1024] = "";
+            if (lr == 0)
+                lr = eventlog_check(log, ll, json_object_get(q, "pcrs"), detail, sizeof detail);
+            if (lr == 0)
+                verdict(&v, "eventlog", 0, "the event log replays to the quoted PCR values");
+            else
+                verdict(&v, "eventlog", lr == CIT_E_EVENTLOG_PCR_MISMATCH ? CIT_E_QUOTE_EVENTLOG : lr, "%s",
+                        detail[0] ? detail : cit_error_last()->message);
+            cit_error_clear();
+            free(log);
+        }
+    }
+    *valid = v.first_code == 0;
+    json_t *j = json_pack("{s:b,s:o,s:s,s:O?,s:O?}", "valid", *valid, "checks", v.checks, "ak_trusted_from",
+                          ak_pub_file ? ak_pub_file : "the quote file itself (give --ak-pub for the AK you enrolled)",
+                          "ak_name", json_object_get(q, "ak_name"), "pcrs", json_object_get(q, "pcrs"));
+    if (parsed) {
+        char clk[32];
+        snprintf(clk, sizeof clk, "%llu", (unsigned long long)a.clockInfo.clock);
+        json_object_set_new(j, "tpm_clock_ms", json_string(clk));
+        json_object_set_new(j, "reset_count", json_integer(a.clockInfo.resetCount));
+        json_object_set_new(j, "restart_count", json_integer(a.clockInfo.restartCount));
+    }
+    *out = j;
+    r = 0;
+done:
+    EVP_PKEY_free(pk);
+    json_decref(q);
+    free(buf);
+    free(ab);
+    free(sb);
+    free(pem);
+    return r;
+}
