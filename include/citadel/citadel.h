@@ -329,6 +329,16 @@ int cit_attest_quote(json_t **out, cit_ctx *ctx, const char *ak, const char *pcr
 int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_file, const char *nonce_hex,
                       const char *ak_pub_pem, const char *baseline, const char *eventlog, bool *valid);
 
+/* TPM2_MakeCredential in software (no TPM): the secret file (at most 64 bytes) protected for the
+ * AK name under the EK public key (PEM; RSA 2048/3072, ECC P-256/P-384, TCG templates).
+ * encoding: json (default) or tpm2-tools (the binary file tpm2_activatecredential reads). */
+int cit_attest_credential_make(json_t **out, const char *ek_pub_pem, const char *ak_name_hex,
+                               const char *secret_file, const char *output, const char *encoding);
+/* TPM2_ActivateCredential with the AK and the EK (its policy session). output: the secret,
+ * 0600; else its hex in the result. Input: citadel's JSON or tpm2-tools' binary file. */
+int cit_attest_credential_activate(json_t **out, cit_ctx *ctx, const char *ak, const char *input,
+                                   const char *output);
+
 /* ---- dictionary-attack protection ---- */
 int cit_lockout_show(json_t **out, cit_ctx *ctx);
 /* TPM2_DictionaryAttackLockReset with the lockout authorization (empty unless auth_file). */

@@ -100,6 +100,24 @@ static int do_verify(cli_env *e, const cli_args *a, json_t **out) {
     return r;
 }
 
+static int do_credential(cli_env *e, const cli_args *a, json_t **out) {
+    const char *act = a->pos[0];
+    if (strcmp(act, "make") == 0) {
+        if (need_opt(a, "ek-pub") < 0 || need_opt(a, "ak-name") < 0 || need_opt(a, "secret") < 0)
+            return CIT_E_USAGE;
+        return cit_attest_credential_make(out, cli_get(a, "ek-pub"), cli_get(a, "ak-name"), cli_get(a, "secret"),
+                                          cli_get(a, "output"), cli_get(a, "encoding"));
+    }
+    if (strcmp(act, "activate") == 0) {
+        if (need_opt(a, "ak") < 0 || need_opt(a, "input") < 0)
+            return CIT_E_USAGE;
+        return cit_attest_credential_activate(out, e->ctx, cli_get(a, "ak"), cli_get(a, "input"), cli_get(a, "output"));
+    }
+    cit_error_set(CIT_E_USAGE, "unknown credential action: %s", act);
+    cit_error_cause("actions: make, activate");
+    return CIT_E_USAGE;
+}
+
 const cli_verb cli_verbs_attest[] = {
     {"ak-create", do_ak_create, "PATH", 1, 1, "create an attestation key (restricted signing key under the EK)",
      "The AK is made under the endorsement key (ECC P-256 EK for an ecc-p256 AK, RSA 2048 EK for\n"
@@ -128,6 +146,21 @@ const cli_verb cli_verbs_attest[] = {
       {"ak-pub", "PEM", "the AK public key you trust (default: the one in the file)"},
       {"baseline", "NAME", "compare the quoted PCRs with a saved baseline"},
       {"eventlog", "FILE", "replay this event log (default: the one in the quote, if any)"}}},
+    {"credential", do_credential, "make|activate", 1, 1, "the enrollment handshake: MakeCredential / ActivateCredential",
+     "  make      (verifier, no TPM) protect a secret (at most 64 bytes) for an AK name under an EK\n"
+     "            public key: --ek-pub PEM --ak-name HEX --secret FILE [--output F]\n"
+     "            [--encoding json|tpm2-tools]\n"
+     "  activate  (the machine) recover it with the AK and the EK: --ak PATH --input F [--output F]\n"
+     "The TPM releases the secret only if the AK with that name is loaded in the TPM that holds\n"
+     "the EK: the proof that the AK lives beside that EK.",
+     "citadel tpm attest credential make --ek-pub ek.pem --ak-name 000b... --secret s --output cred.json",
+     {{"ek-pub", "PEM", "make: the EK public key"},
+      {"ak-name", "HEX", "make: the AK's TPM name"},
+      {"secret", "FILE", "make: the secret to protect"},
+      {"encoding", "ENC", "make: json (default) or tpm2-tools"},
+      {"ak", "PATH", "activate: the AK"},
+      {"input", "FILE", "activate: the credential (JSON or tpm2-tools binary)"},
+      {"output", "FILE", "where to write the credential (make) or the secret (activate, 0600)"}}},
     {"eventlog", do_eventlog, "show|replay|secureboot FILE", 2, 2, "parse, replay and summarise a firmware event log",
      "FILE is a binary TCG PC Client event log, crypto-agile (TCG_PCR_EVENT2 after the Spec ID\n"
      "event) or SHA-1 only, at most 64 MiB; the running system's is\n"

@@ -10,7 +10,12 @@
  * software and reports each check on its own.
  */
 #include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <stdarg.h>
 #include <string.h>
 #include <tss2/tss2_mu.h>
@@ -174,7 +179,8 @@ done:
 }
 
 /* Loads the AK under its EK: *h is transient (flush it). */
-static int ak_load(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLIC *pub) {
+static int ak_load_ek(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLIC *pub, ESYS_TR *ek_out,
+                      TPM2B_PUBLIC *ek_pub_out) {
     cit_object_version v = {0};
     TPM2B_PRIVATE priv = {0};
     ESYS_TR ek = ESYS_TR_NONE, sess = ESYS_TR_NONE;
@@ -197,11 +203,20 @@ static int ak_load(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLIC *
             cit_error_context("path", "%s", o->path);
         }
     }
+    if (r == 0 && ek_out) { /* the caller keeps the EK */
+        *ek_out = ek;
+        *ek_pub_out = ek_pub;
+        ek = ESYS_TR_NONE;
+    }
     if (ek != ESYS_TR_NONE)
         cit__tpm_flush(ctx->tpm, &ek);
     cit_memzero(&priv, sizeof priv);
     cit__version_clear(&v);
     return r;
+}
+
+static int ak_load(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLIC *pub) {
+    return ak_load_ek(ctx, o, h, pub, NULL, NULL);
 }
 
 static int find_ak(cit_ctx *ctx, const char *path, cit_object *o) {
@@ -701,5 +716,396 @@ done:
     free(ab);
     free(sb);
     free(pem);
+    return r;
+}
+
+/* ---- credential activation (TPM 2.0 Part 1, "Credential Protection") ---- */
+
+#define CRED_MAGIC 0xBADCC0DEu /* tpm2-tools' credential file header, version 1 */
+#define CRED_SECRET_MAX 64     /* a TPM2B_DIGEST */
+#define CRED_FILE_MAX (64 * 1024)
+
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* KDFa (SP 800-108 counter mode with HMAC): label includes its terminating NUL. */
+static int kdfa(TPMI_ALG_HASH alg, const uint8_t *key, size_t kl, const char *label, const uint8_t *u, size_t ul,
+                const uint8_t *v, size_t vl, size_t bits, uint8_t *out) {
+    const EVP_MD *md = cit__hash_md(alg);
+    size_t hl = cit__hash_size(alg), bytes = (bits + 7) / 8, done = 0;
+    uint8_t buf[4 + 32 + 2 * 128 + 4], h[EVP_MAX_MD_SIZE];
+    size_t ll = strlen(label) + 1;
+    if (!md || ll > 32 || ul > 128 || vl > 128)
+        return cit_error_set(CIT_E_INTERNAL, "KDFa arguments out of range");
+    for (uint32_t i = 1; done < bytes; i++) {
+        size_t off = 0;
+        put_be32(buf, i);
+        off = 4;
+        memcpy(buf + off, label, ll);
+        off += ll;
+        if (ul)
+            memcpy(buf + off, u, ul);
+        off += ul;
+        if (vl)
+            memcpy(buf + off, v, vl);
+        off += vl;
+        put_be32(buf + off, (uint32_t)bits);
+        off += 4;
+        unsigned int n = 0;
+        if (!HMAC(md, key, (int)kl, buf, off, h, &n))
+            return cit__openssl_error(CIT_E_CRYPTO, "KDFa");
+        size_t take = bytes - done < hl ? bytes - done : hl;
+        memcpy(out + done, h, take);
+        done += take;
+    }
+    cit_memzero(h, sizeof h);
+    return 0;
+}
+
+/* KDFe (SP 800-56A concatenation KDF): H(counter || Z || label\0 || U || V). */
+static int kdfe(TPMI_ALG_HASH alg, const uint8_t *z, size_t zl, const char *label, const uint8_t *u, size_t ul,
+                const uint8_t *v, size_t vl, size_t bits, uint8_t *out) {
+    size_t hl = cit__hash_size(alg), bytes = (bits + 7) / 8, done = 0;
+    size_t ll = strlen(label) + 1;
+    uint8_t buf[4 + 66 + 32 + 2 * 66], h[EVP_MAX_MD_SIZE];
+    if (zl > 66 || ul > 66 || vl > 66 || ll > 32)
+        return cit_error_set(CIT_E_INTERNAL, "KDFe arguments out of range");
+    for (uint32_t i = 1; done < bytes; i++) {
+        size_t off = 4, n = 0;
+        put_be32(buf, i);
+        memcpy(buf + off, z, zl);
+        off += zl;
+        memcpy(buf + off, label, ll);
+        off += ll;
+        memcpy(buf + off, u, ul);
+        off += ul;
+        memcpy(buf + off, v, vl);
+        off += vl;
+        int r = cit__digest(alg, buf, off, h, &n);
+        if (r < 0)
+            return r;
+        size_t take = bytes - done < hl ? bytes - done : hl;
+        memcpy(out + done, h, take);
+        done += take;
+    }
+    cit_memzero(buf, sizeof buf);
+    cit_memzero(h, sizeof h);
+    return 0;
+}
+
+static int bn_fixed(const EVP_PKEY *pk, const char *param, uint8_t *out, size_t len) {
+    BIGNUM *bn = NULL;
+    int ok = EVP_PKEY_get_bn_param(pk, param, &bn) == 1 && BN_bn2binpad(bn, out, (int)len) == (int)len;
+    BN_free(bn);
+    return ok ? 0 : cit__openssl_error(CIT_E_CRYPTO, "reading an EC point");
+}
+
+/* The seed, encrypted to the EK: RSA-OAEP with label "IDENTITY", or ECDH with an ephemeral key
+ * and KDFe. */
+static int seed_for_ek(EVP_PKEY *ek, TPMI_ALG_HASH alg, uint8_t *seed, size_t seed_len, TPM2B_ENCRYPTED_SECRET *out) {
+    memset(out, 0, sizeof(*out));
+    int r = 0;
+    if (EVP_PKEY_get_base_id(ek) == EVP_PKEY_RSA) {
+        if (RAND_bytes(seed, (int)seed_len) != 1)
+            return cit__openssl_error(CIT_E_CRYPTO, "random seed");
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(ek, NULL);
+        static const char label[] = "IDENTITY";
+        unsigned char *lab = OPENSSL_memdup(label, sizeof label);
+        size_t ol = sizeof out->secret;
+        int ok = c && lab && EVP_PKEY_encrypt_init(c) == 1 && EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) == 1 &&
+                 EVP_PKEY_CTX_set_rsa_oaep_md(c, cit__hash_md(alg)) == 1 &&
+                 EVP_PKEY_CTX_set_rsa_mgf1_md(c, cit__hash_md(alg)) == 1 &&
+                 EVP_PKEY_CTX_set0_rsa_oaep_label(c, lab, sizeof label) == 1;
+        if (ok)
+            lab = NULL; /* owned by c */
+        ok = ok && EVP_PKEY_encrypt(c, out->secret, &ol, seed, seed_len) == 1;
+        OPENSSL_free(lab);
+        EVP_PKEY_CTX_free(c);
+        if (!ok)
+            return cit__openssl_error(CIT_E_CRYPTO, "RSA-OAEP encryption of the seed to the EK");
+        out->size = (UINT16)ol;
+        return 0;
+    }
+    if (EVP_PKEY_get_base_id(ek) != EVP_PKEY_EC)
+        return cit_error_set(CIT_E_ALG_UNSUPPORTED, "the EK is neither RSA nor ECC");
+    size_t fl = (size_t)(EVP_PKEY_get_bits(ek) + 7) / 8;
+    char group[64] = "";
+    size_t gl = 0;
+    EVP_PKEY *eph = NULL;
+    EVP_PKEY_CTX *dc = NULL;
+    uint8_t z[66], ex[66], ey[66], kx[66];
+    size_t zl = sizeof z;
+    if (EVP_PKEY_get_utf8_string_param(ek, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &gl) != 1 ||
+        !(eph = EVP_EC_gen(group)) || !(dc = EVP_PKEY_CTX_new(eph, NULL)) || EVP_PKEY_derive_init(dc) != 1 ||
+        EVP_PKEY_derive_set_peer(dc, ek) != 1 || EVP_PKEY_derive(dc, z, &zl) != 1 || zl != fl || fl > 66)
+        r = cit__openssl_error(CIT_E_CRYPTO, "ECDH with the EK");
+    if (r == 0)
+        r = bn_fixed(eph, OSSL_PKEY_PARAM_EC_PUB_X, ex, fl);
+    if (r == 0)
+        r = bn_fixed(eph, OSSL_PKEY_PARAM_EC_PUB_Y, ey, fl);
+    if (r == 0)
+        r = bn_fixed(ek, OSSL_PKEY_PARAM_EC_PUB_X, kx, fl);
+    if (r == 0)
+        r = kdfe(alg, z, zl, "IDENTITY", ex, fl, kx, fl, seed_len * 8, seed);
+    if (r == 0) {
+        TPMS_ECC_POINT pt = {0};
+        pt.x.size = (UINT16)fl;
+        memcpy(pt.x.buffer, ex, fl);
+        pt.y.size = (UINT16)fl;
+        memcpy(pt.y.buffer, ey, fl);
+        size_t off = 0;
+        if (Tss2_MU_TPMS_ECC_POINT_Marshal(&pt, out->secret, sizeof out->secret, &off) != TSS2_RC_SUCCESS)
+            r = cit_error_set(CIT_E_INTERNAL, "cannot marshal the ephemeral point");
+        out->size = (UINT16)off;
+    }
+    cit_memzero(z, sizeof z);
+    EVP_PKEY_CTX_free(dc);
+    EVP_PKEY_free(eph);
+    return r;
+}
+
+_public_ int cit_attest_credential_make(json_t **out, const char *ek_pub_file, const char *ak_name_hex,
+                                        const char *secret_file, const char *output, const char *encoding) {
+    cit_error_clear();
+    bool tools = encoding && strcmp(encoding, "tpm2-tools") == 0;
+    if (encoding && !tools && strcmp(encoding, "json") != 0) {
+        cit_error_set(CIT_E_USAGE, "unknown credential encoding: %s", encoding);
+        cit_error_cause("json (default) or tpm2-tools (the binary file tpm2_activatecredential reads)");
+        return CIT_E_USAGE;
+    }
+    uint8_t *pem = NULL, *secret = NULL, *name = NULL;
+    size_t pl = 0, sl = 0, nl = 0;
+    EVP_PKEY *ek = NULL;
+    int r = 0;
+    if (ak_name_hex && cit_hex_decode(&name, &nl, ak_name_hex) < 0) {
+        free(name);
+        name = NULL;
+    }
+    if (!name || nl < 4 || nl > sizeof(TPMU_NAME) || cit__hash_size((TPMI_ALG_HASH)(name[0] << 8 | name[1])) != nl - 2) {
+        r = cit_error_set(CIT_E_USAGE, "--ak-name must be the AK's TPM name in hex (hash algorithm id + digest)");
+        cit_error_cause("`citadel tpm attest ak-show PATH` shows it as ak_name");
+        goto done;
+    }
+    if ((r = cit__read_input(ek_pub_file, 64 * 1024, "the EK public key", false, &pem, &pl)) < 0 ||
+        (r = cit__pubkey_from_pem(&ek, (const char *)pem, pl)) < 0)
+        goto done;
+    if ((r = cit__read_input(secret_file, CRED_SECRET_MAX, "the credential secret", false, &secret, &sl)) < 0)
+        goto done;
+    /* the EK's name algorithm and symmetric key follow its template: the low range (RSA 2048,
+     * P-256) SHA-256 and AES-128, the high range (RSA 3072, P-384) SHA-384 and AES-256 */
+    int bits = EVP_PKEY_get_bits(ek);
+    bool rsa = EVP_PKEY_get_base_id(ek) == EVP_PKEY_RSA;
+    bool high = rsa ? bits >= 3072 : bits >= 384;
+    if ((rsa && bits != 2048 && bits != 3072) || (!rsa && bits != 256 && bits != 384)) {
+        r = cit_error_set(CIT_E_ALG_UNSUPPORTED, "an EK of %d bits is not one of the TCG EK templates", bits);
+        cit_error_cause("EKs are RSA 2048/3072 or ECC P-256/P-384");
+        goto done;
+    }
+    TPMI_ALG_HASH alg = high ? TPM2_ALG_SHA384 : TPM2_ALG_SHA256;
+    size_t hl = cit__hash_size(alg), keybits = high ? 256 : 128;
+    uint8_t seed[64], symkey[32], hmackey[64];
+    TPM2B_ENCRYPTED_SECRET enc;
+    if ((r = seed_for_ek(ek, alg, seed, hl, &enc)) < 0)
+        goto wipe;
+    if ((r = kdfa(alg, seed, hl, "STORAGE", name, nl, NULL, 0, keybits, symkey)) < 0 ||
+        (r = kdfa(alg, seed, hl, "INTEGRITY", NULL, 0, NULL, 0, hl * 8, hmackey)) < 0)
+        goto wipe;
+    /* encIdentity: the marshalled TPM2B_DIGEST of the secret, AES-CFB with a zero IV */
+    uint8_t plain[2 + CRED_SECRET_MAX], encid[2 + CRED_SECRET_MAX], iv[16] = {0};
+    plain[0] = (uint8_t)(sl >> 8);
+    plain[1] = (uint8_t)sl;
+    memcpy(plain + 2, secret, sl);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int o1 = 0, o2 = 0;
+    int ok = c && EVP_EncryptInit_ex(c, high ? EVP_aes_256_cfb128() : EVP_aes_128_cfb128(), NULL, symkey, iv) == 1 &&
+             EVP_EncryptUpdate(c, encid, &o1, plain, (int)(sl + 2)) == 1 && EVP_EncryptFinal_ex(c, encid + o1, &o2) == 1;
+    EVP_CIPHER_CTX_free(c);
+    cit_memzero(plain, sizeof plain);
+    if (!ok) {
+        r = cit__openssl_error(CIT_E_CRYPTO, "AES-CFB of the credential");
+        goto wipe;
+    }
+    size_t el = (size_t)(o1 + o2);
+    uint8_t mac_in[2 + CRED_SECRET_MAX + sizeof(TPMU_NAME) + 2], mac[EVP_MAX_MD_SIZE];
+    memcpy(mac_in, encid, el);
+    memcpy(mac_in + el, name, nl);
+    unsigned int ml = 0;
+    if (!HMAC(cit__hash_md(alg), hmackey, (int)hl, mac_in, el + nl, mac, &ml)) {
+        r = cit__openssl_error(CIT_E_CRYPTO, "the credential's integrity HMAC");
+        goto wipe;
+    }
+    /* TPM2B_ID_OBJECT: integrityHMAC (TPM2B_DIGEST) || encIdentity */
+    TPM2B_ID_OBJECT blob = {0};
+    blob.credential[0] = (uint8_t)(ml >> 8);
+    blob.credential[1] = (uint8_t)ml;
+    memcpy(blob.credential + 2, mac, ml);
+    memcpy(blob.credential + 2 + ml, encid, el);
+    blob.size = (UINT16)(2 + ml + el);
+    uint8_t file[8 + sizeof(TPM2B_ID_OBJECT) + sizeof(TPM2B_ENCRYPTED_SECRET)];
+    size_t fo = 8, bo = 0, so = 0;
+    put_be32(file, CRED_MAGIC);
+    put_be32(file + 4, 1);
+    uint8_t bb[sizeof(TPM2B_ID_OBJECT)], sb[sizeof(TPM2B_ENCRYPTED_SECRET)];
+    if (Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, bb, sizeof bb, &bo) != TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&enc, sb, sizeof sb, &so) != TSS2_RC_SUCCESS) {
+        r = cit_error_set(CIT_E_INTERNAL, "cannot marshal the credential");
+        goto wipe;
+    }
+    memcpy(file + fo, bb, bo);
+    fo += bo;
+    memcpy(file + fo, sb, so);
+    fo += so;
+    char *b1 = NULL, *b2 = NULL;
+    cit__base64_encode(&b1, bb, bo);
+    cit__base64_encode(&b2, sb, so);
+    json_t *cred = json_pack("{s:i,s:s,s:s,s:s,s:s}", "version", 1, "ak_name", ak_name_hex, "ek_algorithm",
+                             rsa ? (high ? "rsa-3072" : "rsa-2048") : (high ? "ecc-p384" : "ecc-p256"),
+                             "credential_blob", b1 ? b1 : "", "encrypted_secret", b2 ? b2 : "");
+    free(b1);
+    free(b2);
+    char *text = tools ? NULL : json_dumps(cred, JSON_INDENT(2));
+    if (output) {
+        int w = tools ? cit_write_file_atomic(output, file, fo, 0644, 0)
+                      : text ? cit_write_file_atomic(output, (const uint8_t *)text, strlen(text), 0644, 0) : -ENOMEM;
+        if (w < 0) {
+            r = cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s: %s", output, strerror(-w));
+            cit_error_context("file", "%s", output);
+        }
+    }
+    if (r == 0) {
+        *out = json_pack("{s:s,s:s,s:s}", "ak_name", ak_name_hex, "ek_algorithm",
+                         json_string_value(json_object_get(cred, "ek_algorithm")), "encoding", tools ? "tpm2-tools" : "json");
+        if (output)
+            json_object_set_new(*out, "output", json_string(output));
+        else
+            json_object_set_new(*out, "credential", json_incref(cred));
+    }
+    free(text);
+    json_decref(cred);
+wipe:
+    cit_memzero(seed, sizeof seed);
+    cit_memzero(symkey, sizeof symkey);
+    cit_memzero(hmackey, sizeof hmackey);
+done:
+    if (secret)
+        cit_memzero(secret, sl);
+    free(secret);
+    free(pem);
+    free(name);
+    EVP_PKEY_free(ek);
+    return r;
+}
+
+/* Reads a credential: our JSON, or tpm2-tools' binary file. */
+static int read_credential(const char *file, TPM2B_ID_OBJECT *blob, TPM2B_ENCRYPTED_SECRET *enc) {
+    uint8_t *buf = NULL, *b1 = NULL, *b2 = NULL;
+    size_t len = 0, l1 = 0, l2 = 0, o1 = 0, o2 = 0;
+    int r = cit__read_input(file, CRED_FILE_MAX, "the credential", false, &buf, &len);
+    if (r < 0)
+        return r;
+    memset(blob, 0, sizeof(*blob));
+    memset(enc, 0, sizeof(*enc));
+    bool ok = false;
+    if (len >= 8 && buf[0] == 0xBA && buf[1] == 0xDC && buf[2] == 0xC0 && buf[3] == 0xDE) {
+        size_t off = 8;
+        ok = buf[4] == 0 && buf[5] == 0 && buf[6] == 0 && buf[7] == 1 &&
+             Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, len, &off, blob) == TSS2_RC_SUCCESS &&
+             Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(buf, len, &off, enc) == TSS2_RC_SUCCESS && off == len;
+    } else {
+        json_t *j = json_loadb((const char *)buf, len, 0, NULL);
+        ok = j && cit__base64_decode(&b1, &l1, json_string_value(json_object_get(j, "credential_blob")) ?: "") == 0 &&
+             cit__base64_decode(&b2, &l2, json_string_value(json_object_get(j, "encrypted_secret")) ?: "") == 0 &&
+             Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(b1, l1, &o1, blob) == TSS2_RC_SUCCESS && o1 == l1 &&
+             Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(b2, l2, &o2, enc) == TSS2_RC_SUCCESS && o2 == l2;
+        json_decref(j);
+    }
+    free(buf);
+    free(b1);
+    free(b2);
+    if (!ok) {
+        cit_error_set(CIT_E_CREDENTIAL_INVALID, "%s is not a credential", file);
+        cit_error_cause("expected citadel's credential JSON or tpm2-tools' binary file (magic 0xBADCC0DE, version 1)");
+        cit_error_context("file", "%s", file);
+        return CIT_E_CREDENTIAL_INVALID;
+    }
+    return 0;
+}
+
+_public_ int cit_attest_credential_activate(json_t **out, cit_ctx *ctx, const char *ak, const char *input,
+                                            const char *output) {
+    cit_error_clear();
+    TPM2B_ID_OBJECT blob;
+    TPM2B_ENCRYPTED_SECRET enc;
+    int r = read_credential(input, &blob, &enc);
+    if (r < 0)
+        return r;
+    cit_object o = {0};
+    r = find_ak(ctx, ak, &o);
+    if (r == 0)
+        r = cit__require_active(&o);
+    if (r < 0)
+        goto done;
+    if (ctx->plan) {
+        static const char *const ops[] = {"TPM2_CreatePrimary (the EK)", "TPM2_PolicySecret (EK policy, twice)",
+                                          "TPM2_Load (the AK)", "TPM2_ActivateCredential", "TPM2_FlushContext", NULL};
+        *out = cit__plan("activate a credential with the AK and the EK", ops);
+        goto done;
+    }
+    ESYS_TR h = ESYS_TR_NONE, ek = ESYS_TR_NONE, sess = ESYS_TR_NONE;
+    TPM2B_PUBLIC pub, ek_pub;
+    TPM2B_DIGEST *cert = NULL;
+    r = ak_load_ek(ctx, &o, &h, &pub, &ek, &ek_pub);
+    if (r == 0)
+        r = cit__ek_policy_session(ctx, &ek_pub, &sess); /* a fresh one: the load used the first */
+    if (r == 0) {
+        TSS2_RC rc = Esys_ActivateCredential(ctx->tpm->esys, h, ek, ESYS_TR_PASSWORD, sess, ESYS_TR_NONE, &blob, &enc,
+                                             &cert);
+        if (rc != TSS2_RC_SUCCESS) {
+            cit__tpm_flush(ctx->tpm, &sess);
+            uint32_t base = cit__rc_base(rc);
+            if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER &&
+                (base == TPM2_RC_INTEGRITY || base == TPM2_RC_VALUE || base == TPM2_RC_SIZE || base == TPM2_RC_ECC_POINT)) {
+                r = cit_error_set(CIT_E_CREDENTIAL_MISMATCH, "the TPM refused the credential for %s", o.path);
+                cit_error_cause("it was made for another AK name, or encrypted to another EK than this AK's");
+                cit_error_cause("%s lives under this TPM's %s EK (`citadel tpm ek show --algorithm %s`)", o.path,
+                                ak_ek_algorithm(&o), ak_ek_algorithm(&o));
+                cit_error_context("tpm_rc", "0x%08x", rc);
+                cit_error_context("path", "%s", o.path);
+            } else
+                r = cit__tss_error(ctx->tpm, CIT_E_TPM_COMMAND, rc, "TPM2_ActivateCredential failed");
+        }
+    }
+    if (h != ESYS_TR_NONE)
+        cit__tpm_flush(ctx->tpm, &h);
+    if (ek != ESYS_TR_NONE)
+        cit__tpm_flush(ctx->tpm, &ek);
+    if (r == 0 && output) {
+        int w = cit_write_file_atomic(output, cert->buffer, cert->size, 0600, 0);
+        if (w < 0) {
+            r = cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s: %s", output, strerror(-w));
+            cit_error_context("file", "%s", output);
+        }
+    }
+    if (r == 0) {
+        *out = json_pack("{s:s,s:i}", "ak", o.path, "size", cert->size);
+        if (output)
+            json_object_set_new(*out, "output", json_string(output));
+        else {
+            char *hx = cit_hex_encode(cert->buffer, cert->size);
+            json_object_set_new(*out, "secret_hex", json_string(hx));
+            cit_memzero(hx, strlen(hx));
+            free(hx);
+        }
+    }
+    if (cert) {
+        cit_memzero(cert, sizeof(*cert));
+        Esys_Free(cert);
+    }
+done:
+    cit__object_clear(&o);
     return r;
 }
