@@ -339,6 +339,11 @@ int cit_attest_credential_make(json_t **out, const char *ek_pub_pem, const char 
 int cit_attest_credential_activate(json_t **out, cit_ctx *ctx, const char *ak, const char *input,
                                    const char *output);
 
+/* ---- recovery ---- */
+/* Every PCR-bound object against the PCRs now: {"bound","locked","objects":[{path, kind, state
+ * (opens|locked), changed:[{pcr,bank,bound,now}], next_step}]}. Reads only. */
+int cit_recover_boot_change(json_t **out, cit_ctx *ctx);
+
 /* ---- dictionary-attack protection ---- */
 int cit_lockout_show(json_t **out, cit_ctx *ctx);
 /* TPM2_DictionaryAttackLockReset with the lockout authorization (empty unless auth_file). */

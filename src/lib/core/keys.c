@@ -639,6 +639,8 @@ int cit__key_create_ex(json_t **out, cit_ctx *ctx, const cit_key_create_options 
     const cit_template_def *tpl = NULL;
     if (opt->template_name && (r = cit__template_for(opt->template_name, "key", &tpl)) < 0)
         return r;
+    if (tpl && strcmp(tpl->name, "attestation-ak") == 0) /* an AK: restricted, under the EK */
+        return cit_attest_ak_create(out, ctx, opt->path, opt->algorithm);
     if (!alg && tpl)
         alg = tpl->algorithm;
     _cleanup_free_ char *def_alg = NULL;

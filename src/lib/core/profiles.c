@@ -171,7 +171,7 @@ static const cit_template_def templates[] = {
     {"boot-sealed-secret", "a secret the TPM releases only while PCRs 0 and 7 (firmware, Secure Boot) hold",
      "secret", NULL, NULL, false, "0,7", true},
     {"attestation-ak", "an attestation key (restricted signing key under the endorsement hierarchy)", "key",
-     "ecc-p256", "sign", false, NULL, false},
+     "ecc-p256", "sign", false, NULL, true},
 };
 
 const cit_template_def *cit__template_find(const char *name) {
