@@ -549,6 +549,38 @@ static int selected_values(const TPML_PCR_SELECTION *sel, const json_t *pcrs, ui
     return 0;
 }
 
+/* Every PCR value in the file must be one the quote covers: the baseline and event log checks
+ * read the file's values, and a value the TPM did not attest is only the sender's word. */
+static int unattested_values(const TPML_PCR_SELECTION *sel, const json_t *pcrs, char *why, size_t wl) {
+    const char *bn, *k;
+    json_t *bj, *v;
+    json_object_foreach((json_t *)pcrs, bn, bj) {
+        TPMI_ALG_HASH alg = 0;
+        const TPMS_PCR_SELECTION *s = NULL;
+        if (cit__hash_from_name(bn, &alg) == 0)
+            for (uint32_t b = 0; b < sel->count && !s; b++)
+                if (sel->pcrSelections[b].hash == alg)
+                    s = &sel->pcrSelections[b];
+        cit_error_clear();
+        if (!json_is_object(bj) || (!s && json_object_size(bj))) {
+            snprintf(why, wl, "the file has %s PCR values but the quote does not cover that bank", bn);
+            return -1;
+        }
+        json_object_foreach(bj, k, v) {
+            uint32_t i;
+            char canon[12];
+            bool ok = cit_parse_u32(k, &i) == 0 && i < 24 && i < (uint32_t)s->sizeofSelect * 8 &&
+                      (s->pcrSelect[i / 8] & (1u << (i % 8))) && snprintf(canon, sizeof canon, "%u", i) > 0 &&
+                      strcmp(canon, k) == 0;
+            if (!ok) {
+                snprintf(why, wl, "the file has a value for PCR %s (%s) that the quote does not cover", k, bn);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 _public_ int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_file, const char *nonce_hex,
                                const char *ak_pub_file, const char *baseline, const char *eventlog, bool *valid) {
     cit_error_clear();
@@ -636,7 +668,8 @@ _public_ int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_fil
         char why[256] = "";
         const TPML_PCR_SELECTION *qs = &a.attested.quote.pcrSelect;
         bool have = qs->count <= TPM2_NUM_PCR_BANKS &&
-                    selected_values(qs, json_object_get(q, "pcrs"), cat, sizeof cat, &cl, why, sizeof why) == 0;
+                    selected_values(qs, json_object_get(q, "pcrs"), cat, sizeof cat, &cl, why, sizeof why) == 0 &&
+                    unattested_values(qs, json_object_get(q, "pcrs"), why, sizeof why) == 0;
         bool dig_ok = false;
         if (have && cit__digest(sig.signature.any.hashAlg, cat, cl, md, &ml) == 0)
             dig_ok = a.attested.quote.pcrDigest.size == ml && memcmp(a.attested.quote.pcrDigest.buffer, md, ml) == 0;
