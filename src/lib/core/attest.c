@@ -18,6 +18,7 @@
 #include "attest/eventlog.h"
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "core/attest.h"
 #include "core/ek.h"
 #include "core/keys.h"
 #include "core/profiles.h"
@@ -581,17 +582,16 @@ static int unattested_values(const TPML_PCR_SELECTION *sel, const json_t *pcrs, 
     return 0;
 }
 
-_public_ int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_file, const char *nonce_hex,
-                               const char *ak_pub_file, const char *baseline, const char *eventlog, bool *valid) {
+int cit__attest_verify_buf(json_t **out, cit_ctx *ctx, const char *quote_file, const uint8_t *buf, size_t len,
+                           const char *nonce_hex, EVP_PKEY *ak_key, const char *ak_pub_file, const char *baseline,
+                           const char *eventlog, bool *valid) {
     cit_error_clear();
     *valid = false;
-    uint8_t *buf = NULL, *ab = NULL, *sb = NULL, *pem = NULL;
-    size_t len = 0, al = 0, sl = 0, pl = 0;
+    uint8_t *ab = NULL, *sb = NULL, *pem = NULL;
+    size_t al = 0, sl = 0, pl = 0;
     json_t *q = NULL;
     EVP_PKEY *pk = NULL;
-    int r = cit__read_input(quote_file, QUOTE_FILE_MAX, "the quote", false, &buf, &len);
-    if (r < 0)
-        return r;
+    int r;
     TPM2B_DATA want_nonce = {0};
     if ((r = parse_nonce(nonce_hex, &want_nonce)) < 0)
         goto done;
@@ -608,7 +608,10 @@ _public_ int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_fil
         cit_error_context("file", "%s", quote_file);
         goto done;
     }
-    if (ak_pub_file) {
+    if (ak_key) {
+        pk = ak_key;
+        r = EVP_PKEY_up_ref(pk) == 1 ? 0 : cit_error_set(CIT_E_INTERNAL, "cannot reference the AK public key");
+    } else if (ak_pub_file) {
         if ((r = cit__read_input(ak_pub_file, 64 * 1024, "the AK public key", false, &pem, &pl)) < 0)
             goto done;
         r = cit__pubkey_from_pem(&pk, (const char *)pem, pl);
@@ -730,9 +733,22 @@ _public_ int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_fil
 done:
     EVP_PKEY_free(pk);
     json_decref(q);
-    free(buf);
     free(ab);
     free(sb);
     free(pem);
+    return r;
+}
+
+_public_ int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_file, const char *nonce_hex,
+                               const char *ak_pub_file, const char *baseline, const char *eventlog, bool *valid) {
+    cit_error_clear();
+    *valid = false;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r = cit__read_input(quote_file, QUOTE_FILE_MAX, "the quote", false, &buf, &len);
+    if (r == 0)
+        r = cit__attest_verify_buf(out, ctx, quote_file, buf, len, nonce_hex, NULL, ak_pub_file, baseline, eventlog,
+                                   valid);
+    free(buf);
     return r;
 }
