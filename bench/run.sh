@@ -14,6 +14,10 @@
 #                           vs tpm2_sign (swtpm) and openssl dgst -sign (software floor)
 #   5. bench/eventlog.sh    event log replay in memory, MB/s (goal >= 100 MB/s, issue 5), and
 #                           whole processes vs tpm2_eventlog on the same log
+#   6. build/bench/quote-verify  quote verification through libcitadel vs raw OpenSSL ECDSA P-256
+#                           verification of the same signatures, 1 and 2 threads (goal >= 80 %)
+#   7. bench/quote-cli.sh   citadel tpm attest quote on the vTPM as a whole process (goal median
+#                           < 15 ms), with tpm2_quote / tpm2_checkquote on swtpm for the record
 #
 # One swtpm is started here for 1 and 3 (with the tpm2-tools key persisted at 0x81000200) and
 # stopped on exit, whatever happens. Environment: B (build dir, default build), N (runs per
@@ -65,9 +69,10 @@ trap cleanup EXIT
 trap on_signal INT TERM HUP
 
 if [ ! -x "$B/citadel" ] || [ ! -x "$B/bench/sign-lib" ] || [ ! -x "$B/bench/ed25519-lib" ] ||
-    [ ! -x "$B/bench/eventlog-replay" ]; then
-    echo "bench: building $B/citadel, $B/bench/sign-lib, $B/bench/ed25519-lib and $B/bench/eventlog-replay" >&2
-    make --no-print-directory B="$B" all "$B/bench/sign-lib" "$B/bench/ed25519-lib" "$B/bench/eventlog-replay" >&2 || exit 1
+    [ ! -x "$B/bench/eventlog-replay" ] || [ ! -x "$B/bench/quote-verify" ]; then
+    echo "bench: building $B/citadel and $B/bench/{sign-lib,ed25519-lib,eventlog-replay,quote-verify}" >&2
+    make --no-print-directory B="$B" all "$B/bench/sign-lib" "$B/bench/ed25519-lib" "$B/bench/eventlog-replay" \
+        "$B/bench/quote-verify" >&2 || exit 1
 fi
 
 echo "Citadel benchmarks  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -146,6 +151,27 @@ if run_child env N="${EVENTLOG_N:-100}" W=5 bench/eventlog.sh >"$BENCH_WORK/even
 else
     cat "$BENCH_WORK/eventlog.out"
     failed+=(eventlog)
+fi
+echo
+
+# 6. quote verification through the library vs raw OpenSSL (issue 5)
+echo "== quote-verify: attest verify through libcitadel vs raw OpenSSL ECDSA P-256, in one process"
+if run_child env TMPDIR="$BENCH_WORK" "$B/bench/quote-verify" >"$BENCH_WORK/quote-verify.out"; then
+    grep -v '^RESULT' "$BENCH_WORK/quote-verify.out"
+    grep '^RESULT' "$BENCH_WORK/quote-verify.out" >>"$BENCH_SUMMARY"
+else
+    cat "$BENCH_WORK/quote-verify.out"
+    failed+=(quote-verify)
+fi
+echo
+
+# 7. attest quote as a whole process (issue 5)
+if run_child env N="${QUOTE_N:-100}" W=5 bench/quote-cli.sh >"$BENCH_WORK/quote-cli.out"; then
+    grep -v '^RESULT' "$BENCH_WORK/quote-cli.out"
+    grep '^RESULT' "$BENCH_WORK/quote-cli.out" >>"$BENCH_SUMMARY"
+else
+    cat "$BENCH_WORK/quote-cli.out"
+    failed+=(quote-cli)
 fi
 echo
 

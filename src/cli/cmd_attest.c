@@ -89,6 +89,35 @@ static int do_quote(cli_env *e, const cli_args *a, json_t **out) {
     return cit_attest_quote(out, e->ctx, cli_get(a, "ak"), cli_get(a, "pcr"), cli_get(a, "bank"), cli_get(a, "nonce"),
                             cli_get(a, "output"), cli_get(a, "eventlog"));
 }
+/* A failed check, as `ek verify` reports one: the whole report on stdout, and on stderr an error
+ * with the first failed check's code naming it (the other failed checks are its causes), so the
+ * code shows in text output too. Returns the exit status of that code: 9 for TPM0090-0095 and
+ * the event log's TPM0070; a check that could not run (a baseline that does not exist: TPM0004)
+ * exits with its own code's status, as the error on stderr says. */
+static int report_failed_check(cli_env *e, const json_t *report) {
+    json_t *c;
+    size_t i;
+    bool first = true;
+    json_array_foreach(json_object_get(report, "checks"), i, c) {
+        const char *status = json_string_value(json_object_get(c, "status")) ?: "";
+        const char *code = json_string_value(json_object_get(c, "code")) ?: "";
+        const char *check = json_string_value(json_object_get(c, "check")) ?: "?";
+        const char *detail = json_string_value(json_object_get(c, "detail")) ?: "";
+        const cit_code_info *ci = cit_code_lookup_name(code);
+        if (strcmp(status, "fail") != 0)
+            continue;
+        if (first)
+            cit_error_set(ci ? -ci->num : CIT_E_QUOTE_MALFORMED, "the quote failed the %s check: %s", check, detail);
+        else
+            cit_error_cause("the %s check failed too (%s): %s", check, code, detail);
+        first = false;
+    }
+    if (first)
+        return 9;
+    cit_error_render(stderr, cit_error_last(), e->fmt);
+    return cit_code_exit_status(cit_error_last()->code);
+}
+
 static int do_verify(cli_env *e, const cli_args *a, json_t **out) {
     if (need_opt(a, "quote") < 0 || need_opt(a, "nonce") < 0)
         return CIT_E_USAGE;
@@ -96,7 +125,7 @@ static int do_verify(cli_env *e, const cli_args *a, json_t **out) {
     int r = cit_attest_verify(out, e->ctx, cli_get(a, "quote"), cli_get(a, "nonce"), cli_get(a, "ak-pub"),
                               cli_get(a, "baseline"), cli_get(a, "eventlog"), &valid);
     if (r == 0 && !valid)
-        e->exit_status = 9; /* the attestation class: a check failed (each check names its code) */
+        e->exit_status = report_failed_check(e, *out);
     return r;
 }
 
@@ -139,7 +168,9 @@ const cli_verb cli_verbs_attest[] = {
       {"eventlog", "FILE", "embed this event log (e.g. /sys/kernel/security/tpm0/binary_bios_measurements)"}}},
     {"verify", do_verify, NULL, 0, 0, "verify a quote in software: signature, nonce, PCR digest, baseline, event log",
      "Each check is reported on its own (--json: checks[] with status and code). Exit status 0 when\n"
-     "every check passes, 9 when one fails. Needs no TPM; --baseline reads the workspace's store.",
+     "every check passes, 9 when one fails (TPM0090-0095), with an error on stderr carrying the\n"
+     "first failed check's code; a check that cannot run (no such baseline) exits with its code's\n"
+     "status. Needs no TPM; --baseline reads the workspace's store.",
      "citadel tpm attest verify --quote quote.json --nonce NONCE --ak-pub ak.pem --baseline boot",
      {{"quote", "FILE", "the quote file (required)"},
       {"nonce", "HEX", "the nonce the quote must answer (required)"},

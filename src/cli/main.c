@@ -26,7 +26,7 @@ const cli_noun cli_nouns[] = {
     {"profile", "the workspace's defaults and constraints", cli_verbs_profile},
     {"template", "ready recipes for keys and sealed secrets", cli_verbs_template},
     {"approval", "sign requests under a profile that requires approval (two-person)", cli_verbs_approval},
-    {"attest", "measured boot: firmware event logs and IMA lists (parse, replay, Secure Boot)", cli_verbs_attest},
+    {"attest", "attestation keys, quotes and their verification, credential activation, event logs and IMA", cli_verbs_attest},
     {"recover", "recovery reports: what a boot change locked", cli_verbs_recover},
     {"lockout", "dictionary-attack counter and lockout recovery", cli_verbs_lockout},
     {"log", "the operation log", cli_verbs_log},

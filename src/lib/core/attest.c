@@ -23,6 +23,7 @@
 #include "attest/eventlog.h"
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "core/attest.h"
 #include "core/ek.h"
 #include "core/keys.h"
 #include "core/profiles.h"
@@ -564,17 +565,48 @@ static int selected_values(const TPML_PCR_SELECTION *sel, const json_t *pcrs, ui
     return 0;
 }
 
-_public_ int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_file, const char *nonce_hex,
-                               const char *ak_pub_file, const char *baseline, const char *eventlog, bool *valid) {
+/* Every PCR value in the file must be one the quote covers: the baseline and event log checks
+ * read the file's values, and a value the TPM did not attest is only the sender's word. */
+static int unattested_values(const TPML_PCR_SELECTION *sel, const json_t *pcrs, char *why, size_t wl) {
+    const char *bn, *k;
+    json_t *bj, *v;
+    json_object_foreach((json_t *)pcrs, bn, bj) {
+        TPMI_ALG_HASH alg = 0;
+        const TPMS_PCR_SELECTION *s = NULL;
+        if (cit__hash_from_name(bn, &alg) == 0)
+            for (uint32_t b = 0; b < sel->count && !s; b++)
+                if (sel->pcrSelections[b].hash == alg)
+                    s = &sel->pcrSelections[b];
+        cit_error_clear();
+        if (!json_is_object(bj) || (!s && json_object_size(bj))) {
+            snprintf(why, wl, "the file has %s PCR values but the quote does not cover that bank", bn);
+            return -1;
+        }
+        json_object_foreach(bj, k, v) {
+            uint32_t i;
+            char canon[12];
+            bool ok = cit_parse_u32(k, &i) == 0 && i < 24 && i < (uint32_t)s->sizeofSelect * 8 &&
+                      (s->pcrSelect[i / 8] & (1u << (i % 8))) && snprintf(canon, sizeof canon, "%u", i) > 0 &&
+                      strcmp(canon, k) == 0;
+            if (!ok) {
+                snprintf(why, wl, "the file has a value for PCR %s (%s) that the quote does not cover", k, bn);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+int cit__attest_verify_buf(json_t **out, cit_ctx *ctx, const char *quote_file, const uint8_t *buf, size_t len,
+                           const char *nonce_hex, EVP_PKEY *ak_key, const char *ak_pub_file, const char *baseline,
+                           const char *eventlog, bool *valid) {
     cit_error_clear();
     *valid = false;
-    uint8_t *buf = NULL, *ab = NULL, *sb = NULL, *pem = NULL;
-    size_t len = 0, al = 0, sl = 0, pl = 0;
+    uint8_t *ab = NULL, *sb = NULL, *pem = NULL;
+    size_t al = 0, sl = 0, pl = 0;
     json_t *q = NULL;
     EVP_PKEY *pk = NULL;
-    int r = cit__read_input(quote_file, QUOTE_FILE_MAX, "the quote", false, &buf, &len);
-    if (r < 0)
-        return r;
+    int r;
     TPM2B_DATA want_nonce = {0};
     if ((r = parse_nonce(nonce_hex, &want_nonce)) < 0)
         goto done;
@@ -591,7 +623,10 @@ _public_ int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_fil
         cit_error_context("file", "%s", quote_file);
         goto done;
     }
-    if (ak_pub_file) {
+    if (ak_key) {
+        pk = ak_key;
+        r = EVP_PKEY_up_ref(pk) == 1 ? 0 : cit_error_set(CIT_E_INTERNAL, "cannot reference the AK public key");
+    } else if (ak_pub_file) {
         if ((r = cit__read_input(ak_pub_file, 64 * 1024, "the AK public key", false, &pem, &pl)) < 0)
             goto done;
         r = cit__pubkey_from_pem(&pk, (const char *)pem, pl);
@@ -651,7 +686,8 @@ _public_ int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_fil
         char why[256] = "";
         const TPML_PCR_SELECTION *qs = &a.attested.quote.pcrSelect;
         bool have = qs->count <= TPM2_NUM_PCR_BANKS &&
-                    selected_values(qs, json_object_get(q, "pcrs"), cat, sizeof cat, &cl, why, sizeof why) == 0;
+                    selected_values(qs, json_object_get(q, "pcrs"), cat, sizeof cat, &cl, why, sizeof why) == 0 &&
+                    unattested_values(qs, json_object_get(q, "pcrs"), why, sizeof why) == 0;
         bool dig_ok = false;
         if (have && cit__digest(sig.signature.any.hashAlg, cat, cl, md, &ml) == 0)
             dig_ok = a.attested.quote.pcrDigest.size == ml && memcmp(a.attested.quote.pcrDigest.buffer, md, ml) == 0;
@@ -712,10 +748,23 @@ _public_ int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_fil
 done:
     EVP_PKEY_free(pk);
     json_decref(q);
-    free(buf);
     free(ab);
     free(sb);
     free(pem);
+    return r;
+}
+
+_public_ int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_file, const char *nonce_hex,
+                               const char *ak_pub_file, const char *baseline, const char *eventlog, bool *valid) {
+    cit_error_clear();
+    *valid = false;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r = cit__read_input(quote_file, QUOTE_FILE_MAX, "the quote", false, &buf, &len);
+    if (r == 0)
+        r = cit__attest_verify_buf(out, ctx, quote_file, buf, len, nonce_hex, NULL, ak_pub_file, baseline, eventlog,
+                                   valid);
+    free(buf);
     return r;
 }
 

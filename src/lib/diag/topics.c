@@ -43,7 +43,7 @@ static const cit_topic topics[] = {
                 "  baseline before an update and diff it afterwards.\n"
                 "- The event log (/sys/kernel/security/tpm0/binary_bios_measurements)\n"
                 "  says what each value is made of; replay it to find what changed.\n"
-                "Planned commands (not built yet): citadel tpm pcr show|extend|reset,\n"
+                "Commands: citadel tpm pcr show|extend|reset,\n"
                 "citadel tpm pcr baseline save|diff\n",
         .see_also = "policy seal attestation",
     },
@@ -71,7 +71,7 @@ static const cit_topic topics[] = {
                 "- TPM_RC_PCR_CHANGED: PCRs changed between TPM2_PolicyPCR and the\n"
                 "  command; start a new session and retry.\n"
                 "- With userWithAuth clear, the password alone is never enough.\n"
-                "Planned commands (not built yet):\n"
+                "Commands:\n"
                 "citadel tpm policy create|compile|test|explain\n",
         .see_also = "session pcr seal",
     },
@@ -157,7 +157,7 @@ static const cit_topic topics[] = {
                 "- Unsealed data crosses the bus in the clear unless the session encrypts\n"
                 "  parameters; a discrete TPM's bus can be sniffed.\n"
                 "- A wrong password counts towards lockout unless the object has noDA.\n"
-                "Planned commands (not built yet): citadel tpm secret seal|unseal,\n"
+                "Commands: citadel tpm secret seal|unseal,\n"
                 "citadel tpm policy test, citadel tpm pcr baseline diff\n",
         .see_also = "policy pcr key",
     },
@@ -185,7 +185,7 @@ static const cit_topic topics[] = {
                 "- Bad signature: wrong AK, or the AK was recreated with another key.\n"
                 "- A quote is only as trustworthy as the TPM: a software TPM's quote says\n"
                 "  nothing about hardware.\n"
-                "Planned commands (not built yet): citadel tpm attest ak-create|quote|verify,\n"
+                "Commands: citadel tpm attest ak-create|quote|verify|credential,\n"
                 "citadel tpm pcr show, citadel tpm ek verify\n",
         .see_also = "ak ek pcr",
     },
@@ -247,7 +247,7 @@ static const cit_topic topics[] = {
                 "  a local CA proves nothing about hardware.\n"
                 "Commands: citadel tpm ek show|cert|verify|cert-import|ca (a vtpm\n"
                 "workspace's `init` provisions EK certificates from a local CA).\n"
-                "Planned (not built yet): citadel tpm attest ak-create\n",
+                "Attestation keys: citadel tpm attest ak-create|ak-show|quote|verify|credential\n",
         .see_also = "ak hierarchy attestation",
     },
     {
@@ -276,7 +276,7 @@ static const cit_topic topics[] = {
                 "policy session with PolicySecret(TPM_RH_ENDORSEMENT); a password session\n"
                 "gets TPM_RC_AUTH_UNAVAILABLE. If the AK is recreated, verifiers must\n"
                 "enrol its new public key.\n"
-                "Planned commands (not built yet): citadel tpm attest ak-create|quote|verify,\n"
+                "Commands: citadel tpm attest ak-create|quote|verify|credential,\n"
                 "citadel tpm ek verify\n",
         .see_also = "ek attestation key",
     },
@@ -336,7 +336,7 @@ static const cit_topic topics[] = {
                 "- TPM_RC_POLICY_FAIL: the policy was not satisfied; see `policy`.\n"
                 "- TPM_RC_AUTH_FAIL or TPM_RC_BAD_AUTH: wrong password or HMAC; AUTH_FAIL\n"
                 "  counts towards dictionary-attack lockout, BAD_AUTH does not.\n"
-                "Commands: citadel tpm doctor; planned (not built yet): citadel tpm policy test\n",
+                "Commands: citadel tpm doctor, citadel tpm policy test\n",
         .see_also = "policy handle dictionary-attack",
     },
     {

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Quote verification on a quote already in memory (inside libcitadel and its benchmarks). */
+#pragma once
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/ctx.h"
+
+/* cit_attest_verify on the quote JSON in buf (len bytes; quote_file names it in messages), which
+ * is what cit_attest_verify runs after reading the file. The AK trusted is ak_key when given (a
+ * key the caller parsed once, borrowed; reported as ak_pub_file), else the PEM file ak_pub_file,
+ * else the key in the quote. */
+int cit__attest_verify_buf(json_t **out, cit_ctx *ctx, const char *quote_file, const uint8_t *buf, size_t len,
+                           const char *nonce_hex, EVP_PKEY *ak_key, const char *ak_pub_file, const char *baseline,
+                           const char *eventlog, bool *valid);
