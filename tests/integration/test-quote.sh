@@ -535,3 +535,24 @@ test_quote_swtpm() {
     assert_eq "$(tpm2_getcap -T "$SWTPM_TCTI" handles-transient)" "" "transient handles left loaded"
     assert_eq "$(tpm2_getcap -T "$SWTPM_TCTI" handles-loaded-session)" "" "sessions left loaded"
 }
+
+# A verified quote names the authorities that approved its PCR state (PolicyAuthorize anchors).
+test_verify_reports_the_approving_authority() {
+    init_vtpm
+    citadel tpm identity init release --authority >/dev/null
+    citadel tpm attest ak-create ak >/dev/null
+    n=$(openssl rand -hex 16)
+    citadel tpm attest quote --ak ak --pcr 14 --nonce "$n" --output q0.json >/dev/null
+    assert_eq "$(citadel tpm --json attest verify --quote q0.json --nonce "$n" | json - 'd["approved_by"]')" '[]'
+    citadel tpm policy approve --authority release --pcr 14 >/dev/null
+    citadel tpm attest quote --ak ak --pcr 7,14 --nonce "$n" --output q1.json >/dev/null
+    assert_eq "$(citadel tpm --json attest verify --quote q1.json --nonce "$n" | json - '[a["authority"] for a in d["approved_by"]]')" '["release"]'
+    # another state: not approved
+    citadel tpm pcr extend --index 14 --digest "$(printf 'x' | sha256sum | cut -d' ' -f1)" >/dev/null
+    citadel tpm attest quote --ak ak --pcr 14 --nonce "$n" --output q2.json >/dev/null
+    assert_eq "$(citadel tpm --json attest verify --quote q2.json --nonce "$n" | json - 'd["approved_by"]')" '[]'
+    # a verifier without a workspace gets no such field and creates nothing
+    (export TPM_STORE_PATH=$T/none/store.db
+     assert_eq "$(citadel tpm --json attest verify --quote q1.json --nonce "$n" | json - '"approved_by" in d')" false)
+    [ ! -e "$T/none" ] || fail "verify created a workspace"
+}

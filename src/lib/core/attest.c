@@ -736,6 +736,13 @@ int cit__attest_verify_buf(json_t **out, cit_ctx *ctx, const char *quote_file, c
     json_t *j = json_pack("{s:b,s:o,s:s,s:O?,s:O?}", "valid", *valid, "checks", v.checks, "ak_trusted_from",
                           ak_pub_file ? ak_pub_file : "the quote file itself (give --ak-pub for the AK you enrolled)",
                           "ak_name", json_object_get(q, "ak_name"), "pcrs", json_object_get(q, "pcrs"));
+    if (*valid && ctx) {
+        /* which authorities approved this PCR state (PolicyAuthorize anchors): informational */
+        json_t *by = NULL;
+        if (cit__approvals_covering(ctx, json_object_get(q, "pcrs"), &by) == 0)
+            json_object_set_new(j, "approved_by", by);
+        cit_error_clear();
+    }
     if (parsed) {
         char clk[32];
         snprintf(clk, sizeof clk, "%llu", (unsigned long long)a.clockInfo.clock);

@@ -15,6 +15,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 #include <tss2/tss2_mu.h>
 
 #include "basic/macro.h"
@@ -999,4 +1001,42 @@ done:
     free(buf);
     cit__object_clear(&o);
     return r;
+}
+
+int cit__approvals_covering(cit_ctx *ctx, const json_t *pcrs, json_t **out) {
+    *out = NULL;
+    cit_store *s = ctx->store;
+    if (!s && (!ctx->store_path || access(ctx->store_path, F_OK) != 0))
+        return -1; /* no workspace here: nothing to report, nothing created */
+    if (!s && cit__ctx_store(ctx, &s) < 0)
+        return -1;
+    sqlite3_stmt *st;
+    if (cit__store_prepare(s, &st, "SELECT id, authority, pcrs, created_at FROM approvals ORDER BY id") < 0)
+        return -1;
+    json_t *a = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_t *list = json_loads((const char *)sqlite3_column_text(st, 2) ?: "[]", 0, NULL);
+        bool all = json_array_size(list) > 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e) {
+            char k[8];
+            snprintf(k, sizeof k, "%lld", json_integer_value(json_object_get(e, "index")));
+            const char *now = json_string_value(
+                json_object_get(json_object_get(pcrs, json_string_value(json_object_get(e, "bank")) ?: ""), k));
+            const char *ok = json_string_value(json_object_get(e, "value"));
+            if (!now || !ok || strcasecmp(now, ok) != 0)
+                all = false;
+        }
+        if (all) {
+            char when[32];
+            cit_time_rfc3339(when, sizeof when, sqlite3_column_int64(st, 3));
+            json_array_append_new(a, json_pack("{s:s,s:I,s:s}", "authority", (const char *)sqlite3_column_text(st, 1) ?: "",
+                                               "approval", (json_int_t)sqlite3_column_int64(st, 0), "approved", when));
+        }
+        json_decref(list);
+    }
+    sqlite3_finalize(st);
+    *out = a;
+    return 0;
 }

@@ -74,3 +74,7 @@ int cit__authority_guard(cit_ctx *ctx, const cit_object *o, const char *what);
 /* Compares a baseline with PCR values given as {bank: {index: hex}} (a quote's):
  * {"baseline","bank","unchanged","changed":[{"index","baseline","quoted"}]}. */
 int cit__baseline_compare(cit_ctx *ctx, const char *name, const json_t *pcrs, json_t **out);
+/* The PolicyAuthorize approvals (policy approve) whose PCR values all equal the given ones
+ * ({bank: {index: hex}}, a verified quote's): [{authority, approval, approved}]. -1 (nothing
+ * recorded) when the context has no workspace. */
+int cit__approvals_covering(cit_ctx *ctx, const json_t *pcrs, json_t **out);
