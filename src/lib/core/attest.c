@@ -66,29 +66,6 @@ static const char *ak_ek_algorithm(const cit_object *o) {
     return strstr(o->metadata ? o->metadata : "", "\"ek\":\"rsa-2048\"") ? "rsa-2048" : "ecc-p256";
 }
 
-static int marshal_version(const TPM2B_PUBLIC *pub, const TPM2B_PRIVATE *priv, cit_object_version *v) {
-    uint8_t pb[sizeof(TPM2B_PUBLIC)], vb[sizeof(TPM2B_PRIVATE)], nb[sizeof(TPMU_NAME) + 2];
-    size_t po = 0, vo = 0, nl = 0;
-    if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, pb, sizeof pb, &po) != TSS2_RC_SUCCESS ||
-        Tss2_MU_TPM2B_PRIVATE_Marshal(priv, vb, sizeof vb, &vo) != TSS2_RC_SUCCESS)
-        return cit_error_set(CIT_E_INTERNAL, "cannot marshal the AK");
-    int r = cit__name_from_public(pub, nb, &nl);
-    if (r < 0)
-        return r;
-    v->pub = malloc(po);
-    v->priv = malloc(vo);
-    v->name = malloc(nl);
-    if (!v->pub || !v->priv || !v->name)
-        return cit_error_set(CIT_E_INTERNAL, "out of memory");
-    memcpy(v->pub, pb, po);
-    memcpy(v->priv, vb, vo);
-    memcpy(v->name, nb, nl);
-    v->pub_len = po;
-    v->priv_len = vo;
-    v->name_len = nl;
-    return 0;
-}
-
 _public_ int cit_attest_ak_create(json_t **out, cit_ctx *ctx, const char *path, const char *algorithm) {
     cit_error_clear();
     const char *alg = algorithm ? algorithm : "ecc-p256";
@@ -141,7 +118,7 @@ _public_ int cit_attest_ak_create(json_t **out, cit_ctx *ctx, const char *path, 
         r = cit__tss_error(ctx->tpm, CIT_E_TPM_COMMAND, rc, "TPM2_Create failed for the AK %s", path);
         goto done;
     }
-    if ((r = marshal_version(pub, priv, &v)) < 0)
+    if ((r = cit__version_set_tpm(&v, pub, priv)) < 0)
         goto done;
     snprintf(o.path, sizeof o.path, "%s", path);
     snprintf(o.kind, sizeof o.kind, "ak");

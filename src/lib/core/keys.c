@@ -450,26 +450,34 @@ static int tpm_create_key(cit_ctx *ctx, const cit_object *o, const TPM2B_AUTH *a
         }
         return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "TPM2_Create failed for %s", o->path);
     }
-    uint8_t pb[sizeof(TPM2B_PUBLIC)], vb[sizeof(TPM2B_PRIVATE)], nb[sizeof(TPMU_NAME) + 2];
-    size_t po = 0, vo = 0, nl = 0;
-    r = 0;
-    if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, pb, sizeof pb, &po) != TSS2_RC_SUCCESS ||
-        Tss2_MU_TPM2B_PRIVATE_Marshal(priv, vb, sizeof vb, &vo) != TSS2_RC_SUCCESS)
-        r = cit_error_set(CIT_E_INTERNAL, "cannot marshal the new key");
-    if (r == 0)
-        r = cit__name_from_public(pub, nb, &nl);
+    r = cit__version_set_tpm(v, pub, priv);
     Esys_Free(pub);
     Esys_Free(priv);
+    return r;
+}
+
+int cit__version_set_tpm(cit_object_version *v, const TPM2B_PUBLIC *pub, const TPM2B_PRIVATE *priv) {
+    uint8_t pb[sizeof(TPM2B_PUBLIC)], vb[sizeof(TPM2B_PRIVATE)], nb[sizeof(TPMU_NAME) + 2];
+    size_t po = 0, vo = 0, nl = 0;
+    if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, pb, sizeof pb, &po) != TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2B_PRIVATE_Marshal(priv, vb, sizeof vb, &vo) != TSS2_RC_SUCCESS)
+        return cit_error_set(CIT_E_INTERNAL, "cannot marshal a TPM object");
+    int r = cit__name_from_public(pub, nb, &nl);
     if (r < 0)
         return r;
-    v->pub = malloc(po);
-    v->priv = malloc(vo);
-    v->name = malloc(nl);
-    if (!v->pub || !v->priv || !v->name)
+    uint8_t *vp = malloc(po), *vv = malloc(vo), *vn = malloc(nl);
+    if (!vp || !vv || !vn) {
+        free(vp);
+        free(vv);
+        free(vn);
         return cit_error_set(CIT_E_INTERNAL, "out of memory");
-    memcpy(v->pub, pb, po);
-    memcpy(v->priv, vb, vo);
-    memcpy(v->name, nb, nl);
+    }
+    memcpy(vp, pb, po);
+    memcpy(vv, vb, vo);
+    memcpy(vn, nb, nl);
+    v->pub = vp;
+    v->priv = vv;
+    v->name = vn;
     v->pub_len = po;
     v->priv_len = vo;
     v->name_len = nl;

@@ -12,6 +12,8 @@ const char *cit__key_default_hash(const char *algorithm);
 /* TPM name (nameAlg || H(TPMT_PUBLIC)); out holds sizeof(TPMU_NAME)+2. */
 int cit__name_from_public(const TPM2B_PUBLIC *pub, uint8_t *out, size_t *out_len);
 int cit__public_unmarshal(const cit_object_version *v, TPM2B_PUBLIC *pub);
+/* Fills v's public, private and name (allocated; cit__version_clear frees) from a TPM object. */
+int cit__version_set_tpm(cit_object_version *v, const TPM2B_PUBLIC *pub, const TPM2B_PRIVATE *priv);
 int cit__require_kind(const cit_object *o, const char *kind);
 int cit__require_active(const cit_object *o);
 /* Loads a version of o (and its parent chain); unload with cit__key_unload. */

@@ -373,33 +373,7 @@ int cit__seal_data(cit_ctx *ctx, const char *path, const uint8_t *data, size_t l
             r = cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "TPM2_Create failed for the sealed object %s", path);
         goto done;
     }
-    uint8_t pb[sizeof(TPM2B_PUBLIC)], vb[sizeof(TPM2B_PRIVATE)], nb[sizeof(TPMU_NAME) + 2];
-    size_t po = 0, vo = 0, nl = 0;
-    if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, pb, sizeof pb, &po) != TSS2_RC_SUCCESS ||
-        Tss2_MU_TPM2B_PRIVATE_Marshal(priv, vb, sizeof vb, &vo) != TSS2_RC_SUCCESS) {
-        r = cit_error_set(CIT_E_INTERNAL, "cannot marshal the sealed object");
-        goto done;
-    }
-    r = cit__name_from_public(pub, nb, &nl);
-    if (r < 0)
-        goto done;
-    uint8_t *vp = malloc(po), *vv = malloc(vo), *vn = malloc(nl);
-    if (!vp || !vv || !vn) {
-        free(vp);
-        free(vv);
-        free(vn);
-        r = cit_error_set(CIT_E_INTERNAL, "out of memory");
-        goto done;
-    }
-    memcpy(vp, pb, po);
-    memcpy(vv, vb, vo);
-    memcpy(vn, nb, nl);
-    v->pub = vp;
-    v->priv = vv;
-    v->name = vn;
-    v->pub_len = po;
-    v->priv_len = vo;
-    v->name_len = nl;
+    r = cit__version_set_tpm(v, pub, priv);
 done:
     cit_memzero(&sens, sizeof sens);
     Esys_Free(priv);
