@@ -556,3 +556,29 @@ test_verify_reports_the_approving_authority() {
      assert_eq "$(citadel tpm --json attest verify --quote q1.json --nonce "$n" | json - '"approved_by" in d')" false)
     [ ! -e "$T/none" ] || fail "verify created a workspace"
 }
+
+# Regressions from review: a bank key spelled another way ("SHA256") is not an unchecked extra
+# set of values, and a signature over a weaker hash than SHA-256 is refused.
+test_verify_refuses_other_bank_spellings_and_weak_hashes() {
+    init_vtpm
+    citadel tpm attest ak-create ak >/dev/null
+    n=$(openssl rand -hex 16)
+    citadel tpm attest quote --ak ak --pcr 0,7 --nonce "$n" --output q.json >/dev/null
+    python3 - <<'PY'
+import json
+d = json.load(open("q.json"))
+d["pcrs"]["SHA256"] = {"7": "ff" * 32}
+json.dump(d, open("upper.json", "w"))
+PY
+    expect_fail 9 TPM0093 citadel tpm attest verify --quote upper.json --nonce "$n"
+    python3 - <<'PY'
+import base64, json, struct
+d = json.load(open("q.json"))
+sig = bytearray(base64.b64decode(d["signature"]))
+assert struct.unpack(">H", sig[2:4])[0] == 0x000B
+sig[2:4] = struct.pack(">H", 0x0004)  # claim SHA-1
+d["signature"] = base64.b64encode(bytes(sig)).decode()
+json.dump(d, open("sha1.json", "w"))
+PY
+    expect_fail 9 TPM0091 citadel tpm attest verify --quote sha1.json --nonce "$n"
+}

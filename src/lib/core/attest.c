@@ -550,7 +550,8 @@ static int unattested_values(const TPML_PCR_SELECTION *sel, const json_t *pcrs, 
     json_object_foreach((json_t *)pcrs, bn, bj) {
         TPMI_ALG_HASH alg = 0;
         const TPMS_PCR_SELECTION *s = NULL;
-        if (cit__hash_from_name(bn, &alg) == 0)
+        /* the bank's canonical name only: selected_values and the digest read exactly that key */
+        if (cit__hash_from_name(bn, &alg) == 0 && cit__hash_name(alg) && strcmp(cit__hash_name(alg), bn) == 0)
             for (uint32_t b = 0; b < sel->count && !s; b++)
                 if (sel->pcrSelections[b].hash == alg)
                     s = &sel->pcrSelections[b];
@@ -635,7 +636,10 @@ int cit__attest_verify_buf(json_t **out, cit_ctx *ctx, const char *quote_file, c
                              : sig.sigAlg == TPM2_ALG_RSAPSS ? CIT_SCHEME_RSAPSS
                                                             : CIT_SCHEME_RSASSA;
         bool known = sig.sigAlg == TPM2_ALG_ECDSA || sig.sigAlg == TPM2_ALG_RSASSA || sig.sigAlg == TPM2_ALG_RSAPSS;
-        int sr = known && cit__hash_size(sig.signature.any.hashAlg) ? 0 : CIT_E_QUOTE_SIGNATURE;
+        /* SHA-256 or stronger: an AK whose scheme is open could be made to sign SHA-1 quotes */
+        bool strong = sig.signature.any.hashAlg == TPM2_ALG_SHA256 || sig.signature.any.hashAlg == TPM2_ALG_SHA384 ||
+                      sig.signature.any.hashAlg == TPM2_ALG_SHA512;
+        int sr = known && strong ? 0 : CIT_E_QUOTE_SIGNATURE;
         if (sr == 0)
             sr = cit__digest(sig.signature.any.hashAlg, ab, al, md, &ml);
         if (sr == 0)
@@ -710,9 +714,14 @@ int cit__attest_verify_buf(json_t **out, cit_ctx *ctx, const char *quote_file, c
         }
     }
     *valid = v.first_code == 0;
+    /* ak_name is as the file states it: a public key alone does not determine the TPM name */
     json_t *j = json_pack("{s:b,s:o,s:s,s:O?,s:O?}", "valid", *valid, "checks", v.checks, "ak_trusted_from",
                           ak_pub_file ? ak_pub_file : "the quote file itself (give --ak-pub for the AK you enrolled)",
-                          "ak_name", json_object_get(q, "ak_name"), "pcrs", json_object_get(q, "pcrs"));
+                          "ak_name_claimed", json_object_get(q, "ak_name"), "pcrs", json_object_get(q, "pcrs"));
+    if (!j) { /* e.g. a file name that is not UTF-8 */
+        r = cit_error_set(CIT_E_INTERNAL, "cannot build the verification report");
+        goto done;
+    }
     if (*valid && ctx) {
         /* which authorities approved this PCR state (PolicyAuthorize anchors): informational */
         json_t *by = NULL;
