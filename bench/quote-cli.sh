@@ -40,6 +40,7 @@ cd "$work"
 vt=$work/vt/store.db
 "$citadel" tpm --backend vtpm --store-path "$vt" init >/dev/null
 "$citadel" tpm --store-path "$vt" attest ak-create ak >/dev/null
+"$citadel" tpm --store-path "$vt" attest ak-create akp --persist >/dev/null
 "$citadel" tpm --store-path "$vt" key create k >/dev/null
 head -c 1024 /dev/urandom >msg
 "$citadel" tpm --store-path "$vt" --json attest ak-show ak | python3 -c 'import json, sys; print(json.load(sys.stdin)["ak_public_pem"], end="")' >vt-ak.pem
@@ -71,10 +72,10 @@ def run(argv):
     return t / 1e6
 PCRS = "0,7,11"
 state = {}
-def cit_quote(store, tag):
+def cit_quote(store, tag, ak="ak"):
     nonce = os.urandom(20).hex()
     state[tag] = nonce
-    return run([cit, "tpm", "--store-path", store, "attest", "quote", "--ak", "ak", "--pcr", PCRS, "--nonce", nonce,
+    return run([cit, "tpm", "--store-path", store, "attest", "quote", "--ak", ak, "--pcr", PCRS, "--nonce", nonce,
                 "--output", f"{tag}.json"])
 def tools_quote():
     nonce = os.urandom(20).hex()
@@ -82,6 +83,7 @@ def tools_quote():
     return run(["tpm2_quote", "-T", tcti, "-c", "ak.ctx", "-l", "sha256:" + PCRS, "-q", nonce, "-m", "t.msg", "-s", "t.sig",
                 "-o", "t.pcrs", "-F", "values", "-g", "sha256"]) + run(["tpm2_flushcontext", "-T", tcti, "-t"])
 jobs = [("cit-vtpm-quote", lambda: cit_quote(vt, "vt")),
+        ("cit-vtpm-quote-persist", lambda: cit_quote(vt, "vtp", "akp")),
         ("cit-vtpm-sign", lambda: run([cit, "tpm", "--store-path", vt, "key", "sign", "k", "--input", "msg", "--output", "sig"])),
         ("cit-verify", lambda: run([cit, "tpm", "--store-path", vt, "attest", "verify", "--quote", "vt.json",
                                     "--nonce", state["vt"], "--ak-pub", "vt-ak.pem"]))]
@@ -113,18 +115,20 @@ med = {}
 for k, v in res.items():
     v = sorted(v)
     med[k] = statistics.median(v)
-    print(f"  {k:17s} {med[k]:10.2f} {statistics.mean(v):9.2f} {v[len(v) // 10]:9.2f} {v[(9 * len(v)) // 10]:9.2f}")
-vq = med["cit-vtpm-quote"]
-print(f"    cit-vtpm-quote: {vq:.2f} ms (goal < 15 ms: {'yes' if vq < 15 else 'no'})")
+    print(f"  {k:22s} {med[k]:10.2f} {statistics.mean(v):9.2f} {v[len(v) // 10]:9.2f} {v[(9 * len(v)) // 10]:9.2f}")
+vq0 = med["cit-vtpm-quote"]
+vq = med["cit-vtpm-quote-persist"]
+print(f"    cit-vtpm-quote (AK loaded under the EK each time): {vq0:.2f} ms")
+print(f"    cit-vtpm-quote-persist (ak-create --persist): {vq:.2f} ms (goal < 15 ms: {'yes' if vq < 15 else 'no'})")
 lines = []
 if sw:
     r = med["cit-swtpm-quote"] / med["tpm2_quote"]
     print(f"    cit-swtpm-quote / tpm2_quote (incl. its flush): {r:.3f} (for the record; citadel derives the EK and loads the AK each time)")
-    lines.append(f"RESULT\tquote-cli\tcit-vtpm-quote median ms\t{vq:.2f}\ttpm2_quote (swtpm)\t{med['tpm2_quote']:.2f}\t{vq / med['tpm2_quote']:.3f}\t< 15 ms")
+    lines.append(f"RESULT\tquote-cli\tcit-vtpm-quote (persistent AK) median ms\t{vq:.2f}\ttpm2_quote (swtpm)\t{med['tpm2_quote']:.2f}\t{vq / med['tpm2_quote']:.3f}\t< 15 ms")
     rv = med["cit-verify"] / med["tpm2_checkquote"]
     lines.append(f"RESULT\tquote-cli\tcit-verify median ms\t{med['cit-verify']:.2f}\ttpm2_checkquote\t{med['tpm2_checkquote']:.2f}\t{rv:.3f}\t-")
 else:
-    lines.append(f"RESULT\tquote-cli\tcit-vtpm-quote median ms\t{vq:.2f}\t-\t-\t-\t< 15 ms")
+    lines.append(f"RESULT\tquote-cli\tcit-vtpm-quote (persistent AK) median ms\t{vq:.2f}\t-\t-\t-\t< 15 ms")
 for l in lines:
     print(l)
 PY

@@ -317,6 +317,8 @@ int cit_ek_verify(json_t **out, cit_ctx *ctx, const char *algorithm, const char 
 /* ---- attestation keys and quotes (docs/attestation.md) ---- */
 /* A restricted signing key (ecc-p256 default, or rsa-2048) under the EK of the same family. */
 int cit_attest_ak_create(json_t **out, cit_ctx *ctx, const char *path, const char *algorithm);
+/* persist: also keep it resident at a persistent handle, so quotes need no EK and no load. */
+int cit_attest_ak_create_ex(json_t **out, cit_ctx *ctx, const char *path, const char *algorithm, bool persist);
 int cit_attest_ak_show(json_t **out, cit_ctx *ctx, const char *path);
 /* TPM2_Quote of pcrs ("0,7,11"; bank default sha256) over nonce_hex. The quote JSON is written
  * to output (else returned under "quote"); eventlog (a file, may be NULL) is embedded. */

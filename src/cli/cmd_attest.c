@@ -73,7 +73,7 @@ static int do_ima(cli_env *e, const cli_args *a, json_t **out) {
 }
 
 static int do_ak_create(cli_env *e, const cli_args *a, json_t **out) {
-    return cit_attest_ak_create(out, e->ctx, a->pos[0], cli_get(a, "algorithm"));
+    return cit_attest_ak_create_ex(out, e->ctx, a->pos[0], cli_get(a, "algorithm"), cli_flag(a, "persist"));
 }
 static int do_ak_show(cli_env *e, const cli_args *a, json_t **out) { return cit_attest_ak_show(out, e->ctx, a->pos[0]); }
 static int need_opt(const cli_args *a, const char *opt) {
@@ -152,7 +152,9 @@ const cli_verb cli_verbs_attest[] = {
      "The AK is made under the endorsement key (ECC P-256 EK for an ecc-p256 AK, RSA 2048 EK for\n"
      "rsa-2048), the shape tpm2_createak uses; it signs only TPM-made structures (quotes,\n"
      "certifications), never outside data. Its private part is kept wrapped in the store.",
-     "citadel tpm attest ak-create attest/ak", {{"algorithm", "ALG", "ecc-p256 (default) or rsa-2048"}}},
+     "citadel tpm attest ak-create attest/ak",
+     {{"algorithm", "ALG", "ecc-p256 (default) or rsa-2048"},
+      {"persist", NULL, "keep it resident at a persistent handle (quotes then skip the EK and the load)"}}},
     {"ak-show", do_ak_show, "PATH", 1, 1, "an AK: public key (PEM), TPM name and attributes", NULL,
      "citadel tpm attest ak-show attest/ak", {{0}}},
     {"quote", do_quote, NULL, 0, 0, "quote PCR values with an AK over a verifier's nonce",

@@ -582,3 +582,29 @@ json.dump(d, open("sha1.json", "w"))
 PY
     expect_fail 9 TPM0091 citadel tpm attest verify --quote sha1.json --nonce "$n"
 }
+
+# A persistent AK (ak-create --persist) quotes without deriving the EK or loading the AK; it
+# still activates credentials (with the EK derived for that) and is evicted when deleted.
+test_persistent_ak() {
+    init_vtpm
+    out=$(citadel tpm --json attest ak-create akp --persist)
+    handle=$(printf '%s' "$out" | json - 'd["persistent_handle"]')
+    assert_contains "$handle" 0x81
+    n=$(openssl rand -hex 16)
+    citadel tpm attest quote --ak akp --pcr 0,7 --nonce "$n" --output q.json >/dev/null
+    citadel tpm attest verify --quote q.json --nonce "$n" >/dev/null
+    citadel tpm --json ek show --algorithm ecc-p256 | json - 'd["public_key"]' >ek.pem
+    name=$(citadel tpm --json attest ak-show akp | json - 'd["ak_name"]')
+    head -c 32 /dev/urandom >s
+    citadel tpm attest credential make --ek-pub ek.pem --ak-name "$name" --secret s --output c.json >/dev/null
+    citadel tpm attest credential activate --ak akp --input c.json --output got >/dev/null
+    cmp s got || fail "the persistent AK did not recover the secret"
+    # the template path takes --persist too
+    assert_contains "$(citadel tpm --json key create akt --template attestation-ak --persist | json - 'd["persistent_handle"]')" 0x81
+    doctor_consistent
+    citadel tpm object delete akp >/dev/null
+    citadel tpm object delete akt >/dev/null
+    doctor_consistent
+    # the handle is free again: a new persistent AK may take it
+    assert_eq "$(citadel tpm --json attest ak-create akq --persist | json - 'd["persistent_handle"]')" "$handle"
+}

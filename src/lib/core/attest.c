@@ -67,6 +67,11 @@ static const char *ak_ek_algorithm(const cit_object *o) {
 }
 
 _public_ int cit_attest_ak_create(json_t **out, cit_ctx *ctx, const char *path, const char *algorithm) {
+    return cit_attest_ak_create_ex(out, ctx, path, algorithm, false);
+}
+
+_public_ int cit_attest_ak_create_ex(json_t **out, cit_ctx *ctx, const char *path, const char *algorithm,
+                                     bool persist) {
     cit_error_clear();
     const char *alg = algorithm ? algorithm : "ecc-p256";
     TPM2B_PUBLIC tmpl;
@@ -120,6 +125,37 @@ _public_ int cit_attest_ak_create(json_t **out, cit_ctx *ctx, const char *path, 
     }
     if ((r = cit__version_set_tpm(&v, pub, priv)) < 0)
         goto done;
+    if (persist) {
+        /* resident at a persistent handle: quotes need neither the EK nor a load */
+        ESYS_TR h = ESYS_TR_NONE, ph = ESYS_TR_NONE;
+        uint32_t handle = 0;
+        r = cit__ek_policy_session(ctx, &ek_pub, &sess);
+        if (r == 0) {
+            rc = Esys_Load(ctx->tpm->esys, ek, sess, ESYS_TR_NONE, ESYS_TR_NONE, priv, pub, &h);
+            if (rc != TSS2_RC_SUCCESS) {
+                cit__tpm_flush(ctx->tpm, &sess);
+                r = cit__tss_error(ctx->tpm, CIT_E_KEY_LOAD, rc, "cannot load the new AK %s", path);
+            }
+        }
+        if (r == 0)
+            r = cit__free_persistent_handle(ctx, &handle);
+        if (r == 0) {
+            rc = Esys_EvictControl(ctx->tpm->esys, ESYS_TR_RH_OWNER, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                                   handle, &ph);
+            if (rc != TSS2_RC_SUCCESS)
+                r = cit__tss_error(ctx->tpm, CIT_E_TPM_COMMAND, rc, "cannot make the AK %s persistent", path);
+            else {
+                Esys_TR_Close(ctx->tpm->esys, &ph);
+                o.persistent_handle = handle;
+            }
+        }
+        if (h != ESYS_TR_NONE)
+            cit__tpm_flush(ctx->tpm, &h);
+        if (r == 0)
+            r = cit__ctx_tpm_sync(ctx); /* the handle is durable before the store names it */
+        if (r < 0)
+            goto done;
+    }
     snprintf(o.path, sizeof o.path, "%s", path);
     snprintf(o.kind, sizeof o.kind, "ak");
     snprintf(o.status, sizeof o.status, "active");
@@ -144,6 +180,11 @@ _public_ int cit_attest_ak_create(json_t **out, cit_ctx *ctx, const char *path, 
         r = cit__store_commit(s);
     else
         cit__store_rollback(s);
+    if (r < 0 && o.persistent_handle) { /* undo, reporting the failure that made us undo */
+        cit_error saved = *cit_error_last();
+        cit__evict_handle(ctx, o.persistent_handle);
+        cit_error_restore(&saved);
+    }
     if (r == 0)
         r = cit_attest_ak_show(out, ctx, path);
 done:
@@ -168,6 +209,20 @@ static int ak_load_ek(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLI
     if (r == 0 && (cit__public_unmarshal(&v, pub) < 0 ||
                    Tss2_MU_TPM2B_PRIVATE_Unmarshal(v.priv, v.priv_len, &off, &priv) != TSS2_RC_SUCCESS))
         r = cit_error_set(CIT_E_STORE_IO, "the stored AK %s is damaged", o->path);
+    if (r == 0 && o->persistent_handle) {
+        /* resident: checked by TPM name like persistent keys; the EK only when asked for */
+        bool pers = false;
+        /* the EK first: deriving it drops the context's cached key, which would be this AK */
+        if (ek_out)
+            r = cit__ek_load(ctx, ak_ek_algorithm(o), ek_out, ek_pub_out);
+        if (r == 0)
+            r = cit__key_load(ctx, o, o->version, h, &pers);
+        if (r < 0 && ek_out && *ek_out != ESYS_TR_NONE)
+            cit__tpm_flush(ctx->tpm, ek_out);
+        cit_memzero(&priv, sizeof priv);
+        cit__version_clear(&v);
+        return r;
+    }
     if (r == 0)
         r = cit__ek_load(ctx, ak_ek_algorithm(o), &ek, &ek_pub);
     if (r == 0)
@@ -195,6 +250,17 @@ static int ak_load_ek(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLI
 
 static int ak_load(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLIC *pub) {
     return ak_load_ek(ctx, o, h, pub, NULL, NULL);
+}
+
+/* Releases what ak_load gave: a transient AK is flushed, a persistent one only closed. */
+static void cit__ak_unload(cit_ctx *ctx, const cit_object *o, ESYS_TR *h) {
+    if (*h == ESYS_TR_NONE)
+        return;
+    if (o->persistent_handle)
+        cit__key_unload(ctx, h, true);
+    else
+        cit__tpm_flush(ctx->tpm, h);
+    *h = ESYS_TR_NONE;
 }
 
 static int find_ak(cit_ctx *ctx, const char *path, cit_object *o) {
@@ -396,7 +462,7 @@ _public_ int cit_attest_quote(json_t **out, cit_ctx *ctx, const char *ak, const 
             break;
         r = cit_error_set(CIT_E_TPM_COMMAND, "the PCRs kept changing while they were quoted");
     }
-    cit__tpm_flush(t, &h);
+    cit__ak_unload(ctx, &o, &h);
     if (r < 0)
         goto free_q;
     uint8_t sb[sizeof(TPMT_SIGNATURE)];
@@ -1121,8 +1187,7 @@ _public_ int cit_attest_credential_activate(json_t **out, cit_ctx *ctx, const ch
                 r = cit__tss_error(ctx->tpm, CIT_E_TPM_COMMAND, rc, "TPM2_ActivateCredential failed");
         }
     }
-    if (h != ESYS_TR_NONE)
-        cit__tpm_flush(ctx->tpm, &h);
+    cit__ak_unload(ctx, &o, &h);
     if (ek != ESYS_TR_NONE)
         cit__tpm_flush(ctx->tpm, &ek);
     if (r == 0 && output) {

@@ -484,7 +484,7 @@ int cit__version_set_tpm(cit_object_version *v, const TPM2B_PUBLIC *pub, const T
     return 0;
 }
 
-static int free_persistent_handle(cit_ctx *ctx, uint32_t *out) {
+int cit__free_persistent_handle(cit_ctx *ctx, uint32_t *out) {
     cit_tpm *t = ctx->tpm;
     uint32_t *used = NULL;
     size_t n = 0;
@@ -514,7 +514,7 @@ static int persist(cit_ctx *ctx, const cit_object *o, int version, uint32_t hand
     if (r < 0)
         return r;
     if (!handle)
-        r = free_persistent_handle(ctx, &handle);
+        r = cit__free_persistent_handle(ctx, &handle);
     if (r == 0) {
         ESYS_TR ph = ESYS_TR_NONE;
         TSS2_RC rc = Esys_EvictControl(ctx->tpm->esys, ESYS_TR_RH_OWNER, h, ESYS_TR_PASSWORD,
@@ -535,7 +535,7 @@ static int persist(cit_ctx *ctx, const cit_object *o, int version, uint32_t hand
     return r;
 }
 
-static int evict(cit_ctx *ctx, uint32_t handle) {
+int cit__evict_handle(cit_ctx *ctx, uint32_t handle) {
     cit_tpm *t;
     int r = cit__ctx_tpm(ctx, &t);
     if (r < 0)
@@ -648,7 +648,7 @@ int cit__key_create_ex(json_t **out, cit_ctx *ctx, const cit_key_create_options 
     if (opt->template_name && (r = cit__template_for(opt->template_name, "key", &tpl)) < 0)
         return r;
     if (tpl && strcmp(tpl->name, "attestation-ak") == 0) /* an AK: restricted, under the EK */
-        return cit_attest_ak_create(out, ctx, opt->path, opt->algorithm);
+        return cit_attest_ak_create_ex(out, ctx, opt->path, opt->algorithm, opt->persist);
     if (!alg && tpl)
         alg = tpl->algorithm;
     _cleanup_free_ char *def_alg = NULL;
@@ -771,7 +771,7 @@ int cit__key_create_ex(json_t **out, cit_ctx *ctx, const cit_key_create_options 
         cit__store_rollback(s);
         if (o.persistent_handle) { /* undo, reporting the failure that made us undo */
             cit_error saved = *cit_error_last();
-            evict(ctx, o.persistent_handle);
+            cit__evict_handle(ctx, o.persistent_handle);
             cit_error_restore(&saved);
         }
         goto done;
@@ -1380,7 +1380,7 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
      * orphan `doctor` reports, never a store entry pointing at nothing. */
     json_t *warnings = json_array();
     for (size_t k = 0; k < nh; k++)
-        if ((handles[k] >> 24 == TPM2_HT_NV_INDEX ? cit__nv_undefine(ctx, handles[k]) : evict(ctx, handles[k])) < 0) {
+        if ((handles[k] >> 24 == TPM2_HT_NV_INDEX ? cit__nv_undefine(ctx, handles[k]) : cit__evict_handle(ctx, handles[k])) < 0) {
             json_array_append_new(warnings, json_sprintf("TPM handle 0x%08x was not removed: %s", handles[k],
                                                          cit_error_last()->message));
             cit_error_clear();
@@ -1578,7 +1578,7 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
     if (r == 0 && handle) {
         /* the new version takes the same handle (tools may know it by number); if anything
          * below fails the old version is put back there */
-        r = evict(ctx, handle);
+        r = cit__evict_handle(ctx, handle);
         if (r == 0) {
             swapped = true;
             r = persist(ctx, &o, v.version, handle, &handle);
@@ -1602,7 +1602,7 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
             cit_error saved = *cit_error_last();
             cit_object prev = o;
             prev.version = old;
-            if (evict(ctx, handle) < 0 || persist(ctx, &prev, old, handle, &handle) < 0 || cit__ctx_tpm_sync(ctx) < 0) {
+            if (cit__evict_handle(ctx, handle) < 0 || persist(ctx, &prev, old, handle, &handle) < 0 || cit__ctx_tpm_sync(ctx) < 0) {
                 cit_error_restore(&saved);
                 cit_error_cause("the previous version could not be put back at 0x%08x: run `citadel tpm doctor`",
                                 handle);

@@ -80,3 +80,6 @@ int cit__baseline_compare(cit_ctx *ctx, const char *name, const json_t *pcrs, js
  * ({bank: {index: hex}}, a verified quote's): [{authority, approval, approved}]. -1 (nothing
  * recorded) when the context has no workspace. */
 int cit__approvals_covering(cit_ctx *ctx, const json_t *pcrs, json_t **out);
+/* A free citadel persistent handle (0x81000100-0x810001ff); evict one (0 when already gone). */
+int cit__free_persistent_handle(cit_ctx *ctx, uint32_t *out);
+int cit__evict_handle(cit_ctx *ctx, uint32_t handle);
