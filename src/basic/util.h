@@ -7,6 +7,13 @@
 
 /* Hex encode len bytes into a newly allocated NUL-terminated string (lowercase). NULL on OOM. */
 char *cit_hex_encode(const uint8_t *buf, size_t len);
+/* Writes v big-endian (TPM byte order) at p. */
+static inline void cit_put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
 /* Decode hex (even length, case-insensitive, no separators) into a new buffer.
  * Returns 0, -EINVAL on bad input, -ENOMEM. */
 int cit_hex_decode(uint8_t **out, size_t *out_len, const char *hex);

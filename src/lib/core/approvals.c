@@ -17,8 +17,6 @@
 #include "crypto/crypto.h"
 #include "ctx.h"
 
-static const char *actor(cit_store *s) { return cit__store_actor(s); }
-
 static json_t *row_json(sqlite3_stmt *st) {
     char req[32] = "", dec[32] = "";
     cit_time_rfc3339(req, sizeof req, sqlite3_column_int64(st, 7));
@@ -90,7 +88,7 @@ int cit__approval_gate(cit_ctx *ctx, const cit_object *o, TPMI_ALG_HASH halg, co
             sqlite3_bind_int(st, 3, o->version);
             sqlite3_bind_text(st, 4, cit__hash_name(halg), -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 5, hex, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 6, actor(s), -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 6, cit__store_actor(s), -1, SQLITE_STATIC);
             sqlite3_bind_int64(st, 7, (int64_t)time(NULL));
             if (sqlite3_step(st) != SQLITE_DONE)
                 r = cit__store_error(s, "cannot record the approval request");
@@ -241,8 +239,8 @@ _public_ int cit_approval_decide(json_t **out, cit_ctx *ctx, int64_t id, bool ap
     }
     sqlite3_stmt *st;
     r = cit__store_begin(s);
-    if (r == 0 && strcmp(actor(s), json_string_value(json_object_get(row, "requested_by")) ?: "") == 0) {
-        r = cit_error_set(CIT_E_APPROVAL_REQUIRED, "%s asked for request %lld and cannot decide it too", actor(s),
+    if (r == 0 && strcmp(cit__store_actor(s), json_string_value(json_object_get(row, "requested_by")) ?: "") == 0) {
+        r = cit_error_set(CIT_E_APPROVAL_REQUIRED, "%s asked for request %lld and cannot decide it too", cit__store_actor(s),
                           (long long)id);
         cit_error_cause("under two-person, the approver is another operator than the requester");
         cit_error_step("another operator decides it (on a shared account, each sets CITADEL_ACTOR to their name)");
@@ -259,7 +257,7 @@ _public_ int cit_approval_decide(json_t **out, cit_ctx *ctx, int64_t id, bool ap
                                "WHERE id = ? AND status = 'pending'");
     if (r == 0) {
         sqlite3_bind_text(st, 1, approve ? "approved" : "denied", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, actor(s), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, cit__store_actor(s), -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
         if (reason)
             sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);

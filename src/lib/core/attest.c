@@ -833,13 +833,6 @@ _public_ int cit_attest_verify(json_t **out, cit_ctx *ctx, const char *quote_fil
 #define CRED_SECRET_MAX 64     /* a TPM2B_DIGEST */
 #define CRED_FILE_MAX (64 * 1024)
 
-static void put_be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 /* KDFa (SP 800-108 counter mode with HMAC): label includes its terminating NUL. */
 static int kdfa(TPMI_ALG_HASH alg, const uint8_t *key, size_t kl, const char *label, const uint8_t *u, size_t ul,
                 const uint8_t *v, size_t vl, size_t bits, uint8_t *out) {
@@ -851,7 +844,7 @@ static int kdfa(TPMI_ALG_HASH alg, const uint8_t *key, size_t kl, const char *la
         return cit_error_set(CIT_E_INTERNAL, "KDFa arguments out of range");
     for (uint32_t i = 1; done < bytes; i++) {
         size_t off = 0;
-        put_be32(buf, i);
+        cit_put_be32(buf, i);
         off = 4;
         memcpy(buf + off, label, ll);
         off += ll;
@@ -861,7 +854,7 @@ static int kdfa(TPMI_ALG_HASH alg, const uint8_t *key, size_t kl, const char *la
         if (vl)
             memcpy(buf + off, v, vl);
         off += vl;
-        put_be32(buf + off, (uint32_t)bits);
+        cit_put_be32(buf + off, (uint32_t)bits);
         off += 4;
         unsigned int n = 0;
         if (!HMAC(md, key, (int)kl, buf, off, h, &n))
@@ -884,7 +877,7 @@ static int kdfe(TPMI_ALG_HASH alg, const uint8_t *z, size_t zl, const char *labe
         return cit_error_set(CIT_E_INTERNAL, "KDFe arguments out of range");
     for (uint32_t i = 1; done < bytes; i++) {
         size_t off = 4, n = 0;
-        put_be32(buf, i);
+        cit_put_be32(buf, i);
         memcpy(buf + off, z, zl);
         off += zl;
         memcpy(buf + off, label, ll);
@@ -1055,8 +1048,8 @@ _public_ int cit_attest_credential_make(json_t **out, const char *ek_pub_file, c
     blob.size = (UINT16)(2 + ml + el);
     uint8_t file[8 + sizeof(TPM2B_ID_OBJECT) + sizeof(TPM2B_ENCRYPTED_SECRET)];
     size_t fo = 8, bo = 0, so = 0;
-    put_be32(file, CRED_MAGIC);
-    put_be32(file + 4, 1);
+    cit_put_be32(file, CRED_MAGIC);
+    cit_put_be32(file + 4, 1);
     uint8_t bb[sizeof(TPM2B_ID_OBJECT)], sb[sizeof(TPM2B_ENCRYPTED_SECRET)];
     if (Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, bb, sizeof bb, &bo) != TSS2_RC_SUCCESS ||
         Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&enc, sb, sizeof sb, &so) != TSS2_RC_SUCCESS) {

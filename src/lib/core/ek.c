@@ -72,13 +72,6 @@ static int unknown_algorithm(const char *algorithm) {
 
 /* ---- policies and templates --------------------------------------------------------------- */
 
-static void put_u32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 int cit__ek_policy_a(TPMI_ALG_HASH alg, TPM2B_DIGEST *out) {
     size_t n = cit__hash_size(alg);
     if (alg != TPM2_ALG_SHA256 && alg != TPM2_ALG_SHA384)
@@ -86,8 +79,8 @@ int cit__ek_policy_a(TPMI_ALG_HASH alg, TPM2B_DIGEST *out) {
     /* PolicySecret: H(H(0...0 || TPM_CC_PolicySecret || name(TPM_RH_ENDORSEMENT)) || policyRef) */
     uint8_t buf[64 + 8];
     memset(buf, 0, n);
-    put_u32(buf + n, TPM2_CC_PolicySecret);
-    put_u32(buf + n + 4, TPM2_RH_ENDORSEMENT);
+    cit_put_be32(buf + n, TPM2_CC_PolicySecret);
+    cit_put_be32(buf + n + 4, TPM2_RH_ENDORSEMENT);
     uint8_t md[EVP_MAX_MD_SIZE], md2[EVP_MAX_MD_SIZE];
     size_t ml = 0, ml2 = 0;
     int r = cit__digest(alg, buf, n + 8, md, &ml);
@@ -110,7 +103,7 @@ int cit__ek_policy_b(TPMI_ALG_HASH alg, TPM2B_DIGEST *out) {
     /* PolicyOR: H(0...0 || TPM_CC_PolicyOR || PolicyA || PolicyC) */
     uint8_t buf[3 * 64 + 4];
     memset(buf, 0, n);
-    put_u32(buf + n, TPM2_CC_PolicyOR);
+    cit_put_be32(buf + n, TPM2_CC_PolicyOR);
     memcpy(buf + n + 4, a.buffer, n);
     memcpy(buf + 2 * n + 4, c, n);
     uint8_t md[EVP_MAX_MD_SIZE];
@@ -482,6 +475,17 @@ int cit__ek_load(cit_ctx *ctx, const char *algorithm, ESYS_TR *handle, TPM2B_PUB
     if (r == 0)
         r = load_with_source(ctx, p, handle, pub, source, sizeof source);
     return r;
+}
+
+/* The EK's public key as OpenSSL sees it (derived, then flushed). */
+static int ek_public_key(cit_ctx *ctx, const cit_ek_profile *p, EVP_PKEY **ek) {
+    ESYS_TR h = ESYS_TR_NONE;
+    TPM2B_PUBLIC pub;
+    char source[128];
+    int r = load_with_source(ctx, p, &h, &pub, source, sizeof source);
+    if (h != ESYS_TR_NONE)
+        cit__tpm_flush(ctx->tpm, &h);
+    return r < 0 ? r : cit__pubkey_from_tpm(ek, &pub);
 }
 
 int cit__ek_policy_session(cit_ctx *ctx, const TPM2B_PUBLIC *ek_pub, ESYS_TR *session) {
@@ -916,13 +920,7 @@ _public_ int cit_ek_cert_import(json_t **out, cit_ctx *ctx, const char *algorith
     r = open_tpm(ctx, &t);
     if (r < 0)
         goto done;
-    ESYS_TR h = ESYS_TR_NONE;
-    TPM2B_PUBLIC pub;
-    char source[128];
-    r = load_with_source(ctx, p, &h, &pub, source, sizeof source);
-    cit__tpm_flush(t, &h);
-    if (r == 0)
-        r = cit__pubkey_from_tpm(&ek, &pub);
+    r = ek_public_key(ctx, p, &ek);
     if (r < 0)
         goto done;
     bool match = EVP_PKEY_eq(X509_get0_pubkey(x), ek) == 1;
@@ -1081,13 +1079,7 @@ _public_ int cit_ek_verify(json_t **out, cit_ctx *ctx, const char *algorithm, co
         r = read_cert(ctx, p, &x, NULL, NULL);
     if (r < 0)
         goto done;
-    ESYS_TR h = ESYS_TR_NONE;
-    TPM2B_PUBLIC pub;
-    char source[128];
-    r = load_with_source(ctx, p, &h, &pub, source, sizeof source);
-    cit__tpm_flush(t, &h);
-    if (r == 0)
-        r = cit__pubkey_from_tpm(&ek, &pub);
+    r = ek_public_key(ctx, p, &ek);
     if (r < 0)
         goto done;
     cit_tpm_attrs attrs;

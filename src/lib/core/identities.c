@@ -59,7 +59,7 @@ static int find_identity(cit_ctx *ctx, const char *name, cit_object *o) {
     return r;
 }
 
-static bool is_authority(const cit_object *o) {
+bool cit__is_authority(const cit_object *o) {
     json_t *meta = NULL;
     json_t *id = identity_meta(o, &meta); /* json_is_true evaluates its argument twice */
     bool b = json_is_true(json_object_get(id, "authority"));
@@ -69,7 +69,7 @@ static bool is_authority(const cit_object *o) {
 
 static int find_authority(cit_ctx *ctx, const char *name, cit_object *o) {
     int r = find_identity(ctx, name, o);
-    if (r == 0 && !is_authority(o)) {
+    if (r == 0 && !cit__is_authority(o)) {
         r = cit_error_set(CIT_E_OBJECT_KIND, "%s is not an authority", name);
         cit_error_cause("authorities are made with `citadel tpm identity init NAME --authority`");
         cit_error_context("path", "%s", name);
@@ -166,12 +166,6 @@ static int approval_hash(const uint8_t *digest, size_t len, const TPM2B_DIGEST *
     return cit__digest(TPM2_ALG_SHA256, buf, len + ref->size, out, &n);
 }
 
-static void check(json_t *checks, const char *assertion, bool ok, const char *detail) {
-    if (checks)
-        json_array_append_new(checks, json_pack("{s:s,s:s,s:s}", "assertion", assertion, "status", ok ? "pass" : "fail",
-                                                "detail", detail));
-}
-
 /* Causes for a refused approval: the approved PCR values against the values now. */
 static void explain_stale(cit_tpm *t, const char *pcrs_json) {
     cit_error saved = *cit_error_last();
@@ -232,7 +226,7 @@ int cit__policy_authorize(void *env, cit_tpm *t, ESYS_TR s, const json_t *ab, co
     if (step != SQLITE_ROW) {
         sqlite3_finalize(q);
         free(now_hex);
-        check(checks, "authorized_by", false, "the authority has approved no state");
+        cit__policy_check(checks, "authorized_by", false, "the authority has approved no state");
         cit_error_set(CIT_E_POLICY_FAIL, "%s has approved no state of these PCRs yet", authority);
         cit_error_cause("an identity authorized by %s signs only in states it approved", authority);
         cit_error_step("approve the state now: `citadel tpm policy approve --authority %s --pcr LIST`", authority);
@@ -272,7 +266,7 @@ int cit__policy_authorize(void *env, cit_tpm *t, ESYS_TR s, const json_t *ab, co
         goto done;
     rc = Esys_VerifySignature(t->esys, kh, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &ah, &sig, &ticket);
     if (rc != TSS2_RC_SUCCESS) {
-        check(checks, "authorized_by", false, "the TPM rejected the approval's signature");
+        cit__policy_check(checks, "authorized_by", false, "the TPM rejected the approval's signature");
         r = cit_error_set(CIT_E_POLICY_FAIL, "the TPM rejected the signature of approval %lld by %s",
                           (long long)approval_id, authority);
         cit_error_cause("the stored approval was not made by the authority's key, or was modified");
@@ -285,7 +279,7 @@ int cit__policy_authorize(void *env, cit_tpm *t, ESYS_TR s, const json_t *ab, co
     rc = Esys_PolicyAuthorize(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &approved, &ref, &kname, ticket);
     char det[128];
     snprintf(det, sizeof det, "approval %lld by %s", (long long)approval_id, authority);
-    check(checks, "authorized_by", rc == TSS2_RC_SUCCESS, rc == TSS2_RC_SUCCESS ? det : "no approval covers the PCR state now");
+    cit__policy_check(checks, "authorized_by", rc == TSS2_RC_SUCCESS, rc == TSS2_RC_SUCCESS ? det : "no approval covers the PCR state now");
     if (rc != TSS2_RC_SUCCESS) {
         r = cit_error_set(CIT_E_POLICY_FAIL, "the TPM refused: %s has not approved the PCR state now", authority);
         cit_error_cause(matches ? "the approval's digest matches, but the TPM refused it"
@@ -628,7 +622,7 @@ _public_ int cit_identity_show(json_t **out, cit_ctx *ctx, const char *name) {
                 json_object_set_new(j, "certificate", c);
         }
         cit__version_clear(&v);
-        if (is_authority(&o)) {
+        if (cit__is_authority(&o)) {
             json_t *deps = json_array();
             authority_dependents(ctx->store, &o, deps);
             json_object_set_new(j, "authorizes", deps);
@@ -688,7 +682,7 @@ _public_ int cit_identity_list(json_t **out, cit_ctx *ctx) {
 }
 
 int cit__authority_guard(cit_ctx *ctx, const cit_object *o, const char *what) {
-    if (!o->metadata || !is_authority(o))
+    if (!o->metadata || !cit__is_authority(o))
         return 0;
     json_t *deps = json_array();
     int r = authority_dependents(ctx->store, o, deps);

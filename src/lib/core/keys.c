@@ -1088,7 +1088,7 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
     r = cit__require_active(&o);
     if (r < 0)
         goto done;
-    if (o.metadata && strstr(o.metadata, "\"usage\":\"authority\"")) {
+    if (cit__is_authority(&o)) {
         /* an authority's signature over 32 bytes is an approval: only `policy approve` makes them */
         r = cit_error_set(CIT_E_OBJECT_KIND, "%s is an authority: it signs approvals only", o.path);
         cit_error_cause("a signature by an authority over a policy digest unlocks the identities it authorizes");

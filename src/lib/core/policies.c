@@ -12,6 +12,25 @@
 
 static int bank_check(const char *bank);
 
+/* The canonical policy of command-line flags: the PCRs in mask (values left to resolve), the
+ * object's password, an authority. */
+static json_t *policy_from_flags(const char *name, uint32_t mask, const char *bank, bool auth,
+                                 const char *authorized_by) {
+    json_t *req = json_object();
+    if (mask) {
+        json_t *a = json_array();
+        for (int i = 0; i < 24; i++)
+            if (mask & (1u << i))
+                json_array_append_new(a, json_pack("{s:i,s:s}", "index", i, "bank", bank ? bank : "sha256"));
+        json_object_set_new(req, "pcr", a);
+    }
+    if (auth)
+        json_object_set_new(req, "auth_value", json_true());
+    if (authorized_by)
+        json_object_set_new(req, "authorized_by", json_pack("{s:s}", "authority", authorized_by));
+    return json_pack("{s:s,s:o}", "name", name, "requires", req);
+}
+
 static int store_policy(cit_ctx *ctx, json_t *pol, const char *source, bool replace, json_t **out) {
     cit_store *s = ctx->store;
     const char *name = json_string_value(json_object_get(pol, "name"));
@@ -115,17 +134,7 @@ _public_ int cit_policy_create(json_t **out, cit_ctx *ctx, const char *name, con
     }
     if ((r = bank_check(bank)) < 0)
         return r;
-    json_t *req = json_object();
-    if (mask) {
-        json_t *a = json_array();
-        for (int i = 0; i < 24; i++)
-            if (mask & (1u << i))
-                json_array_append_new(a, json_pack("{s:i,s:s}", "index", i, "bank", bank ? bank : "sha256"));
-        json_object_set_new(req, "pcr", a);
-    }
-    if (password)
-        json_object_set_new(req, "auth_value", json_true());
-    json_t *pol = json_pack("{s:s,s:o}", "name", name, "requires", req);
+    json_t *pol = policy_from_flags(name, mask, bank, password, NULL);
     cit_store *s;
     static const char *const ops[] = {"TPM2_PCR_Read", NULL};
     r = cit__ctx_store_or_plan(ctx, &s, out, "create and store a policy", ops);
@@ -310,16 +319,8 @@ int cit__policy_for_object(cit_ctx *ctx, const char *path, const char *pcrs, con
                                                        : "the PCR list names no PCR");
         return CIT_E_PCR_INVALID;
     }
-    json_t *req = json_object(), *a = json_array();
-    for (int i = 0; i < 24; i++)
-        if (mask & (1u << i))
-            json_array_append_new(a, json_pack("{s:i,s:s}", "index", i, "bank", bank ? bank : "sha256"));
-    json_object_set_new(req, "pcr", a);
-    if (auth)
-        json_object_set_new(req, "auth_value", json_true());
-    if (authorized_by)
-        json_object_set_new(req, "authorized_by", json_pack("{s:s}", "authority", authorized_by));
-    json_t *p = json_pack("{s:s,s:o}", "name", path, "requires", req);
+    json_t *p = policy_from_flags(path, mask, bank, auth, authorized_by);
+    json_t *req = json_object_get(p, "requires");
     cit_tpm *t;
     TPM2B_DIGEST d;
     r = cit__authority_resolve(ctx, json_object_get(req, "authorized_by"));

@@ -14,8 +14,37 @@
 #include "ctx.h"
 #include "policy/policy.h"
 
+/* The PCR values now, each bank read once for the whole report. */
+typedef struct pcr_now {
+    cit_tpm *t;
+    int n;
+    TPMI_ALG_HASH alg[8];
+    char *v[8][24];
+} pcr_now;
+
+static int pcr_now_get(pcr_now *c, TPMI_ALG_HASH alg, int idx, const char **out) {
+    int b = 0;
+    while (b < c->n && c->alg[b] != alg)
+        b++;
+    if (b == c->n) {
+        if (c->n == 8)
+            return cit_error_set(CIT_E_INTERNAL, "too many PCR banks");
+        int r = cit__pcr_read(c->t, alg, 0xffffffu, c->v[b]);
+        if (r < 0)
+            return r;
+        c->alg[c->n++] = alg;
+    }
+    *out = c->v[b][idx];
+    return 0;
+}
+
+static void pcr_now_free(pcr_now *c) {
+    for (int b = 0; b < c->n; b++)
+        cit__pcr_values_free(c->v[b]);
+}
+
 /* Compares [{index, bank, value}] entries with the PCRs now: changed entries appended to ch. */
-static int compare_entries(cit_tpm *t, const json_t *pcrs, json_t *ch) {
+static int compare_entries(pcr_now *t, const json_t *pcrs, json_t *ch) {
     size_t i;
     json_t *e;
     json_array_foreach(pcrs, i, e) {
@@ -25,20 +54,18 @@ static int compare_entries(cit_tpm *t, const json_t *pcrs, json_t *ch) {
         const char *want = json_string_value(json_object_get(e, "value"));
         if (!want || idx < 0 || idx > 23 || cit__hash_from_name(bank, &alg) < 0)
             continue;
-        char *values[24] = {0};
-        int r = cit__pcr_read(t, alg, 1u << idx, values);
+        const char *now = NULL;
+        int r = pcr_now_get(t, alg, idx, &now);
         if (r < 0)
             return r;
-        if (values[idx] && strcmp(values[idx], want) != 0)
-            json_array_append_new(ch, json_pack("{s:i,s:s,s:s,s:s}", "pcr", idx, "bank", bank, "bound", want, "now",
-                                                values[idx]));
-        cit__pcr_values_free(values);
+        if (now && strcmp(now, want) != 0)
+            json_array_append_new(ch, json_pack("{s:i,s:s,s:s,s:s}", "pcr", idx, "bank", bank, "bound", want, "now", now));
     }
     return 0;
 }
 
 /* The PCR values now for an authorized policy's pcr list, and whether an approval covers them. */
-static int authorized_state(cit_ctx *ctx, cit_tpm *t, const json_t *req, bool *approved) {
+static int authorized_state(cit_ctx *ctx, pcr_now *t, const json_t *req, bool *approved) {
     json_t *pcrs = json_deep_copy(json_object_get(req, "pcr"));
     size_t i;
     json_t *e;
@@ -46,13 +73,12 @@ static int authorized_state(cit_ctx *ctx, cit_tpm *t, const json_t *req, bool *a
     json_array_foreach(pcrs, i, e) {
         TPMI_ALG_HASH alg;
         int idx = (int)json_integer_value(json_object_get(e, "index"));
-        char *values[24] = {0};
+        const char *now = NULL;
         if (idx < 0 || idx > 23 || cit__hash_from_name(json_string_value(json_object_get(e, "bank")) ?: "sha256", &alg) < 0)
             continue;
-        if ((r = cit__pcr_read(t, alg, 1u << idx, values)) < 0)
+        if ((r = pcr_now_get(t, alg, idx, &now)) < 0)
             break;
-        json_object_set_new(e, "value", json_string(values[idx] ? values[idx] : ""));
-        cit__pcr_values_free(values);
+        json_object_set_new(e, "value", json_string(now ? now : ""));
     }
     TPM2B_DIGEST d, ref;
     if (r == 0)
@@ -104,9 +130,10 @@ _public_ int cit_recover_boot_change(json_t **out, cit_ctx *ctx) {
     int r = cit__ctx_store_or_plan(ctx, &s, out, "show which PCR-bound objects a boot change locked (reads only)", ops);
     if (r != 0)
         return r < 0 ? r : 0;
-    cit_tpm *t;
-    if ((r = cit__ctx_tpm(ctx, &t)) < 0)
+    pcr_now now = {0};
+    if ((r = cit__ctx_tpm(ctx, &now.t)) < 0)
         return r;
+    pcr_now *t = &now;
     cit_object *list = NULL;
     size_t n = 0;
     if ((r = cit__object_list(s, NULL, &list, &n)) < 0)
@@ -183,6 +210,7 @@ _public_ int cit_recover_boot_change(json_t **out, cit_ctx *ctx) {
         json_decref(meta);
     }
     cit__object_list_free(list, n);
+    pcr_now_free(&now);
     if (r < 0) {
         json_decref(objs);
         return r;

@@ -350,17 +350,10 @@ int cit__policy_resolve(json_t *policy, cit_tpm *t) { return resolve_block(json_
 
 /* ---- digest ---- */
 
-static void put32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 static int extend(uint8_t d[32], uint32_t cc, const uint8_t *data, size_t len) {
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     uint8_t ccb[4];
-    put32(ccb, cc);
+    cit_put_be32(ccb, cc);
     unsigned int n = 0;
     int ok = c && EVP_DigestInit_ex(c, cit__hash_md(TPM2_ALG_SHA256), NULL) == 1 && EVP_DigestUpdate(c, d, 32) == 1 &&
              EVP_DigestUpdate(c, ccb, 4) == 1 && (len == 0 || EVP_DigestUpdate(c, data, len) == 1) &&
@@ -520,7 +513,7 @@ bool cit__policy_needs_auth(const json_t *policy) {
 
 /* ---- running in a session ---- */
 
-static void check(json_t *checks, const char *assertion, bool ok, const char *detail) {
+void cit__policy_check(json_t *checks, const char *assertion, bool ok, const char *detail) {
     if (checks)
         json_array_append_new(checks, json_pack("{s:s,s:s,s:s}", "assertion", assertion, "status", ok ? "pass" : "fail",
                                                 "detail", detail));
@@ -566,7 +559,7 @@ static int run_authorized(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *chec
         rc = Esys_PolicyGetDigest(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &now);
     if (rc != TSS2_RC_SUCCESS)
         return cit__tss_error(t, CIT_E_POLICY_FAIL, rc, "TPM2_PolicyPCR failed");
-    check(checks, "pcr", true, "the PCR values now are asserted; the authority must have approved them");
+    cit__policy_check(checks, "pcr", true, "the PCR values now are asserted; the authority must have approved them");
     r = cit__policy_authorize(env, t, s, json_object_get(req, "authorized_by"), json_object_get(req, "pcr"), now,
                               checks);
     Esys_Free(now);
@@ -574,7 +567,7 @@ static int run_authorized(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *chec
         return r;
     if (json_is_true(json_object_get(req, "auth_value"))) {
         rc = Esys_PolicyAuthValue(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
-        check(checks, "auth_value", rc == TSS2_RC_SUCCESS, "the object's password is required at use");
+        cit__policy_check(checks, "auth_value", rc == TSS2_RC_SUCCESS, "the object's password is required at use");
         if (rc != TSS2_RC_SUCCESS)
             return cit__tss_error(t, CIT_E_POLICY_FAIL, rc, "TPM2_PolicyAuthValue failed");
     }
@@ -612,7 +605,7 @@ static int run_block(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *checks, v
                 chosen = (int)i;
         }
         if (chosen < 0) {
-            check(checks, "any_of", false, "no alternative matches the PCR values now");
+            cit__policy_check(checks, "any_of", false, "no alternative matches the PCR values now");
             cit_error_set(CIT_E_POLICY_FAIL, "no alternative of any_of is satisfied");
             return CIT_E_POLICY_FAIL;
         }
@@ -621,7 +614,7 @@ static int run_block(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *checks, v
         TSS2_RC rc = Esys_PolicyOR(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &list);
         char det[64];
         snprintf(det, sizeof det, "alternative %d of %u", chosen + 1, list.count);
-        check(checks, "any_of", rc == TSS2_RC_SUCCESS, det);
+        cit__policy_check(checks, "any_of", rc == TSS2_RC_SUCCESS, det);
         if (rc != TSS2_RC_SUCCESS)
             return cit__tss_error(t, CIT_E_POLICY_FAIL, rc, "TPM2_PolicyOR failed");
     }
@@ -643,7 +636,7 @@ static int run_block(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *checks, v
             return r;
         /* with the expected digest given, the TPM itself refuses when the values differ */
         TSS2_RC rc = Esys_PolicyPCR(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pd, &sel);
-        check(checks, "pcr", rc == TSS2_RC_SUCCESS, rc == TSS2_RC_SUCCESS ? "the PCR values match" : mm);
+        cit__policy_check(checks, "pcr", rc == TSS2_RC_SUCCESS, rc == TSS2_RC_SUCCESS ? "the PCR values match" : mm);
         if (rc != TSS2_RC_SUCCESS) {
             cit_error_set(CIT_E_POLICY_FAIL, "the TPM refused the PCR assertion");
             if (mm[0])
@@ -656,7 +649,7 @@ static int run_block(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *checks, v
     if (loc) {
         TSS2_RC rc = Esys_PolicyLocality(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, locality_bits(loc));
         bool zero_ok = (locality_bits(loc) & 1) != 0;
-        check(checks, "locality", rc == TSS2_RC_SUCCESS && zero_ok,
+        cit__policy_check(checks, "locality", rc == TSS2_RC_SUCCESS && zero_ok,
               zero_ok ? "citadel runs at locality 0, which the policy allows"
                       : "citadel runs at locality 0, which the policy does not allow: uses will fail");
         if (rc != TSS2_RC_SUCCESS)
@@ -668,7 +661,7 @@ static int run_block(cit_tpm *t, const json_t *req, ESYS_TR s, json_t *checks, v
     }
     if (json_is_true(json_object_get(req, "auth_value"))) {
         TSS2_RC rc = Esys_PolicyAuthValue(t->esys, s, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
-        check(checks, "auth_value", rc == TSS2_RC_SUCCESS, "the object's password is required at use");
+        cit__policy_check(checks, "auth_value", rc == TSS2_RC_SUCCESS, "the object's password is required at use");
         if (rc != TSS2_RC_SUCCESS)
             return cit__tss_error(t, CIT_E_POLICY_FAIL, rc, "TPM2_PolicyAuthValue failed");
     }

@@ -34,6 +34,8 @@ int cit__policy_approval_ref(const json_t *pcrs, TPM2B_DIGEST *ref);
  * comes from the TPM. */
 int cit__policy_authorize(void *env, cit_tpm *t, ESYS_TR session, const json_t *authorized_by, const json_t *pcrs,
                           const TPM2B_DIGEST *now, json_t *checks);
+/* Appends {"assertion","status","detail"} to checks (when not NULL): policy test's report. */
+void cit__policy_check(json_t *checks, const char *assertion, bool ok, const char *detail);
 /* Whether the policy asks for the object's auth value (PolicyAuthValue). */
 bool cit__policy_needs_auth(const json_t *policy);
 /* Plain-language description. */

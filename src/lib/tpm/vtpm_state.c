@@ -11,13 +11,6 @@
 
 static const char MAGIC[8] = {'C', 'I', 'T', 'V', 'T', 'P', 'M', '\n'};
 
-static void put32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 static uint32_t get32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
@@ -129,15 +122,15 @@ int cit__vtpm_state_save(const cit_vtpm_state *st, const char *path) {
     size_t off = 0;
     memcpy(buf, MAGIC, sizeof(MAGIC));
     off += sizeof(MAGIC);
-    put32(buf + off, 1);
-    put32(buf + off + 4, (uint32_t)st->n);
+    cit_put_be32(buf + off, 1);
+    cit_put_be32(buf + off + 4, (uint32_t)st->n);
     off += 8;
     for (int i = 0; i < st->n; i++) {
         size_t nl = strlen(st->blobs[i].name);
         buf[off++] = (uint8_t)nl;
         memcpy(buf + off, st->blobs[i].name, nl);
         off += nl;
-        put32(buf + off, (uint32_t)st->blobs[i].len);
+        cit_put_be32(buf + off, (uint32_t)st->blobs[i].len);
         off += 4;
         memcpy(buf + off, st->blobs[i].data, st->blobs[i].len);
         off += st->blobs[i].len;
