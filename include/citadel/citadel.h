@@ -379,6 +379,64 @@ int cit_ima_show(json_t **out, const char *file, const char *pcrs);
  * template hashes, and sha1/sha256 recomputed from the template data when every entry has it. */
 int cit_ima_replay(json_t **out, const char *file);
 
+/* ---- the audit log (docs/audit-format.md) ---- */
+/* One entry to append: stream NULL = "default"; event a type name ([a-z0-9._/:-], 1..64);
+ * payload at most 1 MiB (secret-tier streams encrypt it under the audit key). */
+typedef struct cit_audit_record {
+    const char *stream;
+    const char *event;
+    const uint8_t *payload;
+    size_t payload_len;
+} cit_audit_record;
+/* Appends n entries in one transaction (the batched API daemons use): all or none. The first
+ * new sequence number into *first_seqno (the rest follow in order). Refuses to append to a
+ * store that was rolled back or has entries the log never wrote (CIT_E_AUDIT_ROLLBACK,
+ * CIT_E_AUDIT_ENTRY_INSERTED). */
+int cit_audit_append_batch(cit_ctx *ctx, const cit_audit_record *recs, size_t n, int64_t *first_seqno);
+int cit_audit_append(json_t **out, cit_ctx *ctx, const char *stream, const char *event, const uint8_t *payload,
+                     size_t len);
+int cit_audit_head(json_t **out, cit_ctx *ctx, const char *stream);
+/* decrypt: open secret-tier payloads (needs the TPM); otherwise they are shown as sealed. */
+int cit_audit_show(json_t **out, cit_ctx *ctx, int64_t seqno, bool decrypt);
+/* The hash chain from genesis and the anti-rollback records; the first failure's code (and
+ * first_bad_seqno in the result and the error context) when it does not hold. */
+int cit_audit_chain_verify(json_t **out, cit_ctx *ctx);
+int cit_audit_segments_close(json_t **out, cit_ctx *ctx);
+int cit_audit_segments_list(json_t **out, cit_ctx *ctx);
+/* RFC 9162 inclusion proof of entry seqno in the tree of tree_size entries (0: the latest
+ * sealed segment's), and consistency proof between two tree sizes (new_size 0: the log). */
+int cit_audit_prove(json_t **out, cit_ctx *ctx, int64_t seqno, int64_t tree_size);
+int cit_audit_prove_consistency(json_t **out, cit_ctx *ctx, int64_t old_size, int64_t new_size);
+/* Verifies a proof file (the JSON of audit prove) without a store. */
+int cit_audit_proof_check(json_t **out, const char *proof_file);
+/* Anti-rollback: the store against the head file and the TPM NV counter. accept: make the
+ * store's head the acknowledged one (after a deliberate restore), logged as an entry. */
+int cit_audit_rollback(json_t **out, cit_ctx *ctx, bool accept);
+int cit_audit_stream_create(json_t **out, cit_ctx *ctx, const char *name, const char *tier);
+int cit_audit_stream_list(json_t **out, cit_ctx *ctx);
+/* The master KEK for secret-tier payloads, sealed in the TPM. */
+int cit_audit_key_create(json_t **out, cit_ctx *ctx);
+int cit_audit_key_rotate(json_t **out, cit_ctx *ctx);
+int cit_audit_key_show(json_t **out, cit_ctx *ctx);
+/* A C2SP tlog-checkpoint for segment (0: the latest), signed in the TPM by the ECC P-256
+ * identity (or key) at identity. */
+int cit_audit_sign(json_t **out, cit_ctx *ctx, const char *identity, int64_t segment);
+/* Everything from genesis: chain, segment roots, anti-rollback, every checkpoint's signature
+ * and consistency with the one before; witnesses > 0 requires that many valid co-signatures
+ * on the latest checkpoint. */
+int cit_audit_verify(json_t **out, cit_ctx *ctx, int witnesses);
+/* The latest checkpoint with consistency proofs from the earlier ones (from > 0: only from
+ * that tree size), for witnesses. output: file or NULL. */
+int cit_audit_publish(json_t **out, cit_ctx *ctx, int64_t from, const char *output);
+/* Witness side: checks a publish file against the log key pinned for its origin (log_key_pem
+ * file the first time) and the tree it saw last, then co-signs with identity. */
+int cit_audit_witness_cosign(json_t **out, cit_ctx *ctx, const char *identity, const char *input,
+                             const char *log_key, const char *output);
+/* Log side: register a witness's public key (name, key PEM file), or import a receipt. */
+int cit_audit_witness_register(json_t **out, cit_ctx *ctx, const char *name, const char *key_file);
+int cit_audit_witness_import(json_t **out, cit_ctx *ctx, const char *receipt_file);
+int cit_audit_witness_list(json_t **out, cit_ctx *ctx);
+
 #ifdef __cplusplus
 }
 #endif

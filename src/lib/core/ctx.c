@@ -7,6 +7,7 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "core/audit.h"
 
 static char *default_store_path(void) {
     const char *env = getenv("TPM_STORE_PATH");
@@ -64,6 +65,8 @@ _public_ int cit_ctx_close(cit_ctx *ctx) {
         return 0;
     int r = 0;
     cit__key_cache_drop(ctx);
+    cit__audit_state_free(ctx);
+    cit__audit_keys_drop(ctx);
     if (ctx->tpm)
         r = cit__tpm_close(ctx->tpm);
     cit__store_close(ctx->store);

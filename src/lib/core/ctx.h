@@ -24,6 +24,10 @@ struct cit_ctx {
         uint8_t name[sizeof(TPMU_NAME) + 2]; /* the TPM name of what is loaded */
         size_t name_len;
     } key_cache;
+    /* The audit log writer's view of the head (audit.c) and unwrapped envelope keys
+     * (audit_kek.c); both dropped at close, the keys wiped. */
+    struct cit_audit_state *audit;
+    struct cit_audit_keys *audit_keys;
 };
 
 /* The initialised workspace's store (opened on first use). For the mock backend an in-memory
