@@ -1096,6 +1096,14 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
         cit_error_context("path", "%s", o.path);
         goto done;
     }
+    if (cit__is_audit_signer(&o)) {
+        /* a signature by an audit identity over a digest could pass for a checkpoint */
+        r = cit_error_set(CIT_E_OBJECT_KIND, "%s is an audit identity: it signs audit checkpoints only", o.path);
+        cit_error_cause("its signatures vouch for the audit log's state (`audit sign`, `measure sign`)");
+        cit_error_step("sign with another identity or key (`identity init NAME --usage code-signing`)");
+        cit_error_context("path", "%s", o.path);
+        goto done;
+    }
     if (cit__is_ed25519(&o)) {
         r = cit__ed25519_sign(out, ctx, &o, opt);
         goto done;

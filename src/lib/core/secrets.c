@@ -532,6 +532,12 @@ _public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, con
         r = cit__require_kind(&o, "secret");
     if (r == 0)
         r = cit__require_active(&o);
+    if (r == 0 && strcmp(o.algorithm, "audit-kek") == 0) {
+        r = cit_error_set(CIT_E_OBJECT_KIND, "%s is the audit log's key: it is never unsealed out of the log", path);
+        cit_error_cause("it wraps the data keys of secret-tier audit segments");
+        cit_error_step("read secret-tier entries with `citadel tpm audit show SEQNO`");
+        cit_error_context("path", "%s", path);
+    }
     if (r < 0) {
         cit__object_clear(&o);
         return r;
