@@ -1748,10 +1748,8 @@ int cit__audit_walk(cit_ctx *ctx, cit_store *s, json_t *report, int *code, int64
     verdict vr = {0};
     json_t *rb = json_object();
     r = rollback_check(ctx, s, count, &vr, rb, false);
-    json_t *rc = verdict_check("anti-rollback", &vr, "head file and NV counter agree with the store");
-    json_object_update(rc, rb);
-    json_decref(rb);
-    json_array_append_new(checks, rc);
+    json_array_append_new(checks, verdict_check("anti-rollback", &vr, "head file and NV counter agree with the store"));
+    json_object_set_new(report, "anti_rollback", rb);
     json_object_set_new(report, "entries", json_integer(count));
     const verdict *first = v.code ? &v : vs.code ? &vs : vr.code ? &vr : NULL;
     if (first) {

@@ -622,9 +622,8 @@ _public_ int cit_audit_verify(json_t **out, cit_ctx *ctx, int witnesses) {
     }
     char wdetail[128];
     snprintf(wdetail, sizeof wdetail, "%d valid co-signatures on the latest checkpoint (%d required)", valid, witnesses);
-    json_t *wc = check_json("witnesses", witnesses > valid ? CIT_E_AUDIT_WITNESSES_TOO_FEW : 0, wdetail);
-    json_object_set_new(wc, "receipts", wl);
-    json_array_append_new(checks, wc);
+    json_array_append_new(checks, check_json("witnesses", witnesses > valid ? CIT_E_AUDIT_WITNESSES_TOO_FEW : 0, wdetail));
+    json_object_set_new(report, "receipts", wl);
     if (!code && cpcode) {
         code = cpcode;
         snprintf(detail, sizeof detail, "%s", why);
