@@ -1134,29 +1134,27 @@ _public_ int cit_audit_chain_verify(json_t **out, cit_ctx *ctx) {
         fail_at(&v, CIT_E_AUDIT_TRUNCATED, count + 1,
                 "segment %" PRId64 " covers entries up to %" PRId64 " but the log ends at %" PRId64,
                 segs[nsegs - 1].id, segs[nsegs - 1].last, count);
-    json_t *report = json_object();
+    json_t *rb = json_object();
     if (r == 0)
-        r = rollback_check(ctx, s, count, &v, report, false);
+        r = rollback_check(ctx, s, count, &v, rb, false);
     free(segs);
     if (r < 0) {
-        json_decref(report);
+        json_decref(rb);
         return r;
     }
     uint64_t us = cit_now_usec() - t0;
-    json_object_set_new(report, "entries", json_integer(count));
-    json_object_set_new(report, "valid", json_boolean(!v.code));
-    json_object_set_new(report, "elapsed_ms", json_real((double)us / 1000.0));
+    json_t *report = json_pack("{s:b,s:I}", "valid", !v.code, "entries", (json_int_t)count);
     if (v.code) {
         char code[16];
         cit_code_format(code, sizeof code, v.code);
         json_object_set_new(report, "code", json_string(code));
         json_object_set_new(report, "first_bad_seqno", json_integer(v.first_bad));
         json_object_set_new(report, "detail", json_string(v.detail));
-        *out = report;
-        return verdict_error(&v, "the audit chain does not verify");
     }
+    json_object_set_new(report, "anti_rollback", rb);
+    json_object_set_new(report, "elapsed_ms", json_real((double)us / 1000.0));
     *out = report;
-    return 0;
+    return v.code ? verdict_error(&v, "the audit chain does not verify") : 0;
 }
 
 /* ---- anti-rollback ---- */

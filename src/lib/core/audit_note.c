@@ -638,15 +638,25 @@ _public_ int cit_audit_verify(json_t **out, cit_ctx *ctx, int witnesses) {
                             json_pack("{s:I,s:I,s:s}", "checkpoint", (json_int_t)cps[ncp - 1].id, "tree_size",
                                       (json_int_t)cps[ncp - 1].size, "identity", cps[ncp - 1].identity));
     cp_free(cps, ncp);
-    json_object_set_new(report, "valid", json_boolean(code == 0));
-    json_object_set_new(report, "elapsed_ms", json_real((double)(cit_now_usec() - t0) / 1000.0));
-    *out = report;
+    /* the verdict first, then the evidence */
+    json_t *res = json_pack("{s:b}", "valid", code == 0);
     if (code) {
         char cbuf[16];
         cit_code_format(cbuf, sizeof cbuf, code);
-        json_object_set_new(report, "code", json_string(cbuf));
-        json_object_set_new(report, "first_bad_seqno", json_integer(first_bad));
-        json_object_set_new(report, "detail", json_string(detail));
+        json_object_set_new(res, "code", json_string(cbuf));
+        json_object_set_new(res, "first_bad_seqno", json_integer(first_bad));
+        json_object_set_new(res, "detail", json_string(detail));
+    }
+    static const char *const order[] = {"entries", "checkpoints", "latest_checkpoint", "checks", "anti_rollback",
+                                        "receipts"};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (json_object_get(report, order[i]))
+            json_object_set(res, order[i], json_object_get(report, order[i]));
+    json_decref(report);
+    report = res;
+    json_object_set_new(report, "elapsed_ms", json_real((double)(cit_now_usec() - t0) / 1000.0));
+    *out = report;
+    if (code) {
         cit_error_set(code, "the audit log does not verify: %s", detail);
         if (first_bad)
             cit_error_context("first_bad_seqno", "%" PRId64, first_bad);
