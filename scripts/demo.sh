@@ -56,7 +56,30 @@ open("quote.sig", "wb").write(base64.b64decode(q["signature"]))
 open("ak.pem", "w").write(q["ak_public_pem"])
 PY
 step tpm2_checkquote -u ak.pem -m quote.msg -s quote.sig -q "$NONCE"
+
+echo
+echo "The audit log: entries, a segment whose checkpoint the TPM signs, an inclusion proof, a tamper."
+step "$CITADEL" tpm audit append --event release --payload 'citadel release 1.0 signed'
+step "$CITADEL" tpm audit append --event quote --payload "nonce $NONCE verified"
+step "$CITADEL" tpm audit segments close
+step "$CITADEL" tpm identity init audit-signer --usage audit >/dev/null
+step "$CITADEL" tpm audit sign --identity audit-signer
+step "$CITADEL" tpm audit prove 1 --output proof.json
+step "$CITADEL" tpm audit verify
+echo "Someone rewrites entry 1 in the store behind citadel's back:"
+python3 - "$TPM_STORE_PATH" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("UPDATE audit_entries SET payload = CAST('citadel release 1.0 NOT signed' AS BLOB) WHERE seqno = 1")
+c.commit()
+PY
+printf '\n\033[1m$ %s\033[0m\n' "$CITADEL tpm audit chain verify    # the tamper is found, with the first bad entry"
+if "$CITADEL" tpm audit chain verify; then
+    echo "demo: the audit chain verified after an entry was rewritten; that must not happen" >&2
+    exit 1
+fi
 step "$CITADEL" tpm status
 echo
 echo "Demo complete: the signature made in the TPM verified with openssl, the sealed secret was"
-echo "refused by the TPM once PCR 7 changed, and the quote verified with citadel and tpm2_checkquote."
+echo "refused by the TPM once PCR 7 changed, the quote verified with citadel and tpm2_checkquote,"
+echo "and the audit log caught an entry rewritten after its checkpoint was signed in the TPM."
