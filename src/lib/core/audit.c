@@ -8,6 +8,9 @@
 #include "audit.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -426,6 +429,35 @@ static int head_write(cit_store *s, const head_rec *committed, const head_rec *p
     return 0;
 }
 
+/* The head file's writers take an exclusive lock on STORE.audit-head.lock (after the store's
+ * write lock, never before), so one append's "committed" write after its COMMIT cannot land
+ * after the next append's "pending" write and move the head file backwards. */
+static int head_lock(cit_store *s, int *fd) {
+    *fd = -1;
+    if (in_memory(s))
+        return 0;
+    size_t n = strlen(s->path) + sizeof ".audit-head.lock";
+    _cleanup_free_ char *p = malloc(n);
+    if (!p)
+        return cit_error_set(CIT_E_INTERNAL, "out of memory");
+    snprintf(p, n, "%s.audit-head.lock", s->path);
+    int f = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0 || flock(f, LOCK_EX) < 0) {
+        int e = errno;
+        if (f >= 0)
+            close(f);
+        cit_error_set(CIT_E_AUDIT_HEAD_FILE, "cannot lock %s: %s", p, strerror(e));
+        return CIT_E_AUDIT_HEAD_FILE;
+    }
+    *fd = f;
+    return 0;
+}
+
+static void head_unlock(int fd) {
+    if (fd >= 0)
+        close(fd); /* releases the flock */
+}
+
 /* ---- reading the head and the tree ---- */
 
 /* The last entry (seqno 0 and a zero hash when empty). */
@@ -760,6 +792,9 @@ _public_ int cit_audit_append_batch(cit_ctx *ctx, const cit_audit_record *recs, 
     /* the head file names the new head before the commit (pending) and after it (committed):
      * a crash in between leaves a store the head file still accepts */
     head_file hf = {0};
+    int lock = -1;
+    if (r == 0)
+        r = head_lock(s, &lock);
     if (r == 0)
         r = head_read(s, &hf);
     head_rec newh = {.present = true, .seqno = ctx->audit ? ctx->audit->head : 0};
@@ -772,11 +807,13 @@ _public_ int cit_audit_append_batch(cit_ctx *ctx, const cit_audit_record *recs, 
         r = cit__store_commit(s);
     if (r < 0) {
         cit__store_rollback(s);
+        head_unlock(lock);
         if (have_saved)
             *ctx->audit = saved;
         return r;
     }
     (void)head_write(s, &newh, NULL, false); /* a failure here is caught as "pending" next time */
+    head_unlock(lock);
     if (first_seqno)
         *first_seqno = first;
     return 0;
@@ -1311,7 +1348,11 @@ _public_ int cit_audit_rollback(json_t **out, cit_ctx *ctx, bool accept) {
         json_decref(cv);
         head_rec h = {.present = true, .seqno = head};
         memcpy(h.hash, hash, 32);
-        if ((r = head_write(s, &h, NULL, true)) < 0)
+        int lock = -1;
+        if ((r = head_lock(s, &lock)) == 0)
+            r = head_write(s, &h, NULL, true);
+        head_unlock(lock);
+        if (r < 0)
             return r;
         cit__audit_state_free(ctx);
         char payload[160];
