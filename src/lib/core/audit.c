@@ -1280,7 +1280,10 @@ static int rollback_check(cit_ctx *ctx, cit_store *s, int64_t count, verdict *v,
         return r;
     json_t *nj = json_object();
     json_object_set_new(nj, "store_value", json_integer(dbc));
-    if (dbc > 0 || cit__object_find(s, COUNTER_PATH, &(cit_object){0}) == 0) {
+    cit_object co = {0};
+    bool counter_known = cit__object_find(s, COUNTER_PATH, &co) == 0;
+    cit__object_clear(&co);
+    if (dbc > 0 || counter_known) {
         cit_error_clear();
         if ((r = counter_read(ctx, &have_nv, &nv)) < 0) {
             json_decref(nj);
