@@ -345,6 +345,46 @@ int cit_attest_credential_activate(json_t **out, cit_ctx *ctx, const char *ak, c
 /* Every PCR-bound object against the PCRs now: {"bound","locked","objects":[{path, kind, state
  * (opens|locked), changed:[{pcr,bank,bound,now}], next_step}]}. Reads only. */
 int cit_recover_boot_change(json_t **out, cit_ctx *ctx);
+/* The recovery playbooks: tpm-cleared, handle-mismatch, profile-drift, boot-change,
+ * metadata-corruption, key-rotation. list: {"playbooks": [{name, summary, fires (true, false, or
+ * null with "error" when its detection could not run)}], "firing"}. Reads only. */
+int cit_recover_list(json_t **out, cit_ctx *ctx);
+/* One playbook: {name, summary, fires, detection: {check, ...findings}, steps, commands}; for
+ * boot-change the cit_recover_boot_change report. age_days: key-rotation's rotation age (negative: 365).
+ * *fires (may be NULL) tells whether the detection fires. CIT_E_USAGE (naming the playbooks) for
+ * an unknown name. */
+int cit_recover_show(json_t **out, cit_ctx *ctx, const char *name, int age_days, bool *fires);
+
+/* ---- repair: the store against the TPM ---- */
+/* Finds where they disagree, without changing anything: {"clean", "needs_repair", "findings":
+ * [{kind, object, detail, fix, operations, [needs]}]}. Kinds: tpm-cleared, tpm-replaced,
+ * missing-handle, handle-mismatch, nv-missing, unloadable, orphan-handle, orphan-nv,
+ * unfinished-command (a leftover intent), command-in-progress. *needs_repair (may be NULL): some
+ * finding has operations that apply would perform, or needs a decision (tpm-replaced, a flag).
+ * Handles and NV indices that nothing proves are citadel's are acted on only with
+ * include_foreign. */
+int cit_repair_scan(json_t **out, cit_ctx *ctx, bool include_foreign, bool *needs_repair);
+/* The scan and the exact list of operations cit_repair_apply would perform ("operations", in
+ * order). accept_cleared: treat a missing storage key as a clear even when the workspace recorded
+ * no endorsement key to prove it. Reads only. */
+int cit_repair_plan(json_t **out, cit_ctx *ctx, bool include_foreign, bool accept_cleared);
+/* Performs the plan: TPM operations first (each checked against the TPM before it acts, made
+ * durable), then every store change in one transaction. {"performed": [...]} equals the plan's
+ * operations; running it again finds nothing more to do. In plan mode returns the plan and
+ * changes nothing. CIT_E_TPM_REPLACED (another TPM: nothing changed), CIT_E_REPAIR_FAILED (a step
+ * failed; the store unchanged, the causes say which TPM operations were done). */
+int cit_repair_apply(json_t **out, cit_ctx *ctx, bool include_foreign, bool accept_cleared);
+
+/* ---- garbage collection ---- */
+/* What cit_gc_apply would remove: objects retired for longer than retention_days (negative: the
+ * default, 30) that nothing kept depends on, their TPM parts, stored versions without an object,
+ * leftover temporary files beside the store. Older versions of kept objects are never removed
+ * (key verify needs them). Reads only. */
+int cit_gc_plan(json_t **out, cit_ctx *ctx, int retention_days);
+/* Removes them: the store in one transaction, then the TPM parts (journalled as in object
+ * delete), then the files. {"freed": {objects, versions, orphaned_versions, files, tpm_handles,
+ * bytes}, "operations": [...]}. In plan mode, the plan. */
+int cit_gc_apply(json_t **out, cit_ctx *ctx, int retention_days);
 
 /* ---- dictionary-attack protection ---- */
 int cit_lockout_show(json_t **out, cit_ctx *ctx);

@@ -27,7 +27,9 @@ const cli_noun cli_nouns[] = {
     {"template", "ready recipes for keys and sealed secrets", cli_verbs_template},
     {"approval", "sign requests under a profile that requires approval (two-person)", cli_verbs_approval},
     {"attest", "attestation keys, quotes and their verification, credential activation, event logs and IMA", cli_verbs_attest},
-    {"recover", "recovery reports: what a boot change locked", cli_verbs_recover},
+    {"recover", "recovery playbooks: detection, steps and commands (tpm-cleared, boot-change, ...)", cli_verbs_recover},
+    {"repair", "find and fix where the store and the TPM disagree", cli_verbs_repair},
+    {"gc", "remove retired objects past retention, orphaned blobs, leftover files", cli_verbs_gc},
     {"audit", "the tamper-evident audit log: append, segments, signed checkpoints, proofs, witnesses", cli_verbs_audit},
     {"lockout", "dictionary-attack counter and lockout recovery", cli_verbs_lockout},
     {"log", "the operation log", cli_verbs_log},
@@ -272,7 +274,7 @@ int cli_run(cli_env *env, int argc, char **argv) {
             n = x;
     if (!n) {
         usage_error(NULL, NULL, "unknown command", argv[0]);
-        cit_error_cause("commands: init, status, doctor, capabilities, key, object, pcr, policy, identity, ek, secret, nv, workspace, profile, template, approval, attest, recover, lockout, log, debug, "
+        cit_error_cause("commands: init, status, doctor, capabilities, key, object, pcr, policy, identity, ek, secret, nv, workspace, profile, template, approval, attest, recover, repair, gc, lockout, log, debug, "
                         "explain, completions, batch");
         cit_error_render(stderr, cit_error_last(), env->fmt);
         return 2;

@@ -29,6 +29,7 @@
 #include "core/profiles.h"
 #include "crypto/crypto.h"
 #include "ctx.h"
+#include "store/intents.h"
 
 #define QUOTE_FILE_MAX (96u * 1024 * 1024) /* with an embedded event log */
 #define NONCE_MAX 64
@@ -108,6 +109,7 @@ _public_ int cit_attest_ak_create_ex(json_t **out, cit_ctx *ctx, const char *pat
     TPM2B_PRIVATE *priv = NULL;
     cit_object_version v = {.version = 1};
     cit_object o = {0};
+    int64_t intent = 0;
     r = cit__ek_load(ctx, ek_alg, &ek, &ek_pub);
     if (r == 0)
         r = cit__ek_policy_session(ctx, &ek_pub, &sess);
@@ -139,6 +141,8 @@ _public_ int cit_attest_ak_create_ex(json_t **out, cit_ctx *ctx, const char *pat
         }
         if (r == 0)
             r = cit__free_persistent_handle(ctx, &handle);
+        if (r == 0) /* journalled before the TPM changes (see store/intents.h) */
+            r = cit__intent_add(s, "ak.create", path, 0, handle, v.name, v.name_len, NULL, &intent);
         if (r == 0) {
             rc = Esys_EvictControl(ctx->tpm->esys, ESYS_TR_RH_OWNER, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                                    handle, &ph);
@@ -153,8 +157,13 @@ _public_ int cit_attest_ak_create_ex(json_t **out, cit_ctx *ctx, const char *pat
             cit__tpm_flush(ctx->tpm, &h);
         if (r == 0)
             r = cit__ctx_tpm_sync(ctx); /* the handle is durable before the store names it */
-        if (r < 0)
+        if (r < 0) {
+            cit_error saved = *cit_error_last();
+            if (!o.persistent_handle || cit__evict_handle(ctx, o.persistent_handle) == 0)
+                cit__intent_clear(s, intent);
+            cit_error_restore(&saved);
             goto done;
+        }
     }
     snprintf(o.path, sizeof o.path, "%s", path);
     snprintf(o.kind, sizeof o.kind, "ak");
@@ -177,12 +186,16 @@ _public_ int cit_attest_ak_create_ex(json_t **out, cit_ctx *ctx, const char *pat
         json_decref(d);
     }
     if (r == 0)
+        r = cit__intent_clear(s, intent);
+    if (r == 0)
         r = cit__store_commit(s);
     else
         cit__store_rollback(s);
-    if (r < 0 && o.persistent_handle) { /* undo, reporting the failure that made us undo */
+    if (r < 0) { /* undo, reporting the failure that made us undo; the intent stays if it fails */
         cit_error saved = *cit_error_last();
-        cit__evict_handle(ctx, o.persistent_handle);
+        if (!o.persistent_handle ||
+            (cit__evict_handle(ctx, o.persistent_handle) == 0 && cit__ctx_tpm_sync(ctx) == 0))
+            cit__intent_clear(s, intent);
         cit_error_restore(&saved);
     }
     if (r == 0)
@@ -250,6 +263,13 @@ static int ak_load_ek(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLI
 
 static int ak_load(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLIC *pub) {
     return ak_load_ek(ctx, o, h, pub, NULL, NULL);
+}
+
+int cit__ak_load_transient(cit_ctx *ctx, const cit_object *o, ESYS_TR *h) {
+    cit_object tmp = *o;
+    tmp.persistent_handle = 0;
+    TPM2B_PUBLIC pub;
+    return ak_load(ctx, &tmp, h, &pub);
 }
 
 /* Releases what ak_load gave: a transient AK is flushed, a persistent one only closed. */

@@ -16,3 +16,7 @@
 int cit__attest_verify_buf(json_t **out, cit_ctx *ctx, const char *quote_file, const uint8_t *buf, size_t len,
                            const char *nonce_hex, EVP_PKEY *ak_key, const char *ak_pub_file, const char *baseline,
                            const char *eventlog, bool *valid);
+
+/* Loads the current version of the AK o from its blob under its EK, ignoring its persistent
+ * handle (repair re-persists it from there): *h is transient, flush it. */
+int cit__ak_load_transient(cit_ctx *ctx, const cit_object *o, ESYS_TR *h);

@@ -14,6 +14,7 @@
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "crypto/crypto.h"
+#include "store/intents.h"
 #include "ctx.h"
 #include "core/ed25519.h"
 #include "core/keys.h"
@@ -744,21 +745,37 @@ int cit__key_create_ex(json_t **out, cit_ctx *ctx, const cit_key_create_options 
     if (r < 0)
         goto done;
     o.version = 1;
+    /* A persistent key changes the TPM before the store commits: the handle is chosen now and
+     * the intent journal names it (and the key's TPM name) first, so a crash in between leaves
+     * something `repair` can prove is ours and evict. */
+    int64_t intent = 0;
+    uint32_t want_handle = 0;
+    if (want_persist) {
+        r = cit__free_persistent_handle(ctx, &want_handle);
+        if (r == 0)
+            r = cit__intent_add(s, "key.create", o.path, 0, want_handle, v.name, v.name_len, NULL, &intent);
+        if (r < 0)
+            goto done;
+    }
     r = cit__store_begin(s);
-    if (r < 0)
+    if (r < 0) {
+        cit__intent_clear(s, intent);
         goto done;
+    }
     r = cit__object_insert(s, &o);
     if (r == 0)
         r = cit__version_insert(s, o.id, &v);
     if (r == 0 && want_persist) {
         uint32_t handle = 0;
-        r = persist(ctx, &o, 1, 0, &handle);
+        r = persist(ctx, &o, 1, want_handle, &handle);
         if (r == 0) {
             o.persistent_handle = handle;
             r = cit__object_update(s, &o);
         }
         if (r == 0)
             r = cit__ctx_tpm_sync(ctx); /* the handle is durable before the store says so */
+        if (r == 0)
+            cit__fault_point("key.create.persisted");
     }
     if (r == 0) {
         json_t *d = json_pack("{s:s,s:s}", "algorithm", o.algorithm, "usage", o.usage);
@@ -766,14 +783,17 @@ int cit__key_create_ex(json_t **out, cit_ctx *ctx, const cit_key_create_options 
         json_decref(d);
     }
     if (r == 0)
+        r = cit__intent_clear(s, intent); /* with the commit */
+    if (r == 0)
         r = cit__store_commit(s);
     if (r < 0) {
         cit__store_rollback(s);
-        if (o.persistent_handle) { /* undo, reporting the failure that made us undo */
-            cit_error saved = *cit_error_last();
-            cit__evict_handle(ctx, o.persistent_handle);
-            cit_error_restore(&saved);
-        }
+        /* undo, reporting the failure that made us undo; the intent stays when the undo fails */
+        cit_error saved = *cit_error_last();
+        if (!o.persistent_handle ||
+            (cit__evict_handle(ctx, o.persistent_handle) == 0 && cit__ctx_tpm_sync(ctx) == 0))
+            cit__intent_clear(s, intent);
+        cit_error_restore(&saved);
         goto done;
     }
     v.created_at = o.created_at;
@@ -1338,17 +1358,30 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
     }
     /* Persistent handles to evict, and the TPM opened before the store is locked for writing:
      * every command takes the TPM lock first, then the store's. */
-    uint32_t handles[64];
+    struct {
+        uint32_t handle;
+        int64_t id, intent;
+        uint8_t name[sizeof(TPMU_NAME) + 2];
+        size_t name_len;
+        char path[256];
+    } handles[64];
     size_t nh = 0;
     size_t i;
     json_t *d;
     json_array_foreach(deps, i, d) {
         cit_object x = {0};
         if (cit__object_get(s, json_integer_value(json_object_get(d, "id")), &x) == 0 && nh < ELEMENTSOF(handles)) {
-            if (x.persistent_handle)
-                handles[nh++] = x.persistent_handle;
-            else if (cit__nv_handle_of(&x))
-                handles[nh++] = cit__nv_handle_of(&x);
+            uint32_t h = x.persistent_handle ? x.persistent_handle : cit__nv_handle_of(&x);
+            if (h) {
+                memset(&handles[nh], 0, sizeof handles[nh]);
+                handles[nh].handle = h;
+                handles[nh].id = x.id;
+                snprintf(handles[nh].path, sizeof handles[nh].path, "%s", x.path);
+                if (x.persistent_handle)
+                    cit__version_name(s, x.id, x.version, handles[nh].name, sizeof handles[nh].name,
+                                      &handles[nh].name_len);
+                nh++;
+            }
         }
         cit__object_clear(&x);
     }
@@ -1377,6 +1410,11 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
         if (r < 0)
             break;
     }
+    /* The intents commit with the deletion: until each handle is gone from the TPM (durably),
+     * the journal proves to `repair` that it was ours. */
+    for (size_t k = 0; k < nh && r == 0; k++)
+        r = cit__intent_add(s, "object.delete", handles[k].path, handles[k].id, handles[k].handle, handles[k].name,
+                            handles[k].name_len, NULL, &handles[k].intent);
     if (r == 0)
         r = cit__store_commit(s);
     if (r < 0) {
@@ -1384,19 +1422,29 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
         json_decref(deleted);
         goto done;
     }
-    /* The store no longer names them: evict. A handle that cannot be evicted now is an
-     * orphan `doctor` reports, never a store entry pointing at nothing. */
+    if (nh)
+        cit__fault_point("object.delete.committed");
+    /* The store no longer names them: evict. A handle that cannot be evicted now keeps its
+     * intent, which `repair` resolves; never a store entry pointing at nothing. */
     json_t *warnings = json_array();
-    for (size_t k = 0; k < nh; k++)
-        if ((handles[k] >> 24 == TPM2_HT_NV_INDEX ? cit__nv_undefine(ctx, handles[k]) : cit__evict_handle(ctx, handles[k])) < 0) {
-            json_array_append_new(warnings, json_sprintf("TPM handle 0x%08x was not removed: %s", handles[k],
-                                                         cit_error_last()->message));
+    bool removed[64] = {false};
+    for (size_t k = 0; k < nh; k++) {
+        uint32_t h = handles[k].handle;
+        if ((h >> 24 == TPM2_HT_NV_INDEX ? cit__nv_undefine(ctx, h) : cit__evict_handle(ctx, h)) < 0) {
+            json_array_append_new(warnings, json_sprintf("TPM handle 0x%08x was not removed: %s; run `citadel tpm "
+                                                         "repair plan`",
+                                                         h, cit_error_last()->message));
             cit_error_clear();
-        }
+        } else
+            removed[k] = true;
+    }
     if (nh && cit__ctx_tpm_sync(ctx) < 0) {
         json_array_append_new(warnings, json_sprintf("the TPM state was not saved: %s", cit_error_last()->message));
         cit_error_clear();
-    }
+    } else
+        for (size_t k = 0; k < nh; k++)
+            if (removed[k] && cit__intent_clear(s, handles[k].intent) < 0)
+                cit_error_clear(); /* a leftover intent of a finished step: repair drops it */
     r = 0;
     *out = json_pack("{s:s,s:o}", "path", path, "deleted", deleted);
     if (json_array_size(warnings))
@@ -1575,12 +1623,22 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
     cit_memzero(&auth, sizeof auth);
     if (r < 0)
         goto done_v;
-    r = cit__store_begin(s);
-    if (r < 0)
-        goto done_v;
-    r = cit__version_insert(s, o.id, &v);
     int old = o.version;
     uint32_t handle = o.persistent_handle;
+    int64_t intent = 0;
+    if (handle) { /* the handle changes hands before the store commits: journal it first */
+        json_t *d = json_pack("{s:i,s:i}", "from_version", old, "to_version", v.version);
+        r = cit__intent_add(s, "key.rotate", o.path, o.id, handle, v.name, v.name_len, d, &intent);
+        json_decref(d);
+        if (r < 0)
+            goto done_v;
+    }
+    r = cit__store_begin(s);
+    if (r < 0) {
+        cit__intent_clear(s, intent);
+        goto done_v;
+    }
+    r = cit__version_insert(s, o.id, &v);
     bool swapped = false;
     o.version = v.version;
     if (r == 0 && handle) {
@@ -1593,6 +1651,8 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
         }
         if (r == 0)
             r = cit__ctx_tpm_sync(ctx);
+        if (r == 0)
+            cit__fault_point("key.rotate.persisted");
     }
     if (r == 0)
         r = cit__object_update(s, &o);
@@ -1601,6 +1661,8 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
         r = cit__store_event(s, "key.rotate", o.path, o.id, "ok", d);
         json_decref(d);
     }
+    if (r == 0)
+        r = cit__intent_clear(s, intent);
     if (r == 0)
         r = cit__store_commit(s);
     json_t *warning = NULL;
@@ -1612,11 +1674,15 @@ _public_ int cit_key_rotate(json_t **out, cit_ctx *ctx, const char *path, const 
             prev.version = old;
             if (cit__evict_handle(ctx, handle) < 0 || persist(ctx, &prev, old, handle, &handle) < 0 || cit__ctx_tpm_sync(ctx) < 0) {
                 cit_error_restore(&saved);
-                cit_error_cause("the previous version could not be put back at 0x%08x: run `citadel tpm doctor`",
+                cit_error_cause("the previous version could not be put back at 0x%08x: run `citadel tpm repair plan`",
                                 handle);
-            } else
-                cit_error_restore(&saved);
+                goto done_v; /* the intent stays for repair */
+            }
+            cit_error_restore(&saved);
         }
+        cit_error saved = *cit_error_last();
+        cit__intent_clear(s, intent);
+        cit_error_restore(&saved);
         goto done_v;
     }
     v.created_at = o.updated_at;

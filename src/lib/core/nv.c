@@ -12,6 +12,7 @@
 #include "basic/util.h"
 #include "core/keys.h"
 #include "crypto/crypto.h"
+#include "store/intents.h"
 #include "ctx.h"
 #include "profiles.h"
 
@@ -253,15 +254,33 @@ _public_ int cit_nv_define(json_t **out, cit_ctx *ctx, const char *path, uint32_
     if (!auth.size)
         pub.nvPublic.attributes |= TPMA_NV_NO_DA;
     pub.nvPublic.dataSize = (UINT16)size;
+    /* the index is defined before the store names it: the intent journal names it first, so a
+     * crash in between leaves something `repair` can prove is ours */
+    int64_t intent = 0;
+    json_t *idet = json_pack("{s:I,s:s,s:b}", "size", (json_int_t)size, "type", type ? type : "ordinary", "auth",
+                             auth_file != NULL);
+    r = cit__intent_add(s, "nv.define", path, 0, handle, NULL, 0, idet, &intent);
+    json_decref(idet);
+    if (r < 0) {
+        cit_memzero(&auth, sizeof auth);
+        return r;
+    }
     ESYS_TR nvh = ESYS_TR_NONE;
     TSS2_RC rc = Esys_NV_DefineSpace(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &auth,
                                      &pub, &nvh);
     cit_memzero(&auth, sizeof auth);
-    if (rc != TSS2_RC_SUCCESS)
-        return nv_error(t, rc, "TPM2_NV_DefineSpace", path);
+    if (rc != TSS2_RC_SUCCESS) {
+        r = nv_error(t, rc, "TPM2_NV_DefineSpace", path);
+        cit_error saved = *cit_error_last();
+        cit__intent_clear(s, intent);
+        cit_error_restore(&saved);
+        return r;
+    }
     Esys_TR_Close(t->esys, &nvh);
     /* the TPM is durable before the store names the index */
     r = cit__ctx_tpm_sync(ctx);
+    if (r == 0)
+        cit__fault_point("nv.define.defined");
     cit_object o = {0};
     snprintf(o.path, sizeof o.path, "%s", path);
     snprintf(o.kind, sizeof o.kind, "nv");
@@ -279,14 +298,15 @@ _public_ int cit_nv_define(json_t **out, cit_ctx *ctx, const char *path, uint32_
     if (r == 0)
         r = cit__store_event(s, "nv.define", o.path, o.id, "ok", NULL);
     if (r == 0)
+        r = cit__intent_clear(s, intent); /* with the commit */
+    if (r == 0)
         r = cit__store_commit(s);
     if (r < 0) {
         cit__store_rollback(s);
         cit_error saved = *cit_error_last();
-        ESYS_TR h = ESYS_TR_NONE;
-        if (cit__ctx_tpm(ctx, &t) == 0 &&
-            Esys_TR_FromTPMPublic(t->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &h) == TSS2_RC_SUCCESS)
-            Esys_NV_UndefineSpace(t->esys, ESYS_TR_RH_OWNER, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
+        /* undo; the intent stays when the undo does not get through */
+        if (cit__nv_undefine(ctx, handle) == 0 && cit__ctx_tpm_sync(ctx) == 0)
+            cit__intent_clear(s, intent);
         cit_error_restore(&saved);
     } else {
         char hs[16];

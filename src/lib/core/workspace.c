@@ -14,6 +14,7 @@
 #include "basic/util.h"
 #include "core/ek.h"
 #include "core/keys.h"
+#include "core/repair.h"
 #include "crypto/crypto.h"
 #include "ctx.h"
 #include "profiles.h"
@@ -57,6 +58,13 @@ int cit__workspace_init(cit_ctx *ctx, cit_store *s, const char *profile, json_t 
         if (r < 0)
             return r;
     }
+    /* The endorsement key's name: a clear keeps it, another TPM does not (repair tells the two
+     * apart by it when the storage key is gone). Not for mock, which ends with the process. */
+    _cleanup_free_ char *ek_name = NULL;
+    if (ctx->backend != CIT_BACKEND_MOCK && cit__ek_fingerprint(ctx, &ek_name) < 0) {
+        json_decref(ek_summary);
+        return cit_error_last()->code;
+    }
     /* The TPM's state is durable before the store records the workspace. */
     r = cit__ctx_tpm_sync(ctx);
     if (r < 0) {
@@ -80,6 +88,7 @@ int cit__workspace_init(cit_ctx *ctx, cit_store *s, const char *profile, json_t 
         (r = cit__store_meta_set(s, "srk_name", name_hex)) == 0 &&
         (r = cit__store_meta_set(s, "srk_tr", ser_hex ? ser_hex : "")) == 0 &&
         (r = cit__store_meta_set(s, "ek_ca_cert", ek_ca_pem ? ek_ca_pem : "")) == 0 &&
+        (r = cit__store_meta_set(s, "ek_name", ek_name ? ek_name : "")) == 0 &&
         (r = cit__store_meta_set(s, "initialized_at", now)) == 0) {
         json_t *d = json_pack("{s:s,s:s,s:b}", "backend", backend, "profile", prof, "manufactured", manufactured);
         r = cit__store_event(s, "workspace.init", NULL, 0, "ok", d);
@@ -347,6 +356,8 @@ static void doctor_consistency(doctor *d, cit_ctx *ctx, cit_store *s, cit_tpm *t
     cit__tpm_persistent_handles(t, CIT_PERSISTENT_FIRST, CIT_PERSISTENT_LAST, &handles, &nh);
     cit_error_clear();
     for (size_t i = 0; i < n && checked < 1000; i++) {
+        if (strcmp(list[i].status, "retired") == 0)
+            continue; /* refuses to be used anyway; repair retires what the TPM lost */
         uint32_t nvh = cit__nv_handle_of(&list[i]);
         if (nvh) { /* an NV object: its index must still be defined in the TPM */
             checked++;

@@ -146,6 +146,20 @@ const char *const cit__store_migrations[] = {
     "  kek_version INTEGER NOT NULL,\n"
     "  wrapped BLOB NOT NULL\n"
     ");\n",
+    /* 7: the intent journal: a command that changes the TPM before its store transaction commits
+     * (persist, evict, NV define/undefine) records what it is about to do; the row goes away with
+     * the commit. A row left behind is an unfinished command that `repair` rolls forward or back. */
+    "CREATE TABLE intents (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  op TEXT NOT NULL,\n"
+    "  object_id INTEGER,\n"
+    "  object_path TEXT NOT NULL DEFAULT '',\n"
+    "  handle INTEGER NOT NULL DEFAULT 0,\n"
+    "  tpm_name BLOB,\n"
+    "  details TEXT NOT NULL DEFAULT '{}',\n"
+    "  pid INTEGER NOT NULL DEFAULT 0,\n"
+    "  created_at INTEGER NOT NULL\n"
+    ");\n",
 };
 
 const int cit__store_n_migrations = sizeof(cit__store_migrations) / sizeof(cit__store_migrations[0]);
