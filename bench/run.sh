@@ -18,6 +18,10 @@
 #                           verification of the same signatures, 1 and 2 threads (goal >= 80 %)
 #   7. bench/quote-cli.sh   citadel tpm attest quote on the vTPM as a whole process (goal median
 #                           < 15 ms), with tpm2_quote / tpm2_checkquote on swtpm for the record
+#   8. build/bench/audit-append  batched audit appends (cit_audit_append_batch) vs plain SQLite
+#                           INSERTs of the same rows, same PRAGMAs (goals >= 50 % and >= 100,000/s)
+#   9. build/bench/audit-proof   inclusion/consistency proofs in a 1,000,000-entry log (goal < 1 ms)
+#                           and full chain verification vs raw SHA-256 of the same entry bytes
 #
 # One swtpm is started here for 1 and 3 (with the tpm2-tools key persisted at 0x81000200) and
 # stopped on exit, whatever happens. Environment: B (build dir, default build), N (runs per
@@ -69,10 +73,11 @@ trap cleanup EXIT
 trap on_signal INT TERM HUP
 
 if [ ! -x "$B/citadel" ] || [ ! -x "$B/bench/sign-lib" ] || [ ! -x "$B/bench/ed25519-lib" ] ||
-    [ ! -x "$B/bench/eventlog-replay" ] || [ ! -x "$B/bench/quote-verify" ]; then
-    echo "bench: building $B/citadel and $B/bench/{sign-lib,ed25519-lib,eventlog-replay,quote-verify}" >&2
+    [ ! -x "$B/bench/eventlog-replay" ] || [ ! -x "$B/bench/quote-verify" ] ||
+    [ ! -x "$B/bench/audit-append" ] || [ ! -x "$B/bench/audit-proof" ]; then
+    echo "bench: building $B/citadel and $B/bench/{sign-lib,ed25519-lib,eventlog-replay,quote-verify,audit-append,audit-proof}" >&2
     make --no-print-directory B="$B" all "$B/bench/sign-lib" "$B/bench/ed25519-lib" "$B/bench/eventlog-replay" \
-        "$B/bench/quote-verify" >&2 || exit 1
+        "$B/bench/quote-verify" "$B/bench/audit-append" "$B/bench/audit-proof" >&2 || exit 1
 fi
 
 echo "Citadel benchmarks  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -172,6 +177,30 @@ if run_child env N="${QUOTE_N:-100}" W=5 bench/quote-cli.sh >"$BENCH_WORK/quote-
 else
     cat "$BENCH_WORK/quote-cli.out"
     failed+=(quote-cli)
+fi
+echo
+
+# 8. audit log appends vs plain SQLite inserts of the same rows (interleaved, one process)
+echo "== audit-append: cit_audit_append_batch vs plain SQLite INSERTs of the same rows, same PRAGMAs"
+if run_child env TMPDIR="$BENCH_WORK" BENCH_ROUNDS="${AUDIT_APPEND_ROUNDS:-25}" "$B/bench/audit-append" >"$BENCH_WORK/audit-append.out"; then
+    grep -v '^RESULT' "$BENCH_WORK/audit-append.out"
+    grep '^RESULT' "$BENCH_WORK/audit-append.out" >>"$BENCH_SUMMARY"
+else
+    cat "$BENCH_WORK/audit-append.out"
+    failed+=(audit-append)
+fi
+echo
+
+# 9. proofs and chain verification on a 1,000,000-entry log
+echo "== audit-proof: proofs in a ${AUDIT_ENTRIES:-1000000}-entry log, chain verification vs raw SHA-256"
+if run_child env TMPDIR="$BENCH_WORK" BENCH_ENTRIES="${AUDIT_ENTRIES:-1000000}" \
+    BENCH_ROUNDS="${AUDIT_VERIFY_ROUNDS:-3}" "$B/bench/audit-proof" \
+    >"$BENCH_WORK/audit-proof.out"; then
+    grep -v '^RESULT' "$BENCH_WORK/audit-proof.out"
+    grep '^RESULT' "$BENCH_WORK/audit-proof.out" >>"$BENCH_SUMMARY"
+else
+    cat "$BENCH_WORK/audit-proof.out"
+    failed+=(audit-proof)
 fi
 echo
 

@@ -78,6 +78,29 @@ static int row_from_stmt(sqlite3_stmt *st, cit_audit_row *r) {
     return 0;
 }
 
+/* The row without copying the payload: r->payload points into the statement's result and is
+ * valid until the next step or reset; the row is not cleared (hot loops: leaf ranges and the
+ * chain walk, which otherwise spend a malloc, a copy and three snprintf calls per entry). */
+static void row_view(sqlite3_stmt *st, cit_audit_row *r) {
+    char *dst[3] = {r->stream, r->event, r->actor};
+    size_t cap[3] = {sizeof r->stream, sizeof r->event, sizeof r->actor};
+    r->seqno = sqlite3_column_int64(st, 0);
+    r->at = sqlite3_column_int64(st, 1);
+    for (int i = 0; i < 3; i++) {
+        const unsigned char *t = sqlite3_column_text(st, 2 + i);
+        size_t n = t ? (size_t)sqlite3_column_bytes(st, 2 + i) : 0;
+        n = n < cap[i] - 1 ? n : cap[i] - 1;
+        if (n)
+            memcpy(dst[i], t, n);
+        dst[i][n] = 0;
+    }
+    r->sealed = sqlite3_column_int(st, 5);
+    r->payload = (uint8_t *)sqlite3_column_blob(st, 6);
+    r->payload_len = r->payload ? (size_t)sqlite3_column_bytes(st, 6) : 0;
+    blob32(st, 7, r->prev);
+    blob32(st, 8, r->hash);
+}
+
 int cit__audit_row_get(cit_store *s, int64_t seqno, cit_audit_row *out) {
     sqlite3_stmt *st = NULL;
     int r = cit__store_prepare(s, &st, "SELECT " ROW_COLUMNS " FROM audit_entries WHERE seqno = ?");
@@ -492,11 +515,35 @@ int cit__audit_origin(cit_store *s, char *out, size_t cap) {
     return 0;
 }
 
-/* Leaf hashes of entries [first, first + n) (seqnos) into out. */
-static int leaf_range(cit_store *s, int64_t first, uint64_t n, uint8_t (*out)[32]) {
+/* Prepares sql into *st once; later calls reset it for reuse. st NULL: *out is the caller's to
+ * finalize (one-off use). */
+static int stmt_get(cit_store *s, sqlite3_stmt **cache, sqlite3_stmt **out, const char *sql) {
+    if (cache && *cache) {
+        sqlite3_reset(*cache);
+        sqlite3_clear_bindings(*cache);
+        *out = *cache;
+        return 0;
+    }
+    int r = cit__store_prepare(s, out, sql);
+    if (r == 0 && cache)
+        *cache = *out;
+    return r;
+}
+
+static void stmt_put(sqlite3_stmt **cache, sqlite3_stmt *st) {
+    if (cache)
+        sqlite3_reset(st);
+    else
+        sqlite3_finalize(st);
+}
+
+/* Leaf hashes of entries [first, first + n) (seqnos) into out. exact: fewer entries than n is
+ * CIT_E_AUDIT_ENTRY_MISSING; otherwise *got says how many consecutive ones were there. */
+static int leaf_range_got(cit_store *s, sqlite3_stmt **cache, int64_t first, uint64_t n, uint8_t (*out)[32],
+                          bool exact, uint64_t *got_out) {
     sqlite3_stmt *st = NULL;
-    int r = cit__store_prepare(s, &st,
-                               "SELECT " ROW_COLUMNS " FROM audit_entries WHERE seqno >= ? AND seqno < ? ORDER BY seqno");
+    int r = stmt_get(s, cache, &st,
+                     "SELECT " ROW_COLUMNS " FROM audit_entries WHERE seqno >= ? AND seqno < ? ORDER BY seqno");
     if (r < 0)
         return r;
     sqlite3_bind_int64(st, 1, first);
@@ -507,27 +554,33 @@ static int leaf_range(cit_store *s, int64_t first, uint64_t n, uint8_t (*out)[32
     int rc;
     while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         cit_audit_row row;
-        if ((r = row_from_stmt(st, &row)) < 0)
-            break;
+        row_view(st, &row);
         if (row.seqno != first + (int64_t)got) {
+            if (!exact)
+                break;
             r = cit_error_set(CIT_E_AUDIT_ENTRY_MISSING, "audit entry %" PRId64 " is missing", first + (int64_t)got);
             cit_error_context("first_bad_seqno", "%" PRId64, first + (int64_t)got);
         } else
             r = leaf_hash_buf(&row, &buf, &cap, out[got++]);
-        cit__audit_row_clear(&row);
     }
-    if (r == 0 && got != n) {
+    if (r == 0 && exact && got != n) {
         r = cit_error_set(CIT_E_AUDIT_ENTRY_MISSING, "audit entry %" PRId64 " is missing", first + (int64_t)got);
         cit_error_context("first_bad_seqno", "%" PRId64, first + (int64_t)got);
     }
+    if (got_out)
+        *got_out = got;
     free(buf);
-    sqlite3_finalize(st);
+    stmt_put(cache, st);
     return r;
 }
 
-static int node_get(cit_store *s, int level, uint64_t idx, uint8_t out[32], bool *found) {
+static int leaf_range(cit_store *s, int64_t first, uint64_t n, uint8_t (*out)[32]) {
+    return leaf_range_got(s, NULL, first, n, out, true, NULL);
+}
+
+static int node_get_st(cit_store *s, sqlite3_stmt **cache, int level, uint64_t idx, uint8_t out[32], bool *found) {
     sqlite3_stmt *st = NULL;
-    int r = cit__store_prepare(s, &st, "SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?");
+    int r = stmt_get(s, cache, &st, "SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?");
     if (r < 0)
         return r;
     sqlite3_bind_int(st, 1, level);
@@ -535,7 +588,31 @@ static int node_get(cit_store *s, int level, uint64_t idx, uint8_t out[32], bool
     *found = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32;
     if (*found)
         memcpy(out, sqlite3_column_blob(st, 0), 32);
-    sqlite3_finalize(st);
+    stmt_put(cache, st);
+    return 0;
+}
+
+static int node_get(cit_store *s, int level, uint64_t idx, uint8_t out[32], bool *found) {
+    return node_get_st(s, NULL, level, idx, out, found);
+}
+
+/* The level-8 nodes of blocks [first, first + n) in one query (a proof needs up to 255 of them;
+ * one query each cost more than the hashing); *found false when any is missing. */
+static int nodes8_range(cit_store *s, sqlite3_stmt **cache, uint64_t first, uint64_t n, uint8_t (*out)[32],
+                        bool *found) {
+    sqlite3_stmt *st = NULL;
+    int r = stmt_get(s, cache, &st,
+                     "SELECT idx, hash FROM audit_nodes WHERE level = 8 AND idx >= ? AND idx < ? ORDER BY idx");
+    if (r < 0)
+        return r;
+    sqlite3_bind_int64(st, 1, (int64_t)first);
+    sqlite3_bind_int64(st, 2, (int64_t)(first + n));
+    uint64_t got = 0;
+    while (got < n && sqlite3_step(st) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 0) == first + got &&
+           sqlite3_column_bytes(st, 1) == 32)
+        memcpy(out[got++], sqlite3_column_blob(st, 1), 32);
+    *found = got == n;
+    stmt_put(cache, st);
     return 0;
 }
 
@@ -553,39 +630,100 @@ static int node_put(cit_store *s, int level, uint64_t idx, const uint8_t h[32]) 
     return r;
 }
 
-int cit__audit_mth(cit_store *s, uint64_t start, uint64_t n, uint8_t out[32]) {
+/* What the subtree hashes of one tree or proof share: the statements (prepared once, not once
+ * per subtree) and the leaf hashes of the last block read (a proof's path below level 8 and the
+ * root's right edge need most of one block each; reading it once replaces eight queries). */
+typedef struct mth_env {
+    cit_store *s;
+    sqlite3_stmt *node, *nodes8, *leaves;
+    int64_t blk; /* the block in leaf[] (-1: none) */
+    uint64_t nleaf; /* its leaves that exist */
+    uint8_t leaf[CIT_AUDIT_BLOCK][32];
+} mth_env;
+
+static mth_env *mth_env_new(cit_store *s) {
+    mth_env *e = calloc(1, sizeof *e);
+    if (e) {
+        e->s = s;
+        e->blk = -1;
+    } else
+        cit_error_set(CIT_E_INTERNAL, "out of memory");
+    return e;
+}
+
+static void mth_env_free(mth_env *e) {
+    if (!e)
+        return;
+    sqlite3_finalize(e->node);
+    sqlite3_finalize(e->nodes8);
+    sqlite3_finalize(e->leaves);
+    free(e);
+}
+
+static int mth(mth_env *e, uint64_t start, uint64_t n, uint8_t out[32]) {
+    cit_store *s = e->s;
     /* aligned complete subtrees of 2^8 and 2^16 leaves are cached at append time */
     if ((n == 1u << 16 || n == CIT_AUDIT_BLOCK) && start % n == 0) {
         bool found = false;
-        int r = node_get(s, n == CIT_AUDIT_BLOCK ? 8 : 16, start / n, out, &found);
+        int r = node_get_st(s, &e->node, n == CIT_AUDIT_BLOCK ? 8 : 16, start / n, out, &found);
         if (r < 0 || found)
             return r;
     }
     if (n <= CIT_AUDIT_BLOCK) {
-        uint8_t(*leaves)[32] = malloc(n * 32);
+        uint64_t blk = start / CIT_AUDIT_BLOCK, off = start % CIT_AUDIT_BLOCK;
+        if (n && off + n <= CIT_AUDIT_BLOCK && e->blk != (int64_t)blk) {
+            int r = leaf_range_got(s, &e->leaves, (int64_t)(blk * CIT_AUDIT_BLOCK) + 1, CIT_AUDIT_BLOCK, e->leaf,
+                                   false, &e->nleaf);
+            e->blk = r == 0 ? (int64_t)blk : -1;
+            if (r < 0)
+                return r;
+        }
+        if (n && e->blk == (int64_t)blk && off + n <= e->nleaf) {
+            cit__merkle_root((const uint8_t(*)[32])e->leaf + off, n, out);
+            return 0;
+        }
+        uint8_t(*leaves)[32] = malloc(n * 32 + 1);
         if (!leaves)
             return cit_error_set(CIT_E_INTERNAL, "out of memory");
-        int r = leaf_range(s, (int64_t)start + 1, n, leaves);
+        int r = leaf_range_got(s, &e->leaves, (int64_t)start + 1, n, leaves, true, NULL);
         if (r == 0)
             cit__merkle_root((const uint8_t(*)[32])leaves, n, out);
         free(leaves);
         return r;
     }
+    if (n < 1u << 16 && start % CIT_AUDIT_BLOCK == 0 && n % CIT_AUDIT_BLOCK == 0) {
+        /* whole blocks under one level-16 node: the tree over their level-8 nodes */
+        uint8_t nodes[CIT_AUDIT_BLOCK][32];
+        bool found = false;
+        int r = nodes8_range(s, &e->nodes8, start / CIT_AUDIT_BLOCK, n / CIT_AUDIT_BLOCK, nodes, &found);
+        if (r < 0 || found) {
+            if (found)
+                cit__merkle_root((const uint8_t(*)[32])nodes, n / CIT_AUDIT_BLOCK, out);
+            return r;
+        }
+    }
     uint64_t k = 1;
     while (k << 1 < n)
         k <<= 1;
     uint8_t a[32], b[32];
-    int r = cit__audit_mth(s, start, k, a);
+    int r = mth(e, start, k, a);
     if (r == 0)
-        r = cit__audit_mth(s, start + k, n - k, b);
+        r = mth(e, start + k, n - k, b);
     if (r == 0)
         cit__merkle_node_hash(a, b, out);
     return r;
 }
 
-static int mth_cb(void *env, uint64_t start, uint64_t n, uint8_t out[32]) {
-    return cit__audit_mth(env, start, n, out);
+int cit__audit_mth(cit_store *s, uint64_t start, uint64_t n, uint8_t out[32]) {
+    mth_env *e = mth_env_new(s);
+    if (!e)
+        return CIT_E_INTERNAL;
+    int r = mth(e, start, n, out);
+    mth_env_free(e);
+    return r;
 }
+
+static int mth_cb(void *env, uint64_t start, uint64_t n, uint8_t out[32]) { return mth(env, start, n, out); }
 
 /* ---- appends ---- */
 
@@ -646,7 +784,10 @@ static int state_load(cit_ctx *ctx, cit_store *s) {
     if (n8 && (r = leaf_range(s, head - (int64_t)n8 + 1, n8, a->leaves)) < 0)
         return r;
     uint64_t blocks = (uint64_t)head / CIT_AUDIT_BLOCK, n16 = blocks % CIT_AUDIT_BLOCK;
-    for (uint64_t i = 0; i < n16 && r == 0; i++) {
+    bool all = false; /* usually every node is there: one query instead of up to 255 */
+    if (n16 && (r = nodes8_range(s, NULL, blocks - n16, n16, a->nodes8, &all)) < 0)
+        return r;
+    for (uint64_t i = 0; i < n16 && r == 0 && !all; i++) {
         bool found = false;
         uint64_t idx = blocks - n16 + i;
         r = node_get(s, 8, idx, a->nodes8[i], &found);
@@ -1069,16 +1210,13 @@ static int chain_walk(cit_store *s, verdict *v, int64_t *count, const seg_info *
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         cit_audit_row row;
-        if ((r = row_from_stmt(st, &row)) < 0)
-            break;
+        row_view(st, &row); /* no copy: used before the next step */
         if (row.seqno != expect && !v->code)
             fail_at(v, CIT_E_AUDIT_ENTRY_MISSING, expect, "entries %" PRId64 " to %" PRId64 " are missing", expect,
                     row.seqno - 1);
         uint8_t leaf[32], h[32];
-        if ((r = leaf_hash_buf(&row, &buf, &cap, leaf)) < 0) {
-            cit__audit_row_clear(&row);
+        if ((r = leaf_hash_buf(&row, &buf, &cap, leaf)) < 0)
             break;
-        }
         cit__audit_chain_hash(row.prev, leaf, h);
         bool own_ok = memcmp(h, row.hash, 32) == 0;
         bool link_ok = memcmp(row.prev, prev_hash, 32) == 0;
@@ -1113,7 +1251,6 @@ static int chain_walk(cit_store *s, verdict *v, int64_t *count, const seg_info *
             si++;
         }
         expect = row.seqno + 1;
-        cit__audit_row_clear(&row);
     }
     if (r == 0 && rc != SQLITE_DONE) {
         /* a damaged database file: everything up to here was readable */
@@ -1592,12 +1729,16 @@ _public_ int cit_audit_prove(json_t **out, cit_ctx *ctx, int64_t seqno, int64_t 
     if (r == 0)
         r = cit__audit_entry_bytes(&row, &entry, &elen);
     cit__audit_row_clear(&row);
+    mth_env *env = r == 0 ? mth_env_new(s) : NULL; /* shared by the path and the root */
+    if (r == 0 && !env)
+        r = CIT_E_INTERNAL;
     if (r == 0)
-        r = cit__merkle_inclusion_proof(mth_cb, s, (uint64_t)seqno - 1, (uint64_t)size, proof, &n) < 0
+        r = cit__merkle_inclusion_proof(mth_cb, env, (uint64_t)seqno - 1, (uint64_t)size, proof, &n) < 0
                 ? (cit_error_last()->code ? cit_error_last()->code : cit_error_set(CIT_E_INTERNAL, "proof failed"))
                 : 0;
     if (r == 0)
-        r = cit__audit_mth(s, 0, (uint64_t)size, root);
+        r = mth(env, 0, (uint64_t)size, root);
+    mth_env_free(env);
     uint64_t us = cit_now_usec() - t0;
     if (r < 0) {
         free(entry);
@@ -1638,13 +1779,17 @@ _public_ int cit_audit_prove_consistency(json_t **out, cit_ctx *ctx, int64_t old
     }
     uint8_t proof[CIT_MERKLE_MAX_PROOF][32], r_old[32], r_new[32];
     size_t n = 0;
-    r = cit__merkle_consistency_proof(mth_cb, s, (uint64_t)old_size, (uint64_t)new_size, proof, &n) < 0
+    mth_env *env = mth_env_new(s); /* shared by the proof and both roots */
+    if (!env)
+        return CIT_E_INTERNAL;
+    r = cit__merkle_consistency_proof(mth_cb, env, (uint64_t)old_size, (uint64_t)new_size, proof, &n) < 0
             ? (cit_error_last()->code ? cit_error_last()->code : cit_error_set(CIT_E_INTERNAL, "proof failed"))
             : 0;
     if (r == 0)
-        r = cit__audit_mth(s, 0, (uint64_t)old_size, r_old);
+        r = mth(env, 0, (uint64_t)old_size, r_old);
     if (r == 0)
-        r = cit__audit_mth(s, 0, (uint64_t)new_size, r_new);
+        r = mth(env, 0, (uint64_t)new_size, r_new);
+    mth_env_free(env);
     if (r < 0)
         return r;
     bool ok = cit__merkle_verify_consistency((uint64_t)old_size, (uint64_t)new_size, r_old, r_new,
