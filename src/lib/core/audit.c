@@ -596,17 +596,18 @@ static int node_get(cit_store *s, int level, uint64_t idx, uint8_t out[32], bool
     return node_get_st(s, NULL, level, idx, out, found);
 }
 
-/* The level-8 nodes of blocks [first, first + n) in one query (a proof needs up to 255 of them;
- * one query each cost more than the hashing); *found false when any is missing. */
-static int nodes8_range(cit_store *s, sqlite3_stmt **cache, uint64_t first, uint64_t n, uint8_t (*out)[32],
-                        bool *found) {
+/* The nodes of one level (4 or 8), indices [first, first + n), in one query (a proof needs up to
+ * 255 of them; one query each cost more than the hashing); *found false when any is missing. */
+static int nodes_range(cit_store *s, sqlite3_stmt **cache, int level, uint64_t first, uint64_t n, uint8_t (*out)[32],
+                       bool *found) {
     sqlite3_stmt *st = NULL;
     int r = stmt_get(s, cache, &st,
-                     "SELECT idx, hash FROM audit_nodes WHERE level = 8 AND idx >= ? AND idx < ? ORDER BY idx");
+                     "SELECT idx, hash FROM audit_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx");
     if (r < 0)
         return r;
-    sqlite3_bind_int64(st, 1, (int64_t)first);
-    sqlite3_bind_int64(st, 2, (int64_t)(first + n));
+    sqlite3_bind_int(st, 1, level);
+    sqlite3_bind_int64(st, 2, (int64_t)first);
+    sqlite3_bind_int64(st, 3, (int64_t)(first + n));
     uint64_t got = 0;
     while (got < n && sqlite3_step(st) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 0) == first + got &&
            sqlite3_column_bytes(st, 1) == 32)
@@ -616,9 +617,9 @@ static int nodes8_range(cit_store *s, sqlite3_stmt **cache, uint64_t first, uint
     return 0;
 }
 
-static int node_put(cit_store *s, int level, uint64_t idx, const uint8_t h[32]) {
+static int node_put_st(cit_store *s, sqlite3_stmt **cache, int level, uint64_t idx, const uint8_t h[32]) {
     sqlite3_stmt *st = NULL;
-    int r = cit__store_prepare(s, &st, "INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)");
+    int r = stmt_get(s, cache, &st, "INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)");
     if (r < 0)
         return r;
     sqlite3_bind_int(st, 1, level);
@@ -626,8 +627,12 @@ static int node_put(cit_store *s, int level, uint64_t idx, const uint8_t h[32]) 
     sqlite3_bind_blob(st, 3, h, 32, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE)
         r = cit__store_error(s, "cannot record an audit tree node");
-    sqlite3_finalize(st);
+    stmt_put(cache, st);
     return r;
+}
+
+static int node_put(cit_store *s, int level, uint64_t idx, const uint8_t h[32]) {
+    return node_put_st(s, NULL, level, idx, h);
 }
 
 /* What the subtree hashes of one tree or proof share: the statements (prepared once, not once
@@ -635,9 +640,11 @@ static int node_put(cit_store *s, int level, uint64_t idx, const uint8_t h[32]) 
  * root's right edge need most of one block each; reading it once replaces eight queries). */
 typedef struct mth_env {
     cit_store *s;
-    sqlite3_stmt *node, *nodes8, *leaves;
-    int64_t blk; /* the block in leaf[] (-1: none) */
-    uint64_t nleaf; /* its leaves that exist */
+    sqlite3_stmt *node, *nodes4, *nodes8, *leaves;
+    bool have_groups; /* the store has level-4 nodes (logs written before them do not) */
+    int64_t grp;      /* the group or block in leaf[] (-1: none) */
+    uint64_t unit;    /* its size: CIT_AUDIT_GROUP or CIT_AUDIT_BLOCK leaves */
+    uint64_t nleaf;   /* its leaves that exist */
     uint8_t leaf[CIT_AUDIT_BLOCK][32];
 } mth_env;
 
@@ -645,7 +652,10 @@ static mth_env *mth_env_new(cit_store *s) {
     mth_env *e = calloc(1, sizeof *e);
     if (e) {
         e->s = s;
-        e->blk = -1;
+        e->grp = -1;
+        uint8_t h[32];
+        bool found = false;
+        e->have_groups = node_get(s, 4, 0, h, &found) == 0 && found;
     } else
         cit_error_set(CIT_E_INTERNAL, "out of memory");
     return e;
@@ -655,6 +665,7 @@ static void mth_env_free(mth_env *e) {
     if (!e)
         return;
     sqlite3_finalize(e->node);
+    sqlite3_finalize(e->nodes4);
     sqlite3_finalize(e->nodes8);
     sqlite3_finalize(e->leaves);
     free(e);
@@ -669,16 +680,31 @@ static int mth(mth_env *e, uint64_t start, uint64_t n, uint8_t out[32]) {
         if (r < 0 || found)
             return r;
     }
-    if (n <= CIT_AUDIT_BLOCK) {
-        uint64_t blk = start / CIT_AUDIT_BLOCK, off = start % CIT_AUDIT_BLOCK;
-        if (n && off + n <= CIT_AUDIT_BLOCK && e->blk != (int64_t)blk) {
-            int r = leaf_range_got(s, &e->leaves, (int64_t)(blk * CIT_AUDIT_BLOCK) + 1, CIT_AUDIT_BLOCK, e->leaf,
-                                   false, &e->nleaf);
-            e->blk = r == 0 ? (int64_t)blk : -1;
+    /* whole 16-leaf groups inside one block: the tree over their level-4 nodes */
+    if (n >= CIT_AUDIT_GROUP && n <= CIT_AUDIT_BLOCK && start % CIT_AUDIT_GROUP == 0 && n % CIT_AUDIT_GROUP == 0 &&
+        start / CIT_AUDIT_BLOCK == (start + n - 1) / CIT_AUDIT_BLOCK) {
+        uint8_t nodes[CIT_AUDIT_BLOCK / CIT_AUDIT_GROUP][32];
+        bool found = false;
+        int r = nodes_range(s, &e->nodes4, 4, start / CIT_AUDIT_GROUP, n / CIT_AUDIT_GROUP, nodes, &found);
+        if (r < 0 || found) {
+            if (found)
+                cit__merkle_root((const uint8_t(*)[32])nodes, n / CIT_AUDIT_GROUP, out);
+            return r;
+        }
+    }
+    if (n <= CIT_AUDIT_GROUP || (n <= CIT_AUDIT_BLOCK && !e->have_groups)) {
+        /* leaves: read the 16-leaf group (or, in a store without level-4 nodes, the block)
+         * once; the pieces of a proof below it come from that read */
+        uint64_t unit = n <= CIT_AUDIT_GROUP ? CIT_AUDIT_GROUP : CIT_AUDIT_BLOCK;
+        uint64_t grp = start / unit, off = start % unit;
+        if (n && off + n <= unit && (e->grp != (int64_t)grp || e->unit != unit)) {
+            int r = leaf_range_got(s, &e->leaves, (int64_t)(grp * unit) + 1, unit, e->leaf, false, &e->nleaf);
+            e->grp = r == 0 ? (int64_t)grp : -1;
+            e->unit = unit;
             if (r < 0)
                 return r;
         }
-        if (n && e->blk == (int64_t)blk && off + n <= e->nleaf) {
+        if (n && e->grp == (int64_t)grp && e->unit == unit && off + n <= e->nleaf) {
             cit__merkle_root((const uint8_t(*)[32])e->leaf + off, n, out);
             return 0;
         }
@@ -695,7 +721,7 @@ static int mth(mth_env *e, uint64_t start, uint64_t n, uint8_t out[32]) {
         /* whole blocks under one level-16 node: the tree over their level-8 nodes */
         uint8_t nodes[CIT_AUDIT_BLOCK][32];
         bool found = false;
-        int r = nodes8_range(s, &e->nodes8, start / CIT_AUDIT_BLOCK, n / CIT_AUDIT_BLOCK, nodes, &found);
+        int r = nodes_range(s, &e->nodes8, 8, start / CIT_AUDIT_BLOCK, n / CIT_AUDIT_BLOCK, nodes, &found);
         if (r < 0 || found) {
             if (found)
                 cit__merkle_root((const uint8_t(*)[32])nodes, n / CIT_AUDIT_BLOCK, out);
@@ -785,7 +811,7 @@ static int state_load(cit_ctx *ctx, cit_store *s) {
         return r;
     uint64_t blocks = (uint64_t)head / CIT_AUDIT_BLOCK, n16 = blocks % CIT_AUDIT_BLOCK;
     bool all = false; /* usually every node is there: one query instead of up to 255 */
-    if (n16 && (r = nodes8_range(s, NULL, blocks - n16, n16, a->nodes8, &all)) < 0)
+    if (n16 && (r = nodes_range(s, NULL, 8, blocks - n16, n16, a->nodes8, &all)) < 0)
         return r;
     for (uint64_t i = 0; i < n16 && r == 0 && !all; i++) {
         bool found = false;
@@ -798,7 +824,8 @@ static int state_load(cit_ctx *ctx, cit_store *s) {
 }
 
 /* Appends one prepared row inside the transaction; updates the state. */
-static int append_row(cit_store *s, struct cit_audit_state *a, sqlite3_stmt *ins, cit_audit_row *row, uint8_t **buf,
+static int append_row(cit_store *s, struct cit_audit_state *a, sqlite3_stmt *ins, sqlite3_stmt **node_ins,
+                      cit_audit_row *row, uint8_t **buf,
                       size_t *cap) {
     uint8_t leaf[32];
     row->seqno = a->head + 1;
@@ -823,16 +850,23 @@ static int append_row(cit_store *s, struct cit_audit_state *a, sqlite3_stmt *ins
         return cit__store_error(s, "cannot append the audit entry");
     uint64_t li = (uint64_t)row->seqno - 1; /* leaf index */
     memcpy(a->leaves[li % CIT_AUDIT_BLOCK], leaf, 32);
+    if ((li + 1) % CIT_AUDIT_GROUP == 0) {
+        uint8_t n4[32];
+        cit__merkle_root((const uint8_t(*)[32])a->leaves + (li % CIT_AUDIT_BLOCK) + 1 - CIT_AUDIT_GROUP,
+                         CIT_AUDIT_GROUP, n4);
+        if ((r = node_put_st(s, node_ins, 4, li / CIT_AUDIT_GROUP, n4)) < 0)
+            return r;
+    }
     if ((li + 1) % CIT_AUDIT_BLOCK == 0) {
         uint64_t b = li / CIT_AUDIT_BLOCK;
         uint8_t *n8 = a->nodes8[b % CIT_AUDIT_BLOCK];
         cit__merkle_root((const uint8_t(*)[32])a->leaves, CIT_AUDIT_BLOCK, n8);
-        if ((r = node_put(s, 8, b, n8)) < 0)
+        if ((r = node_put_st(s, node_ins, 8, b, n8)) < 0)
             return r;
         if ((b + 1) % CIT_AUDIT_BLOCK == 0) {
             uint8_t n16[32];
             cit__merkle_root((const uint8_t(*)[32])a->nodes8, CIT_AUDIT_BLOCK, n16);
-            if ((r = node_put(s, 16, b / CIT_AUDIT_BLOCK, n16)) < 0)
+            if ((r = node_put_st(s, node_ins, 16, b / CIT_AUDIT_BLOCK, n16)) < 0)
                 return r;
         }
     }
@@ -880,7 +914,7 @@ _public_ int cit_audit_append_batch(cit_ctx *ctx, const cit_audit_record *recs, 
         return cit_error_set(CIT_E_USAGE, "appends have no plan mode in the library; the CLI reports the plan");
     if ((r = cit__store_begin(s)) < 0)
         return r;
-    sqlite3_stmt *ins = NULL;
+    sqlite3_stmt *ins = NULL, *node_ins = NULL;
     uint8_t *buf = NULL, *sealed = NULL;
     size_t cap = 0;
     struct cit_audit_state saved;
@@ -925,9 +959,10 @@ _public_ int cit_audit_append_batch(cit_ctx *ctx, const cit_audit_record *recs, 
             row.payload_len = sl;
             row.sealed = 1;
         }
-        r = append_row(s, ctx->audit, ins, &row, &buf, &cap);
+        r = append_row(s, ctx->audit, ins, &node_ins, &row, &buf, &cap);
     }
     sqlite3_finalize(ins);
+    sqlite3_finalize(node_ins);
     free(buf);
     free(sealed);
     /* the head file names the new head before the commit (pending) and after it (committed):

@@ -13,6 +13,7 @@
 #define CIT_AUDIT_PAYLOAD_MAX (1024u * 1024)  /* bytes of one entry's payload */
 #define CIT_AUDIT_NAME_MAX 64                  /* stream and event names */
 #define CIT_AUDIT_BLOCK 256                    /* leaves under a cached level-8 node */
+#define CIT_AUDIT_GROUP 16                     /* leaves under a cached level-4 node */
 
 typedef struct cit_audit_row {
     int64_t seqno;
