@@ -121,7 +121,7 @@ static int do_prove(cli_env *e, const cli_args *a, json_t **out) {
             cit_error_set(CIT_E_USAGE, "--check FILE takes no other arguments");
             return CIT_E_USAGE;
         }
-        return cit_audit_proof_check(out, cli_get(a, "check"));
+        return with_report(e, cit_audit_proof_check(out, cli_get(a, "check")), out);
     }
     if (cli_flag(a, "consistency")) {
         int64_t o, n = 0;
@@ -284,8 +284,8 @@ const cli_verb cli_verbs_audit[] = {
       {"key", "PEM", "add: the witness's public key"},
       {"receipt", "FILE", "add: a receipt to import"}}},
     {"streams", do_streams, "create|list [NAME]", 1, 2, "audit streams and their confidentiality tiers",
-     "Tiers: public, internal, secret (payloads encrypted under the audit key). Built in:\n"
-     "default, tpmd and measure (internal).",
+     "Tiers: public, internal, secret (payloads encrypted under the audit key; create it first\n"
+     "with `audit key create`). Built in: default, tpmd and measure (internal).",
      "citadel tpm audit streams create hr --tier secret", {{"tier", "TIER", "create: public, internal or secret"}}},
     {"key", do_key, "create|rotate|show", 1, 1, "the master KEK for secret-tier payloads, sealed in the TPM",
      "Each segment's data key is wrapped under the KEK (XChaCha20-Poly1305); rotate makes a new KEK\n"

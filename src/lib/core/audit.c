@@ -275,6 +275,8 @@ _public_ int cit_audit_stream_create(json_t **out, cit_ctx *ctx, const char *nam
         return r;
     char have[16];
     r = ensure_builtin_streams(s);
+    if (r == 0 && strcmp(tier, "secret") == 0 && (r = cit__audit_kek_require(ctx)) < 0)
+        cit_error_cause("a secret-tier stream is usable only once the audit key exists");
     if (r == 0 && stream_tier(s, name, have) == 0) {
         r = cit_error_set(CIT_E_OBJECT_EXISTS, "the audit stream %s already exists (tier %s)", name, have);
         cit_error_context("stream", "%s", name);

@@ -49,6 +49,8 @@ int cit__audit_origin(cit_store *s, char *out, size_t cap);
 int cit__audit_seal_payload(cit_ctx *ctx, cit_store *s, int64_t seqno, const char *stream, const char *event,
                             const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
 int cit__audit_open_payload(cit_ctx *ctx, cit_store *s, const cit_audit_row *r, uint8_t **out, size_t *out_len);
+/* 0 when the audit key (KEK) exists, else CIT_E_OBJECT_NOT_FOUND with the step to create it. */
+int cit__audit_kek_require(cit_ctx *ctx);
 /* Forgets any data key or KEK the context holds (wiped). */
 void cit__audit_keys_drop(cit_ctx *ctx);
 

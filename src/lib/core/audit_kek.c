@@ -46,6 +46,13 @@ static int kek_find(cit_ctx *ctx, cit_object *o) {
     return r;
 }
 
+int cit__audit_kek_require(cit_ctx *ctx) {
+    cit_object o = {0};
+    int r = kek_find(ctx, &o);
+    cit__object_clear(&o);
+    return r;
+}
+
 /* Unseals KEK version `version` of o into kek (locked memory the caller owns). */
 static int kek_unseal(cit_ctx *ctx, cit_object *o, int version, uint8_t *kek) {
     int keep = o->version;
