@@ -151,13 +151,13 @@ test_audit_segments_sign_verify() {
     assert_eq "$(citadel tpm --json audit segments list | json - '[[s["segment"], s["tree_size"], s["checkpoints"]] for s in d["segments"]]')" '[[1, 3, 1], [2, 4, 1]]'
     assert_eq "$(citadel tpm --json audit head | json - '[d["segment"], d["sealed_through"]]')" '[2, 4]'
     ch=$(citadel tpm --json audit chain verify)
-    assert_eq "$(printf '%s' "$ch" | json - '[d["valid"], d["entries"], d["head_file"]["status"], d["nv_counter"]["status"]]')" '[true, 4, "pass", "pass"]'
+    assert_eq "$(printf '%s' "$ch" | json - '[d["valid"], d["entries"], d["anti_rollback"]["head_file"]["status"], d["anti_rollback"]["nv_counter"]["status"]]')" '[true, 4, "pass", "pass"]'
     rb=$(citadel tpm --json audit rollback)
     assert_eq "$(printf '%s' "$rb" | json - '[d["rolled_back"], d["store_head"], d["nv_counter"]["tpm_value"] == d["nv_counter"]["store_value"]]')" '[false, 4, true]'
     # a changed entry: verify names it
     sql "UPDATE audit_entries SET payload = CAST('changed' AS BLOB) WHERE seqno = 2"
     expect_fail 11 TPM0102 citadel tpm audit verify
-    assert_contains "$OUT" "first_bad_seqno: 2"
+    assert_contains "$(printf "%s" "$OUT" | tr -s " ")" "first_bad_seqno: 2"
     expect_fail 11 TPM0102 citadel tpm audit chain verify
 }
 
@@ -384,7 +384,7 @@ test_audit_witness_flow() {
     expect_fail 5 TPM0023 citadel tpm audit witness add w9 --key p384.pem
     assert_eq "$(citadel tpm --json audit witness add --receipt r1.json | json - '[d["witness"], d["checkpoint"], d["tree_size"]]')" '["w1", 1, 4]'
     v=$(citadel tpm --json audit verify --witnesses 1)
-    assert_eq "$(printf '%s' "$v" | json - '[c for c in d["checks"] if c["check"] == "witnesses"][0]["receipts"]')" '[{"witness": "w1", "valid": true}]'
+    assert_eq "$(printf '%s' "$v" | json - 'd["receipts"]')" '[{"witness": "w1", "valid": true}]'
     expect_fail 11 TPM0118 citadel tpm audit verify --witnesses 2
     assert_contains "$OUT" "1 valid co-signatures on the latest checkpoint (2 required)"
     assert_eq "$(citadel tpm --json audit witness list | json - '[[w["witness"], w["receipts"], w["latest_tree_size"]] for w in d["witnesses"]]')" '[["w1", 1, 4]]'
@@ -603,7 +603,7 @@ test_audit_on_swtpm() {
     citadel tpm audit sign --identity audit-signer >/dev/null
     v=$(citadel tpm --json audit verify)
     assert_eq "$(printf '%s' "$v" | json - '[d["valid"], d["checkpoints"]]')" '[true, 1]'
-    assert_eq "$(printf '%s' "$v" | json - '[c["nv_counter"]["status"] for c in d["checks"] if c["check"] == "anti-rollback"]')" '["pass"]'
+    assert_eq "$(printf '%s' "$v" | json - '[d["anti_rollback"]["nv_counter"]["status"]]')" '["pass"]'
     assert_eq "$(citadel tpm --json audit show 2 | json - 'd["payload"]')" SWTPM-SECRET
     if grep -qa SWTPM-SECRET "$TPM_STORE_PATH"*; then fail "the secret is stored in clear"; fi
     citadel tpm audit key rotate >/dev/null
