@@ -29,6 +29,8 @@ const cli_noun cli_nouns[] = {
     {"attest", "attestation keys, quotes and their verification, credential activation, event logs and IMA", cli_verbs_attest},
     {"recover", "recovery reports: what a boot change locked", cli_verbs_recover},
     {"audit", "the tamper-evident audit log: append, segments, signed checkpoints, proofs, witnesses", cli_verbs_audit},
+    {"measure", "the Measured Merkle Anchor: measurements sealed into the audit log and extended into a PCR",
+     cli_verbs_measure},
     {"lockout", "dictionary-attack counter and lockout recovery", cli_verbs_lockout},
     {"log", "the operation log", cli_verbs_log},
     {"debug", "write a bug-report bundle (no secrets)", cli_verbs_debug},

@@ -471,6 +471,35 @@ static int cp_check(cit_store *s, const char *origin, const cp_row *c, const uin
     return r;
 }
 
+int cit__audit_checkpoint_check(cit_store *s, int64_t id, int64_t *size, uint8_t root[32], char **identity,
+                                char *why, size_t cap) {
+    cp_row *cps = NULL;
+    size_t n = 0;
+    char origin[128];
+    int r = cit__audit_origin(s, origin, sizeof origin);
+    if (r == 0)
+        r = cp_load(s, &cps, &n);
+    const cp_row *c = NULL;
+    for (size_t i = 0; r == 0 && i < n; i++)
+        if (cps[i].id == id)
+            c = &cps[i];
+    if (r == 0 && !c) {
+        r = cit_error_set(CIT_E_AUDIT_NOT_SIGNED, "no audit checkpoint %" PRId64, id);
+        snprintf(why, cap, "no checkpoint %" PRId64, id);
+    }
+    if (r == 0) {
+        why[0] = 0;
+        r = cp_check(s, origin, c, c->root, why, cap);
+    }
+    if (r == 0) {
+        *size = c->size;
+        memcpy(root, c->root, 32);
+        *identity = strdup(c->identity);
+    }
+    cp_free(cps, n);
+    return r;
+}
+
 static int witness_key(cit_store *s, const char *name, EVP_PKEY **pk) {
     sqlite3_stmt *st = NULL;
     int r = cit__store_prepare(s, &st, "SELECT public_pem FROM audit_witnesses WHERE name = ?");
