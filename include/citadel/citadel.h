@@ -477,6 +477,57 @@ int cit_audit_witness_register(json_t **out, cit_ctx *ctx, const char *name, con
 int cit_audit_witness_import(json_t **out, cit_ctx *ctx, const char *receipt_file);
 int cit_audit_witness_list(json_t **out, cit_ctx *ctx);
 
+/* ---- the Measured Merkle Anchor (docs/mma.md) ---- */
+/* Measurements are entries of the audit log's `measure` stream; a measure checkpoint seals them
+ * into a Merkle segment and may extend the segment's root into a PCR, so an identity bound to
+ * that PCR through an authority (PolicyAuthorize) signs only in states the authority approved,
+ * and every approval is itself an entry of the log. */
+
+/* Measures files (SHA-256 of the contents, size, resolved path) into the `measure` stream as
+ * `measure.file` entries, all in one append (n at most 1024; a file at most 4 GiB). kind: a label
+ * such as binary, config or library (NULL: "file"). Every file is hashed before anything is
+ * written. Errors: CIT_E_INPUT_READ (missing, unreadable, not a regular file), CIT_E_USAGE, and
+ * those of cit_audit_append_batch. */
+int cit_measure_file(json_t **out, cit_ctx *ctx, const char *const *paths, size_t n, const char *kind);
+
+typedef struct cit_measure_enroll_options {
+    int pcr;               /* the anchor PCR (8-15 but 10; 14 usually), or -1: its value now is
+                              recorded as the base the checkpoint extends are replayed from */
+    bool verify_ima;       /* cross-check with the kernel's IMA runtime measurement list */
+    bool require_ima;      /* fail unless IMA measured this binary (CIT_E_MEASURE_IMA_NOT_FOUND) */
+    const char *ima_log;   /* NULL: /sys/kernel/security/ima/{binary,ascii}_runtime_measurements */
+    const char *binary;    /* NULL: the running binary (/proc/self/exe) */
+} cit_measure_enroll_options;
+
+/* Measures the running citadel binary into a `measure.enroll` entry (with the anchor PCR's value
+ * now, when o->pcr >= 0). With verify_ima the IMA list is searched for the binary's digest: the
+ * verdict (measured, not-measured, unavailable) is in the result and the entry; a list that
+ * names the binary's path only with other digests is CIT_E_MEASURE_IMA_MISMATCH and nothing is
+ * recorded. CIT_E_MEASURE_PCR_REFUSED for a PCR that cannot anchor (0-7, 10, 16-23). */
+int cit_measure_enroll(json_t **out, cit_ctx *ctx, const cit_measure_enroll_options *o);
+/* Seals the measurements since the last measure checkpoint into an audit segment (a new one, or
+ * the latest when the log is sealed to its head) and records a `measure.checkpoint` entry (in the
+ * next segment: it names the segment's root). pcr >= 0: then extends PCR pcr (sha256 bank) with
+ * SHA-256("citadel.measure.checkpoint/v1" 0x00 origin 0x00 be64(tree_size) root), after the
+ * entry is written. CIT_E_MEASURE_NOTHING_PENDING when nothing was measured since. */
+int cit_measure_checkpoint(json_t **out, cit_ctx *ctx, int pcr);
+/* cit_audit_sign with the anchor identity; segment 0: the latest segment, after sealing the log
+ * when a measure.approval entry is not under a segment yet (the signature covers it). The TPM refuses
+ * (CIT_E_POLICY_FAIL) while the PCR state is not one the identity's authority approved. */
+int cit_measure_sign(json_t **out, cit_ctx *ctx, const char *identity, int64_t segment);
+/* A measurement's verification: the latest signed checkpoint covering entry seqno (signature,
+ * signer), the RFC 9162 inclusion proof to its root, and the PCR replay when its measure
+ * checkpoint extended a PCR. The report is returned in *out also on failure (its first failing
+ * code: CIT_E_AUDIT_NOT_SIGNED, CIT_E_AUDIT_CHECKPOINT_INVALID, CIT_E_MEASURE_PCR_MISMATCH ...).
+ * CIT_E_MEASURE_NOT_MEASUREMENT for an entry that is not measure.file/measure.enroll. */
+int cit_measure_verify(json_t **out, cit_ctx *ctx, int64_t seqno);
+/* The audit anti-rollback check (cit_audit_rollback) and the replay of every anchor PCR against
+ * the TPM; the report in *out also on failure (CIT_E_AUDIT_ROLLBACK ..., CIT_E_MEASURE_PCR_MISMATCH). */
+int cit_measure_rollback_check(json_t **out, cit_ctx *ctx);
+/* Measurements (the newest 100), those pending, the last measure checkpoint, approvals in the log,
+ * and each anchor PCR's replay with the identities bound to it. Reads the PCRs. */
+int cit_measure_status(json_t **out, cit_ctx *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -55,7 +55,9 @@ const cli_verb cli_verbs_policy[] = {
     {"approve", do_approve, NULL, 0, 0, "an authority approves the PCR state now (PolicyAuthorize)",
      "The authority's TPM key signs the policy digest of the listed PCRs at their values now.\n"
      "Identities made with --authorized-by AUTH then sign in this state too. The approval is\n"
-     "stored and logged; the TPM checks its signature at every use.",
+     "written into the audit log first (measure.approval in the measure stream when a PCR is one\n"
+     "`measure checkpoint` extends, else policy.approve), then stored; the TPM checks its\n"
+     "signature at every use.",
      "citadel tpm policy approve --authority release --pcr 14",
      {{"authority", "AUTH", "the authority identity (required)"},
       {"pcr", "LIST", "the PCRs whose values now are approved (required)"},

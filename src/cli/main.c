@@ -31,6 +31,8 @@ const cli_noun cli_nouns[] = {
     {"repair", "find and fix where the store and the TPM disagree", cli_verbs_repair},
     {"gc", "remove retired objects past retention, orphaned blobs, leftover files", cli_verbs_gc},
     {"audit", "the tamper-evident audit log: append, segments, signed checkpoints, proofs, witnesses", cli_verbs_audit},
+    {"measure", "the Measured Merkle Anchor: measurements sealed into the audit log and extended into a PCR",
+     cli_verbs_measure},
     {"lockout", "dictionary-attack counter and lockout recovery", cli_verbs_lockout},
     {"log", "the operation log", cli_verbs_log},
     {"debug", "write a bug-report bundle (no secrets)", cli_verbs_debug},

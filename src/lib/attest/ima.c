@@ -853,6 +853,34 @@ done:
     return r;
 }
 
+int cit__ima_each_file(const uint8_t *buf, size_t len, const char *name,
+                       int (*fn)(void *env, const cit__ima_file *f), void *env) {
+    ima_parser p;
+    int r = ima_open_any(&p, buf, len, name);
+    if (r < 0)
+        return r;
+    ima_entry e;
+    while ((r = ima_next(&p, &e)) > 0) {
+        if (!e.tdata_known || !e.fd || !e.path)
+            continue; /* a template we only replay from its recorded hash */
+        cit__ima_file f = {.index = e.index, .pcr = e.pcr, .template_name = e.tname, .digest = e.fd,
+                           .digest_len = e.fdlen, .path = e.path, .path_len = e.path_len,
+                           .violation = all_zero(e.digest, e.dsize)};
+        if (e.fd_prefix && e.fd_prefix_len > 1) {
+            /* "sha256:" (d-ng) or "ima:sha256:" (d-ngv2): the last name before the final ':' */
+            size_t end = e.fd_prefix_len - 1, start = end;
+            while (start > 0 && e.fd_prefix[start - 1] != ':')
+                start--;
+            snprintf(f.alg, sizeof f.alg, "%.*s", (int)(end - start), (const char *)e.fd_prefix + start);
+        } else
+            snprintf(f.alg, sizeof f.alg, "%s", e.fdlen == 20 ? "sha1" : "unknown");
+        if ((r = fn(env, &f)) != 0)
+            break;
+    }
+    ima_close(&p);
+    return r;
+}
+
 static int with_file(int r, const char *file) {
     if (r < 0)
         cit_error_context("file", "%s", file);

@@ -294,8 +294,11 @@ _public_ int cit_audit_stream_create(json_t **out, cit_ctx *ctx, const char *nam
             sqlite3_finalize(st);
         }
     }
-    if (r == 0)
-        r = cit__store_event(s, "audit.stream.create", NULL, 0, "ok", json_pack("{s:s,s:s}", "stream", name, "tier", tier));
+    if (r == 0) {
+        json_t *d = json_pack("{s:s,s:s}", "stream", name, "tier", tier);
+        r = cit__store_event(s, "audit.stream.create", NULL, 0, "ok", d); /* borrows d */
+        json_decref(d);
+    }
     if (r == 0)
         r = cit__store_commit(s);
     if (r < 0) {
@@ -1438,6 +1441,7 @@ static int rollback_check(cit_ctx *ctx, cit_store *s, int64_t count, verdict *v,
         if (!at_c && !at_p)
             json_object_set_new(hj, "status", json_string("fail"));
     } else if (in_memory(s)) {
+        /* the mock backend's store lives and dies with the process: nothing to roll back */
         json_object_set_new(hj, "status", json_string("not applicable (in-memory store)"));
     } else if (head > 0) {
         json_object_set_new(hj, "status", json_string("missing"));
@@ -1455,9 +1459,9 @@ static int rollback_check(cit_ctx *ctx, cit_store *s, int64_t count, verdict *v,
     json_t *nj = json_object();
     json_object_set_new(nj, "store_value", json_integer(dbc));
     cit_object co = {0};
-    bool counter_known = cit__object_find(s, COUNTER_PATH, &co) == 0;
-    cit__object_clear(&co);
-    if (dbc > 0 || counter_known) {
+    bool counter_defined = dbc > 0 || cit__object_find(s, COUNTER_PATH, &co) == 0;
+    cit__object_clear(&co); /* the metadata it read */
+    if (counter_defined) {
         cit_error_clear();
         if ((r = counter_read(ctx, &have_nv, &nv)) < 0) {
             json_decref(nj);

@@ -44,6 +44,14 @@ int cit__audit_mth(cit_store *s, uint64_t start, uint64_t n, uint8_t out[32]);
 /* The log's origin line: "citadel.tpm/audit/<workspace id>". */
 int cit__audit_origin(cit_store *s, char *out, size_t cap);
 
+/* Checks the stored signed checkpoint id (audit_note.c): its note names this log's origin and
+ * its recorded tree size and root, the signature verifies with the key it was made with, and
+ * that key is one of the signing identity's versions. On success *size, root and *identity (the
+ * caller's) describe it; on failure why says what is wrong (CIT_E_AUDIT_CHECKPOINT_INVALID,
+ * _KEY_UNKNOWN, CIT_E_AUDIT_NOT_SIGNED when there is no such checkpoint). */
+int cit__audit_checkpoint_check(cit_store *s, int64_t id, int64_t *size, uint8_t root[32], char **identity,
+                                char *why, size_t cap);
+
 /* Envelope encryption (audit_kek.c). seal: plaintext -> stored payload for an entry of the
  * open segment; open: the reverse, for audit show. */
 int cit__audit_seal_payload(cit_ctx *ctx, cit_store *s, int64_t seqno, const char *stream, const char *event,

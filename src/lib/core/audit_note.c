@@ -351,9 +351,11 @@ _public_ int cit_audit_sign(json_t **out, cit_ctx *ctx, const char *identity, in
             cp = sqlite3_last_insert_rowid(s->db);
             sqlite3_finalize(st);
         }
-        if (r == 0)
-            r = cit__store_event(s, "audit.sign", g.o.path, g.o.id, "ok",
-                                 json_pack("{s:I,s:I}", "segment", (json_int_t)id, "tree_size", (json_int_t)last));
+        if (r == 0) {
+            json_t *d = json_pack("{s:I,s:I}", "segment", (json_int_t)id, "tree_size", (json_int_t)last);
+            r = cit__store_event(s, "audit.sign", g.o.path, g.o.id, "ok", d); /* borrows d */
+            json_decref(d);
+        }
         if (r == 0)
             r = cit__store_commit(s);
         if (r < 0)
@@ -466,6 +468,35 @@ static int cp_check(cit_store *s, const char *origin, const cp_row *c, const uin
         snprintf(why, cap, "checkpoint %" PRId64 ": %s", c->id, cit_error_last()->message);
     EVP_PKEY_free(pk);
     note_free(&n);
+    return r;
+}
+
+int cit__audit_checkpoint_check(cit_store *s, int64_t id, int64_t *size, uint8_t root[32], char **identity,
+                                char *why, size_t cap) {
+    cp_row *cps = NULL;
+    size_t n = 0;
+    char origin[128];
+    int r = cit__audit_origin(s, origin, sizeof origin);
+    if (r == 0)
+        r = cp_load(s, &cps, &n);
+    const cp_row *c = NULL;
+    for (size_t i = 0; r == 0 && i < n; i++)
+        if (cps[i].id == id)
+            c = &cps[i];
+    if (r == 0 && !c) {
+        r = cit_error_set(CIT_E_AUDIT_NOT_SIGNED, "no audit checkpoint %" PRId64, id);
+        snprintf(why, cap, "no checkpoint %" PRId64, id);
+    }
+    if (r == 0) {
+        why[0] = 0;
+        r = cp_check(s, origin, c, c->root, why, cap);
+    }
+    if (r == 0) {
+        *size = c->size;
+        memcpy(root, c->root, 32);
+        *identity = strdup(c->identity);
+    }
+    cp_free(cps, n);
     return r;
 }
 
@@ -986,8 +1017,11 @@ _public_ int cit_audit_witness_register(json_t **out, cit_ctx *ctx, const char *
                 r = cit__store_error(s, "cannot register the witness");
             sqlite3_finalize(st);
         }
-        if (r == 0)
-            r = cit__store_event(s, "audit.witness.add", NULL, 0, "ok", json_pack("{s:s}", "witness", name));
+        if (r == 0) {
+            json_t *d = json_pack("{s:s}", "witness", name);
+            r = cit__store_event(s, "audit.witness.add", NULL, 0, "ok", d); /* borrows d */
+            json_decref(d);
+        }
         if (r == 0)
             r = cit__store_commit(s);
         if (r < 0)

@@ -22,6 +22,7 @@
 #include "basic/macro.h"
 #include "basic/util.h"
 #include "core/keys.h"
+#include "core/measure.h"
 #include "core/profiles.h"
 #include "crypto/crypto.h"
 #include "ctx.h"
@@ -375,6 +376,14 @@ _public_ int cit_policy_approve(json_t **out, cit_ctx *ctx, const char *authorit
     r = cit__version_get(s, o.id, o.version, &v);
     if (r == 0)
         nhex = cit_hex_encode(v.name, v.name_len);
+    /* the approval goes into the audit log before it is stored: an approval the TPM would honour
+     * never exists without its log entry (a crash in between leaves an entry for an approval that
+     * was never stored, which unlocks nothing); a rolled-back log refuses, and nothing is approved */
+    int64_t aseq = 0;
+    const char *aevent = NULL;
+    json_t *anchor = NULL;
+    if (r == 0)
+        r = cit__measure_record_approval(ctx, o.path, nhex, list, dhex, rhex, sb, sl, &aseq, &aevent, &anchor);
     sqlite3_stmt *st = NULL;
     int64_t id = 0, now = (int64_t)time(NULL);
     if (r == 0)
@@ -408,9 +417,23 @@ _public_ int cit_policy_approve(json_t **out, cit_ctx *ctx, const char *authorit
     if (r == 0) {
         char when[32];
         cit_time_rfc3339(when, sizeof when, now);
-        *out = json_pack("{s:I,s:s,s:s,s:s,s:O,s:s}", "approval", (json_int_t)id, "authority", o.path,
-                         "policy_digest", dhex, "policy_ref", rhex, "pcrs", list, "approved", when);
+        *out = json_pack("{s:I,s:s,s:s,s:s,s:O,s:s,s:{s:I,s:s}}", "approval", (json_int_t)id, "authority", o.path,
+                         "policy_digest", dhex, "policy_ref", rhex, "pcrs", list, "approved", when, "audit", "seqno",
+                         (json_int_t)aseq, "event", aevent);
+        if (anchor) {
+            json_object_set(*out, "anchor", anchor);
+            json_t *a;
+            size_t k;
+            bool explained = true;
+            json_array_foreach(anchor, k, a) explained &= json_is_true(json_object_get(a, "matches_replay"));
+            if (!explained)
+                json_object_set_new(*out, "warning",
+                                    json_string("an approved PCR value is not the replay of the measure checkpoints: "
+                                                "the log does not explain the state that was approved (`citadel tpm "
+                                                "measure rollback-check`)"));
+        }
     }
+    json_decref(anchor);
     cit__version_clear(&v);
     json_decref(list);
     free(dhex);
