@@ -1045,8 +1045,23 @@ static int chain_walk(cit_store *s, verdict *v, int64_t *count, const seg_info *
         cit__audit_chain_hash(row.prev, leaf, h);
         bool own_ok = memcmp(h, row.hash, 32) == 0;
         bool link_ok = memcmp(row.prev, prev_hash, 32) == 0;
+        /* written one position earlier and linked to the entry two back: the entry before this
+         * one was put in between and the rest renumbered (an insertion, not a reorder) */
+        bool shifted = !own_ok && row.seqno > 1 && memcmp(row.prev, prev_prev, 32) == 0 &&
+                       hashes_as(&row, row.seqno - 1, &buf, &cap);
+        if (shifted && v->code == CIT_E_AUDIT_ENTRY_MODIFIED && v->first_bad == row.seqno - 1) {
+            /* the entry just reported as modified (garbage hashes) is the inserted one */
+            v->code = 0;
+            fail_at(v, CIT_E_AUDIT_ENTRY_INSERTED, row.seqno - 1,
+                    "entry %" PRId64 " is not part of the chain (the entries after it were renumbered)",
+                    row.seqno - 1);
+        }
         if (!v->code) {
-            if (!own_ok) {
+            if (shifted)
+                fail_at(v, CIT_E_AUDIT_ENTRY_INSERTED, row.seqno - 1,
+                        "entry %" PRId64 " is not part of the chain (the entries after it were renumbered)",
+                        row.seqno - 1);
+            else if (!own_ok) {
                 if (hashes_as(&row, row.seqno - 1, &buf, &cap) || hashes_as(&row, row.seqno + 1, &buf, &cap))
                     fail_at(v, CIT_E_AUDIT_ENTRY_REORDERED, row.seqno,
                             "entry %" PRId64 " was written at another position", row.seqno);
@@ -1094,6 +1109,22 @@ static int chain_walk(cit_store *s, verdict *v, int64_t *count, const seg_info *
     return r;
 }
 
+/* The segments against the walked log: each must end inside it (else truncated) and have the
+ * root recomputed by the walk (else the first entry of the first changed segment is bad). */
+static void segments_check(const seg_info *segs, size_t nsegs, const uint8_t (*roots)[32], int64_t count,
+                           verdict *v) {
+    for (size_t i = 0; i < nsegs && !v->code; i++) {
+        if (segs[i].last > count)
+            fail_at(v, CIT_E_AUDIT_TRUNCATED, count + 1,
+                    "segment %" PRId64 " covers entries up to %" PRId64 " but the log ends at %" PRId64, segs[i].id,
+                    segs[i].last, count);
+        else if (memcmp(roots[i], segs[i].root, 32) != 0)
+            fail_at(v, CIT_E_AUDIT_ROOT_MISMATCH, segs[i].first,
+                    "segment %" PRId64 " (entries %" PRId64 "-%" PRId64 ") no longer has its recorded root",
+                    segs[i].id, segs[i].first, segs[i].last);
+    }
+}
+
 /* Compares the store with the head file and the NV counter. fix_nv: bring a lagging NV
  * counter up to the store's record. */
 static int rollback_check(cit_ctx *ctx, cit_store *s, int64_t count, verdict *v, json_t *report, bool fix_nv);
@@ -1128,15 +1159,20 @@ _public_ int cit_audit_chain_verify(json_t **out, cit_ctx *ctx) {
     verdict v = {0};
     int64_t count = 0;
     uint64_t t0 = cit_now_usec();
-    if ((r = segments_load(s, &segs, &nsegs)) == 0)
-        r = chain_walk(s, &v, &count, segs, nsegs, NULL);
-    if (r == 0 && !v.code && nsegs && segs[nsegs - 1].last > count)
-        fail_at(&v, CIT_E_AUDIT_TRUNCATED, count + 1,
-                "segment %" PRId64 " covers entries up to %" PRId64 " but the log ends at %" PRId64,
-                segs[nsegs - 1].id, segs[nsegs - 1].last, count);
+    uint8_t(*roots)[32] = NULL;
+    if ((r = segments_load(s, &segs, &nsegs)) == 0 && nsegs && !(roots = calloc(nsegs, 32)))
+        r = cit_error_set(CIT_E_INTERNAL, "out of memory");
+    if (r == 0)
+        r = chain_walk(s, &v, &count, segs, nsegs, roots);
+    /* the walk computes the segments' roots anyway: an attacker who rewrote the chain from an
+     * entry onwards (so every link holds) is caught here, at the segment holding that entry,
+     * rather than only as a head that differs from the head file's */
+    if (r == 0)
+        segments_check(segs, nsegs, (const uint8_t(*)[32])roots, count, &v);
     json_t *report = json_object();
     if (r == 0)
         r = rollback_check(ctx, s, count, &v, report, false);
+    free(roots);
     free(segs);
     if (r < 0) {
         json_decref(report);
@@ -1184,9 +1220,17 @@ static int counter_read(cit_ctx *ctx, bool *exists, int64_t *value) {
     return r;
 }
 
+#define COUNTER_ACCEPTED_META "audit_counter_accepted"
+
+/* The NV counter value the store expects: its newest segment's, or the TPM's value that
+ * `audit rollback --accept` re-anchored on (an NV counter never goes back, so a restored
+ * store that predates a segment close could otherwise never verify or close again). */
 static int db_counter(cit_store *s, int64_t *v) {
     sqlite3_stmt *st = NULL;
-    int r = cit__store_prepare(s, &st, "SELECT coalesce(max(counter), 0) FROM audit_segments");
+    int r = cit__store_prepare(s, &st,
+                               "SELECT max(coalesce((SELECT max(counter) FROM audit_segments), 0), "
+                               "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '" COUNTER_ACCEPTED_META
+                               "'), 0))");
     *v = 0;
     if (r == 0 && sqlite3_step(st) == SQLITE_ROW)
         *v = sqlite3_column_int64(st, 0);
@@ -1311,18 +1355,33 @@ _public_ int cit_audit_rollback(json_t **out, cit_ctx *ctx, bool accept) {
             return r;
         }
         json_decref(cv);
+        /* a TPM counter ahead of the store's record (the copy predates a segment close) is
+         * accepted too: it cannot go back, so the store takes the TPM's value */
+        int64_t dbc = 0, nv = 0;
+        bool have_nv = false;
+        if ((r = db_counter(s, &dbc)) < 0 || (r = counter_read(ctx, &have_nv, &nv)) < 0)
+            return r;
         head_rec h = {.present = true, .seqno = head};
         memcpy(h.hash, hash, 32);
         if ((r = head_write(s, &h, NULL, true)) < 0)
             return r;
         cit__audit_state_free(ctx);
         char payload[160];
-        snprintf(payload, sizeof payload, "{\"accepted_head\":%" PRId64 "}", head);
+        snprintf(payload, sizeof payload, "{\"accepted_head\":%" PRId64 ",\"accepted_counter\":%" PRId64 "}", head,
+                 have_nv && nv > dbc ? nv : dbc);
         json_t *a = NULL;
+        /* logged first, applied after: a crash in between leaves a logged decision to repeat,
+         * never an unlogged one */
         r = cit_audit_append(&a, ctx, "default", "audit.head.accept", (const uint8_t *)payload, strlen(payload));
         if (r < 0)
             return r;
         json_decref(a);
+        if (have_nv && nv > dbc) {
+            char val[32];
+            snprintf(val, sizeof val, "%" PRId64, nv);
+            if ((r = cit__store_meta_set(s, COUNTER_ACCEPTED_META, val)) < 0)
+                return r;
+        }
         cit_error_clear();
     }
     verdict v = {0};
@@ -1728,20 +1787,7 @@ int cit__audit_walk(cit_ctx *ctx, cit_store *s, json_t *report, int *code, int64
         goto out;
     json_array_append_new(checks, verdict_check("hash chain", &v, "every entry links to the one before"));
     verdict vs = {0};
-    for (size_t i = 0; i < nsegs; i++) {
-        if (segs[i].last > count) {
-            fail_at(&vs, CIT_E_AUDIT_TRUNCATED, count + 1,
-                    "segment %" PRId64 " covers entries up to %" PRId64 " but the log ends at %" PRId64, segs[i].id,
-                    segs[i].last, count);
-            break;
-        }
-        if (memcmp(roots[i], segs[i].root, 32) != 0) {
-            fail_at(&vs, CIT_E_AUDIT_ROOT_MISMATCH, segs[i].first,
-                    "segment %" PRId64 " (entries %" PRId64 "-%" PRId64 ") no longer has its recorded root", segs[i].id,
-                    segs[i].first, segs[i].last);
-            break;
-        }
-    }
+    segments_check(segs, nsegs, (const uint8_t(*)[32])roots, count, &vs);
     char ok_detail[96];
     snprintf(ok_detail, sizeof ok_detail, "%zu segment roots match their entries", nsegs);
     json_array_append_new(checks, verdict_check("segment roots", &vs, ok_detail));

@@ -569,6 +569,8 @@ _public_ int cit_audit_verify(json_t **out, cit_ctx *ctx, int witnesses) {
             cpcode = CIT_E_AUDIT_ROOT_MISMATCH;
             snprintf(why, sizeof why, "the entries under checkpoint %" PRId64 " (tree size %" PRId64 ") changed",
                      cps[i].id, cps[i].size);
+            /* the checkpoints before it still match: the change is after the previous one */
+            first_bad = first_bad ? first_bad : (i > 0 ? cps[i - 1].size : 0) + 1;
             break;
         }
         if (i > 0 && cps[i - 1].size <= cps[i].size) {
