@@ -758,14 +758,16 @@ _public_ int cit_audit_append_batch(cit_ctx *ctx, const cit_audit_record *recs, 
     free(buf);
     free(sealed);
     /* the head file names the new head before the commit (pending) and after it (committed):
-     * a crash in between leaves a store the head file still accepts */
-    head_file hf = {0};
-    if (r == 0)
-        r = head_read(s, &hf);
+     * a crash in between leaves a store the head file still accepts. The committed line is the
+     * head this batch started from, which state_load found acknowledged (committed or pending):
+     * not the file's own committed line, which is one behind when the last writer died between
+     * its commit and its committed record; a second crash would then leave a store at neither
+     * line, a false rollback. */
     head_rec newh = {.present = true, .seqno = ctx->audit ? ctx->audit->head : 0};
     if (r == 0) {
         memcpy(newh.hash, ctx->audit->head_hash, 32);
-        head_rec old = hf.exists ? hf.committed : (head_rec){.present = true};
+        head_rec old = {.present = true, .seqno = saved.head};
+        memcpy(old.hash, saved.head_hash, 32);
         r = head_write(s, &old, &newh, true);
     }
     if (r == 0)
@@ -776,7 +778,18 @@ _public_ int cit_audit_append_batch(cit_ctx *ctx, const cit_audit_record *recs, 
             *ctx->audit = saved;
         return r;
     }
-    (void)head_write(s, &newh, NULL, false); /* a failure here is caught as "pending" next time */
+    /* The committed record is written under the store's write lock too, and only while the file
+     * still names this batch as pending: a writer delayed between its commit and this point
+     * must not replace a newer writer's record (the store would hold entries the head file
+     * never acknowledged: a false TPM0105). Any failure here is caught as "pending" next time. */
+    if (cit__store_begin(s) == 0) {
+        head_file hf;
+        if (head_read(s, &hf) == 0 && hf.pending.present && hf.pending.seqno == newh.seqno &&
+            memcmp(hf.pending.hash, newh.hash, 32) == 0)
+            (void)head_write(s, &newh, NULL, false);
+        cit__store_rollback(s);
+    }
+    cit_error_clear();
     if (first_seqno)
         *first_seqno = first;
     return 0;
@@ -1214,6 +1227,12 @@ static int counter_read(cit_ctx *ctx, bool *exists, int64_t *value) {
     if (r == 0) {
         *exists = true;
         *value = json_integer_value(json_object_get(j, "value"));
+    } else if (r == CIT_E_NV_TYPE) {
+        /* defined but never incremented: the first `segments close` died between the two
+         * (counter_ensure); it reads as 0 and the next close increments it */
+        cit_error_clear();
+        *exists = true;
+        r = 0;
     }
     json_decref(j);
     free(data);
