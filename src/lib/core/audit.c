@@ -266,8 +266,11 @@ _public_ int cit_audit_stream_create(json_t **out, cit_ctx *ctx, const char *nam
             sqlite3_finalize(st);
         }
     }
-    if (r == 0)
-        r = cit__store_event(s, "audit.stream.create", NULL, 0, "ok", json_pack("{s:s,s:s}", "stream", name, "tier", tier));
+    if (r == 0) {
+        json_t *d = json_pack("{s:s,s:s}", "stream", name, "tier", tier);
+        r = cit__store_event(s, "audit.stream.create", NULL, 0, "ok", d); /* borrows d */
+        json_decref(d);
+    }
     if (r == 0)
         r = cit__store_commit(s);
     if (r < 0) {
@@ -1306,7 +1309,10 @@ static int rollback_check(cit_ctx *ctx, cit_store *s, int64_t count, verdict *v,
         return r;
     json_t *nj = json_object();
     json_object_set_new(nj, "store_value", json_integer(dbc));
-    if (dbc > 0 || cit__object_find(s, COUNTER_PATH, &(cit_object){0}) == 0) {
+    cit_object co = {0};
+    bool defined = dbc > 0 || cit__object_find(s, COUNTER_PATH, &co) == 0;
+    cit__object_clear(&co); /* only whether it exists */
+    if (defined) {
         cit_error_clear();
         if ((r = counter_read(ctx, &have_nv, &nv)) < 0) {
             json_decref(nj);

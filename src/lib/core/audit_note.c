@@ -351,9 +351,11 @@ _public_ int cit_audit_sign(json_t **out, cit_ctx *ctx, const char *identity, in
             cp = sqlite3_last_insert_rowid(s->db);
             sqlite3_finalize(st);
         }
-        if (r == 0)
-            r = cit__store_event(s, "audit.sign", g.o.path, g.o.id, "ok",
-                                 json_pack("{s:I,s:I}", "segment", (json_int_t)id, "tree_size", (json_int_t)last));
+        if (r == 0) {
+            json_t *d = json_pack("{s:I,s:I}", "segment", (json_int_t)id, "tree_size", (json_int_t)last);
+            r = cit__store_event(s, "audit.sign", g.o.path, g.o.id, "ok", d); /* borrows d */
+            json_decref(d);
+        }
         if (r == 0)
             r = cit__store_commit(s);
         if (r < 0)
@@ -979,8 +981,11 @@ _public_ int cit_audit_witness_register(json_t **out, cit_ctx *ctx, const char *
                 r = cit__store_error(s, "cannot register the witness");
             sqlite3_finalize(st);
         }
-        if (r == 0)
-            r = cit__store_event(s, "audit.witness.add", NULL, 0, "ok", json_pack("{s:s}", "witness", name));
+        if (r == 0) {
+            json_t *d = json_pack("{s:s}", "witness", name);
+            r = cit__store_event(s, "audit.witness.add", NULL, 0, "ok", d); /* borrows d */
+            json_decref(d);
+        }
         if (r == 0)
             r = cit__store_commit(s);
         if (r < 0)
