@@ -45,6 +45,9 @@ UNIT_SRC = $(wildcard tests/unit/test-*.c)
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz-*.c)
 UNIT_BIN = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC)) \
            $(patsubst tests/fuzz/fuzz-%.c,$(B)/tests/test-fuzz-%,$(FUZZ_SRC))
+# Helpers the shell tests drive (not unit tests: run.sh runs only tests/test-*): a program on
+# the library and an LD_PRELOAD fault-injection shim.
+DRIVER_BIN = $(B)/tests/audit-append-driver $(B)/tests/killshim.so
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
@@ -78,6 +81,15 @@ $(B)/tests/%: tests/unit/%.c $(B)/libcitadel.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< \
 	    $(B)/libcitadel.a $(LDLIBS) $(shell pkg-config --libs cmocka)
 
+$(B)/tests/%: tests/drivers/%.c $(B)/libcitadel.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libcitadel.a $(LDLIBS)
+
+# no sanitizer flags: a preloaded library may not come before the ASan runtime
+$(B)/tests/%.so: tests/drivers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -Wall -Wextra $(WERROR) -fPIC -shared -o $@ $< -ldl
+
 $(B)/tests/test-fuzz-%: tests/fuzz/fuzz-%.c $(B)/libcitadel.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< \
@@ -95,7 +107,7 @@ docs/ERRORS.md: src/lib/diag/codes.def scripts/gen-errors.c
 	$(MAKE) --no-print-directory $(B)/gen-errors
 	$(B)/gen-errors > $@.tmp && mv $@.tmp $@
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(DRIVER_BIN)
 
 check: deps
 	$(MAKE) --no-print-directory all unit

@@ -231,9 +231,10 @@ const cli_verb cli_verbs_audit[] = {
      "Secret-tier payloads are decrypted with the audit key (a TPM unseal) unless --no-decrypt.", "citadel tpm audit show 1",
      {{"no-decrypt", NULL, "show secret-tier payloads as sealed"}}},
     {"chain", do_chain, "verify", 1, 1, "verify the hash chain from genesis and the anti-rollback records",
-     "Recomputes every entry's hash and link. A modified, deleted, reordered or inserted entry, a\n"
-     "truncated or rolled-back store each fail with their own code (TPM0102-0108) and the first\n"
-     "bad sequence number. Exit status 11 on tampering. Reads only.",
+     "Recomputes every entry's hash and link and every segment's root. A modified, deleted,\n"
+     "reordered or inserted entry, a truncated or rolled-back store, a changed sealed segment and a\n"
+     "missing head file each fail with their own code (TPM0102-0109, TPM0113) and the first bad\n"
+     "sequence number. Exit status 11 on tampering. Reads only; signatures: `audit verify`.",
      "citadel tpm audit chain verify", {{0}}},
     {"segments", do_segments, "close|list", 1, 1, "seal the open entries into a Merkle segment, or list segments",
      "close records the RFC 9162 root of the whole log at its current size and advances the TPM\n"

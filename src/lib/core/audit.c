@@ -971,17 +971,19 @@ _public_ int cit_audit_append_batch(cit_ctx *ctx, const cit_audit_record *recs, 
     free(buf);
     free(sealed);
     /* the head file names the new head before the commit (pending) and after it (committed):
-     * a crash in between leaves a store the head file still accepts */
-    head_file hf = {0};
+     * a crash in between leaves a store the head file still accepts. The committed line is the
+     * head this batch started from, which state_load found acknowledged (committed or pending):
+     * not the file's own committed line, which is one behind when the last writer died between
+     * its commit and its committed record; a second crash would then leave a store at neither
+     * line, a false rollback. */
     int lock = -1;
     if (r == 0)
         r = head_lock(s, &lock);
-    if (r == 0)
-        r = head_read(s, &hf);
     head_rec newh = {.present = true, .seqno = ctx->audit ? ctx->audit->head : 0};
     if (r == 0) {
         memcpy(newh.hash, ctx->audit->head_hash, 32);
-        head_rec old = hf.exists ? hf.committed : (head_rec){.present = true};
+        head_rec old = {.present = true, .seqno = saved.head};
+        memcpy(old.hash, saved.head_hash, 32);
         r = head_write(s, &old, &newh, true);
     }
     if (r == 0)
@@ -993,8 +995,10 @@ _public_ int cit_audit_append_batch(cit_ctx *ctx, const cit_audit_record *recs, 
             *ctx->audit = saved;
         return r;
     }
+    /* still under the head file's lock: no later writer's pending record can be overwritten */
     (void)head_write(s, &newh, NULL, false); /* a failure here is caught as "pending" next time */
     head_unlock(lock);
+    cit_error_clear();
     if (first_seqno)
         *first_seqno = first;
     return 0;
@@ -1260,8 +1264,23 @@ static int chain_walk(cit_store *s, verdict *v, int64_t *count, const seg_info *
         cit__audit_chain_hash(row.prev, leaf, h);
         bool own_ok = memcmp(h, row.hash, 32) == 0;
         bool link_ok = memcmp(row.prev, prev_hash, 32) == 0;
+        /* written one position earlier and linked to the entry two back: the entry before this
+         * one was put in between and the rest renumbered (an insertion, not a reorder) */
+        bool shifted = !own_ok && row.seqno > 1 && memcmp(row.prev, prev_prev, 32) == 0 &&
+                       hashes_as(&row, row.seqno - 1, &buf, &cap);
+        if (shifted && v->code == CIT_E_AUDIT_ENTRY_MODIFIED && v->first_bad == row.seqno - 1) {
+            /* the entry just reported as modified (garbage hashes) is the inserted one */
+            v->code = 0;
+            fail_at(v, CIT_E_AUDIT_ENTRY_INSERTED, row.seqno - 1,
+                    "entry %" PRId64 " is not part of the chain (the entries after it were renumbered)",
+                    row.seqno - 1);
+        }
         if (!v->code) {
-            if (!own_ok) {
+            if (shifted)
+                fail_at(v, CIT_E_AUDIT_ENTRY_INSERTED, row.seqno - 1,
+                        "entry %" PRId64 " is not part of the chain (the entries after it were renumbered)",
+                        row.seqno - 1);
+            else if (!own_ok) {
                 if (hashes_as(&row, row.seqno - 1, &buf, &cap) || hashes_as(&row, row.seqno + 1, &buf, &cap))
                     fail_at(v, CIT_E_AUDIT_ENTRY_REORDERED, row.seqno,
                             "entry %" PRId64 " was written at another position", row.seqno);
@@ -1308,6 +1327,22 @@ static int chain_walk(cit_store *s, verdict *v, int64_t *count, const seg_info *
     return r;
 }
 
+/* The segments against the walked log: each must end inside it (else truncated) and have the
+ * root recomputed by the walk (else the first entry of the first changed segment is bad). */
+static void segments_check(const seg_info *segs, size_t nsegs, const uint8_t (*roots)[32], int64_t count,
+                           verdict *v) {
+    for (size_t i = 0; i < nsegs && !v->code; i++) {
+        if (segs[i].last > count)
+            fail_at(v, CIT_E_AUDIT_TRUNCATED, count + 1,
+                    "segment %" PRId64 " covers entries up to %" PRId64 " but the log ends at %" PRId64, segs[i].id,
+                    segs[i].last, count);
+        else if (memcmp(roots[i], segs[i].root, 32) != 0)
+            fail_at(v, CIT_E_AUDIT_ROOT_MISMATCH, segs[i].first,
+                    "segment %" PRId64 " (entries %" PRId64 "-%" PRId64 ") no longer has its recorded root",
+                    segs[i].id, segs[i].first, segs[i].last);
+    }
+}
+
 /* Compares the store with the head file and the NV counter. fix_nv: bring a lagging NV
  * counter up to the store's record. */
 static int rollback_check(cit_ctx *ctx, cit_store *s, int64_t count, verdict *v, json_t *report, bool fix_nv);
@@ -1342,15 +1377,20 @@ _public_ int cit_audit_chain_verify(json_t **out, cit_ctx *ctx) {
     verdict v = {0};
     int64_t count = 0;
     uint64_t t0 = cit_now_usec();
-    if ((r = segments_load(s, &segs, &nsegs)) == 0)
-        r = chain_walk(s, &v, &count, segs, nsegs, NULL);
-    if (r == 0 && !v.code && nsegs && segs[nsegs - 1].last > count)
-        fail_at(&v, CIT_E_AUDIT_TRUNCATED, count + 1,
-                "segment %" PRId64 " covers entries up to %" PRId64 " but the log ends at %" PRId64,
-                segs[nsegs - 1].id, segs[nsegs - 1].last, count);
+    uint8_t(*roots)[32] = NULL;
+    if ((r = segments_load(s, &segs, &nsegs)) == 0 && nsegs && !(roots = calloc(nsegs, 32)))
+        r = cit_error_set(CIT_E_INTERNAL, "out of memory");
+    if (r == 0)
+        r = chain_walk(s, &v, &count, segs, nsegs, roots);
+    /* the walk computes the segments' roots anyway: an attacker who rewrote the chain from an
+     * entry onwards (so every link holds) is caught here, at the segment holding that entry,
+     * rather than only as a head that differs from the head file's */
+    if (r == 0)
+        segments_check(segs, nsegs, (const uint8_t(*)[32])roots, count, &v);
     json_t *rb = json_object();
     if (r == 0)
         r = rollback_check(ctx, s, count, &v, rb, false);
+    free(roots);
     free(segs);
     if (r < 0) {
         json_decref(rb);
@@ -1390,15 +1430,29 @@ static int counter_read(cit_ctx *ctx, bool *exists, int64_t *value) {
     if (r == 0) {
         *exists = true;
         *value = json_integer_value(json_object_get(j, "value"));
+    } else if (r == CIT_E_NV_TYPE) {
+        /* defined but never incremented: the first `segments close` died between the two
+         * (counter_ensure); it reads as 0 and the next close increments it */
+        cit_error_clear();
+        *exists = true;
+        r = 0;
     }
     json_decref(j);
     free(data);
     return r;
 }
 
+#define COUNTER_ACCEPTED_META "audit_counter_accepted"
+
+/* The NV counter value the store expects: its newest segment's, or the TPM's value that
+ * `audit rollback --accept` re-anchored on (an NV counter never goes back, so a restored
+ * store that predates a segment close could otherwise never verify or close again). */
 static int db_counter(cit_store *s, int64_t *v) {
     sqlite3_stmt *st = NULL;
-    int r = cit__store_prepare(s, &st, "SELECT coalesce(max(counter), 0) FROM audit_segments");
+    int r = cit__store_prepare(s, &st,
+                               "SELECT max(coalesce((SELECT max(counter) FROM audit_segments), 0), "
+                               "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '" COUNTER_ACCEPTED_META
+                               "'), 0))");
     *v = 0;
     if (r == 0 && sqlite3_step(st) == SQLITE_ROW)
         *v = sqlite3_column_int64(st, 0);
@@ -1529,6 +1583,12 @@ _public_ int cit_audit_rollback(json_t **out, cit_ctx *ctx, bool accept) {
             return r;
         }
         json_decref(cv);
+        /* a TPM counter ahead of the store's record (the copy predates a segment close) is
+         * accepted too: it cannot go back, so the store takes the TPM's value */
+        int64_t dbc = 0, nv = 0;
+        bool have_nv = false;
+        if ((r = db_counter(s, &dbc)) < 0 || (r = counter_read(ctx, &have_nv, &nv)) < 0)
+            return r;
         head_rec h = {.present = true, .seqno = head};
         memcpy(h.hash, hash, 32);
         int lock = -1;
@@ -1539,12 +1599,21 @@ _public_ int cit_audit_rollback(json_t **out, cit_ctx *ctx, bool accept) {
             return r;
         cit__audit_state_free(ctx);
         char payload[160];
-        snprintf(payload, sizeof payload, "{\"accepted_head\":%" PRId64 "}", head);
+        snprintf(payload, sizeof payload, "{\"accepted_head\":%" PRId64 ",\"accepted_counter\":%" PRId64 "}", head,
+                 have_nv && nv > dbc ? nv : dbc);
         json_t *a = NULL;
+        /* logged first, applied after: a crash in between leaves a logged decision to repeat,
+         * never an unlogged one */
         r = cit_audit_append(&a, ctx, "default", "audit.head.accept", (const uint8_t *)payload, strlen(payload));
         if (r < 0)
             return r;
         json_decref(a);
+        if (have_nv && nv > dbc) {
+            char val[32];
+            snprintf(val, sizeof val, "%" PRId64, nv);
+            if ((r = cit__store_meta_set(s, COUNTER_ACCEPTED_META, val)) < 0)
+                return r;
+        }
         cit_error_clear();
     }
     verdict v = {0};
@@ -1940,9 +2009,11 @@ _public_ int cit_audit_proof_check(json_t **out, const char *proof_file) {
 
 /* Used by audit_note.c: the walk with segment roots recomputed from the entries. */
 int cit__audit_walk(cit_ctx *ctx, cit_store *s, json_t *report, int *code, int64_t *first_bad, char *detail,
-                    size_t detail_cap);
+                    size_t detail_cap, cit_audit_root **roots_out, size_t *nroots);
 int cit__audit_walk(cit_ctx *ctx, cit_store *s, json_t *report, int *code, int64_t *first_bad, char *detail,
-                    size_t detail_cap) {
+                    size_t detail_cap, cit_audit_root **roots_out, size_t *nroots) {
+    *roots_out = NULL;
+    *nroots = 0;
     seg_info *segs = NULL;
     size_t nsegs = 0;
     verdict v = {0};
@@ -1958,34 +2029,42 @@ int cit__audit_walk(cit_ctx *ctx, cit_store *s, json_t *report, int *code, int64
         goto out;
     json_array_append_new(checks, verdict_check("hash chain", &v, "every entry links to the one before"));
     verdict vs = {0};
-    for (size_t i = 0; i < nsegs; i++) {
-        if (segs[i].last > count) {
-            fail_at(&vs, CIT_E_AUDIT_TRUNCATED, count + 1,
-                    "segment %" PRId64 " covers entries up to %" PRId64 " but the log ends at %" PRId64, segs[i].id,
-                    segs[i].last, count);
-            break;
-        }
-        if (memcmp(roots[i], segs[i].root, 32) != 0) {
-            fail_at(&vs, CIT_E_AUDIT_ROOT_MISMATCH, segs[i].first,
-                    "segment %" PRId64 " (entries %" PRId64 "-%" PRId64 ") no longer has its recorded root", segs[i].id,
-                    segs[i].first, segs[i].last);
-            break;
-        }
-    }
+    segments_check(segs, nsegs, (const uint8_t(*)[32])roots, count, &vs);
     char ok_detail[96];
     snprintf(ok_detail, sizeof ok_detail, "%zu segment roots match their entries", nsegs);
     json_array_append_new(checks, verdict_check("segment roots", &vs, ok_detail));
+    /* the cached subtree hashes (what proofs and roots are served from) against the entries */
+    verdict vc = {0};
+    if (nsegs && !vs.code && segs[nsegs - 1].last <= count) {
+        uint8_t cached[32];
+        if ((r = cit__audit_mth(s, 0, (uint64_t)segs[nsegs - 1].last, cached)) < 0)
+            goto out;
+        if (memcmp(cached, roots[nsegs - 1], 32) != 0)
+            fail_at(&vc, CIT_E_AUDIT_ROOT_MISMATCH, 1,
+                    "the cached subtree hashes (audit_nodes) disagree with the entries: proofs made from this "
+                    "store would not verify");
+    }
+    json_array_append_new(checks, verdict_check("tree cache", &vc, "cached subtree hashes match the entries"));
     verdict vr = {0};
     json_t *rb = json_object();
     r = rollback_check(ctx, s, count, &vr, rb, false);
     json_array_append_new(checks, verdict_check("anti-rollback", &vr, "head file and NV counter agree with the store"));
     json_object_set_new(report, "anti_rollback", rb);
     json_object_set_new(report, "entries", json_integer(count));
-    const verdict *first = v.code ? &v : vs.code ? &vs : vr.code ? &vr : NULL;
+    const verdict *first = v.code ? &v : vs.code ? &vs : vr.code ? &vr : vc.code ? &vc : NULL;
     if (first) {
         *code = first->code;
         *first_bad = first->first_bad;
         snprintf(detail, detail_cap, "%s", first->detail);
+    }
+    /* the roots recomputed from the entries, for the checkpoints */
+    if (r == 0 && nsegs && (*roots_out = calloc(nsegs, sizeof **roots_out))) {
+        for (size_t i = 0; i < nsegs; i++) {
+            (*roots_out)[i].size = segs[i].last;
+            (*roots_out)[i].valid = segs[i].last <= count;
+            memcpy((*roots_out)[i].root, roots[i], 32);
+        }
+        *nroots = nsegs;
     }
 out:
     free(roots);

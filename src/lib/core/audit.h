@@ -6,6 +6,7 @@
  */
 #pragma once
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/ctx.h"
@@ -61,6 +62,13 @@ int cit__audit_open_payload(cit_ctx *ctx, cit_store *s, const cit_audit_row *r, 
 int cit__audit_kek_require(cit_ctx *ctx);
 /* Forgets any data key or KEK the context holds (wiped). */
 void cit__audit_keys_drop(cit_ctx *ctx);
+
+/* A root recomputed from the entries at a segment's end (audit verify). */
+typedef struct cit_audit_root {
+    int64_t size;
+    bool valid; /* the log reached that size */
+    uint8_t root[32];
+} cit_audit_root;
 
 /* Drops the context's cached writer state (ctx close). */
 void cit__audit_state_free(cit_ctx *ctx);

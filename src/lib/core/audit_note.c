@@ -24,7 +24,7 @@
 static const char EM_DASH[] = "\xe2\x80\x94 ";
 
 int cit__audit_walk(cit_ctx *ctx, cit_store *s, json_t *report, int *code, int64_t *first_bad, char *detail,
-                    size_t detail_cap);
+                    size_t detail_cap, cit_audit_root **roots_out, size_t *nroots);
 
 /* ---- signed notes ---- */
 
@@ -564,7 +564,9 @@ _public_ int cit_audit_verify(json_t **out, cit_ctx *ctx, int witnesses) {
     int64_t first_bad = 0;
     char detail[256] = "";
     uint64_t t0 = cit_now_usec();
-    if ((r = cit__audit_walk(ctx, s, report, &code, &first_bad, detail, sizeof detail)) < 0)
+    cit_audit_root *eroots = NULL; /* roots recomputed from the entries, at each segment's end */
+    size_t neroots = 0;
+    if ((r = cit__audit_walk(ctx, s, report, &code, &first_bad, detail, sizeof detail, &eroots, &neroots)) < 0)
         goto fail;
     char origin[128];
     cp_row *cps = NULL;
@@ -585,7 +587,14 @@ _public_ int cit_audit_verify(json_t **out, cit_ctx *ctx, int witnesses) {
             first_bad = first_bad ? first_bad : count + 1;
             break;
         }
-        if ((r = cit__audit_mth(s, 0, (uint64_t)cps[i].size, now_root)) < 0) {
+        /* the root from the entries themselves (never the cached subtree hashes) */
+        bool have = false;
+        for (size_t k = 0; k < neroots && !have; k++)
+            if (eroots[k].valid && eroots[k].size == cps[i].size) {
+                memcpy(now_root, eroots[k].root, 32);
+                have = true;
+            }
+        if (!have && (r = cit__audit_mth(s, 0, (uint64_t)cps[i].size, now_root)) < 0) {
             cpcode = r;
             snprintf(why, sizeof why, "%s", cit_error_last()->message);
             r = 0;
@@ -600,9 +609,13 @@ _public_ int cit_audit_verify(json_t **out, cit_ctx *ctx, int witnesses) {
             cpcode = CIT_E_AUDIT_ROOT_MISMATCH;
             snprintf(why, sizeof why, "the entries under checkpoint %" PRId64 " (tree size %" PRId64 ") changed",
                      cps[i].id, cps[i].size);
+            /* the checkpoints before it still match: the change is after the previous one */
+            first_bad = first_bad ? first_bad : (i > 0 ? cps[i - 1].size : 0) + 1;
             break;
         }
-        if (i > 0 && cps[i - 1].size <= cps[i].size) {
+        if (i > 0 && cps[i - 1].size <= cps[i].size && !code) {
+            /* both roots are the entries' own; the RFC 9162 proof between them (made from the
+             * cached hashes, which the walk found consistent) is what a witness would check */
             uint8_t proof[CIT_MERKLE_MAX_PROOF][32];
             size_t pn = 0;
             if (cit__merkle_consistency_proof(mth_cb, s, (uint64_t)cps[i - 1].size, (uint64_t)cps[i].size, proof,
@@ -614,7 +627,7 @@ _public_ int cit_audit_verify(json_t **out, cit_ctx *ctx, int witnesses) {
                          cps[i].id, cps[i - 1].id);
                 break;
             }
-        } else if (i > 0) {
+        } else if (i > 0 && cps[i - 1].size > cps[i].size) {
             cpcode = CIT_E_AUDIT_INCONSISTENT;
             snprintf(why, sizeof why, "checkpoint %" PRId64 " has a smaller tree than checkpoint %" PRId64, cps[i].id,
                      cps[i - 1].id);
@@ -669,6 +682,7 @@ _public_ int cit_audit_verify(json_t **out, cit_ctx *ctx, int witnesses) {
                             json_pack("{s:I,s:I,s:s}", "checkpoint", (json_int_t)cps[ncp - 1].id, "tree_size",
                                       (json_int_t)cps[ncp - 1].size, "identity", cps[ncp - 1].identity));
     cp_free(cps, ncp);
+    free(eroots);
     /* the verdict first, then the evidence */
     json_t *res = json_pack("{s:b}", "valid", code == 0);
     if (code) {
@@ -695,6 +709,7 @@ _public_ int cit_audit_verify(json_t **out, cit_ctx *ctx, int witnesses) {
     }
     return 0;
 fail:
+    free(eroots);
     json_decref(report);
     return r;
 }

@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <pwd.h>
@@ -101,6 +102,33 @@ static int check_header(const char *path) {
     return 0;
 }
 
+static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+/* SQLite cannot read a file whose header is SQLite's: when the header names a Citadel store
+ * (application_id) it is a damaged store, not a foreign file; say so, and whether the file is
+ * shorter than the header records (cut short: a copy interrupted, a full disk). */
+static int damaged(const char *path, const char *sqlite_msg) {
+    uint8_t h[100];
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    bool ours = fd >= 0 && read(fd, h, sizeof h) == (ssize_t)sizeof h && fstat(fd, &st) == 0 &&
+                be32(h + 68) == CIT_STORE_APPLICATION_ID;
+    if (fd >= 0)
+        close(fd);
+    if (!ours)
+        return not_citadel(path, "SQLite cannot read the file (damaged or not a database)");
+    uint32_t page = (uint32_t)h[16] << 8 | h[17], pages = be32(h + 28);
+    uint64_t want = (uint64_t)(page == 1 ? 65536 : page) * pages;
+    cit_error_set(CIT_E_STORE_IO, "the store %s is damaged", path);
+    if ((uint64_t)st.st_size < want)
+        cit_error_cause("the file is %lld bytes but its header records %" PRIu64 ": it was truncated",
+                        (long long)st.st_size, want);
+    cit_error_cause("SQLite: %s", sqlite_msg);
+    cit_error_context("store", "%s", path);
+    cit_error_step("the file was left untouched; restore the store from a backup");
+    return CIT_E_STORE_IO;
+}
+
 static int pragma_int(cit_store *s, const char *sql, int *out) {
     sqlite3_stmt *st;
     int r = cit__store_prepare(s, &st, sql);
@@ -189,7 +217,7 @@ int cit__store_open(cit_store **out, const char *path, bool create) {
     if (!fresh) {
         if (pragma_int(s, "PRAGMA application_id", &appid) < 0) {
             /* SQLITE_NOTADB and friends: a damaged or foreign file */
-            r = not_citadel(path, "SQLite cannot read the file (damaged or not a database)");
+            r = damaged(path, sqlite3_errmsg(s->db));
             goto fail;
         }
         r = pragma_int(s, "PRAGMA user_version", &ver);

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tests/drivers/killshim.so: an LD_PRELOAD shim that kills the process (SIGKILL) at an exact
+ * point of the audit head file protocol, so tests/integration/test-audit-fault.sh can crash an
+ * append between the head file and the commit without relying on timing:
+ *
+ *   CIT_KILL_HEAD=before:N   SIGKILL just before the N-th rename onto STORE.audit-head
+ *   CIT_KILL_HEAD=after:N    SIGKILL just after it
+ *   CIT_KILL_HEAD=stop:N     SIGSTOP just before it (the test resumes the process with SIGCONT)
+ *
+ * An append renames the head file twice: the pending record (before its commit) and the
+ * committed one (after it). before:1 dies before anything, after:1 between the head file and
+ * the commit, before:2 between the commit and the committed record.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int seen;
+
+static void maybe_kill(const char *when, const char *newpath) {
+    const char *spec = getenv("CIT_KILL_HEAD");
+    size_t n = strlen(newpath), sl = strlen(".audit-head");
+    if (!spec || n < sl || strcmp(newpath + n - sl, ".audit-head") != 0)
+        return;
+    size_t wl = strlen(when);
+    if (strncmp(spec, when, wl) == 0 && spec[wl] == ':' && strtol(spec + wl + 1, NULL, 10) == seen)
+        raise(when[0] == 's' ? SIGSTOP : SIGKILL);
+}
+
+int rename(const char *oldpath, const char *newpath) {
+    static int (*real)(const char *, const char *);
+    if (!real)
+        real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+    size_t n = strlen(newpath), sl = strlen(".audit-head");
+    if (n >= sl && strcmp(newpath + n - sl, ".audit-head") == 0)
+        seen++;
+    maybe_kill("before", newpath);
+    maybe_kill("stop", newpath);
+    int r = real(oldpath, newpath);
+    maybe_kill("after", newpath);
+    return r;
+}
