@@ -136,7 +136,7 @@ test_audit_segments_sign_verify() {
     assert_contains "$(printf '%s' "$sg" | json - 'd["note"]')" "$(printf '%s' "$sg" | json - 'd["origin"]')"
     v=$(citadel tpm --json audit verify)
     assert_eq "$(printf '%s' "$v" | json - '[d["valid"], d["entries"], d["checkpoints"], d["latest_checkpoint"]["tree_size"]]')" '[true, 3, 1, 3]'
-    assert_eq "$(printf '%s' "$v" | json - '[c["status"] for c in d["checks"]]')" '["pass", "pass", "pass", "pass", "pass"]'
+    assert_eq "$(printf '%s' "$v" | json - '[c["status"] for c in d["checks"]]')" '["pass", "pass", "pass", "pass", "pass", "pass"]'
     assert_contains "$(citadel tpm audit verify)" "1 checkpoints signed by their identities"
     # more entries, a second segment, signed by number; the first one can be signed again
     citadel tpm audit append --event more --payload x >/dev/null
@@ -244,7 +244,7 @@ test_audit_rollback_and_restore() {
     # an operator accepts the restore: the decision is an entry, and everything verifies again
     a=$(citadel tpm --json audit rollback --accept)
     assert_eq "$(printf '%s' "$a" | json - '[d["rolled_back"], d["store_head"]]')" '[false, 3]'
-    assert_eq "$(citadel tpm --json audit show 3 | json - '[d["event"], json.loads(d["payload"])["accepted_head"]]')" '["audit.head.accept", 2]'
+    assert_eq "$(citadel tpm --json audit show 3 | json - '[d["event"], __import__("json").loads(d["payload"])["accepted_head"]]')" '["audit.head.accept", 2]'
     citadel tpm audit chain verify >/dev/null
     citadel tpm audit append --event e --payload x >/dev/null
 }
