@@ -276,6 +276,18 @@ static bool valid_kind(const char *k) {
 
 static char *payload_text(json_t *p) { return json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS); }
 
+/* Appends one entry whose payload is p as canonical JSON; its seqno into *seq. */
+static int append_json(cit_ctx *ctx, const char *stream, const char *event, json_t *p, int64_t *seq) {
+    char *text = payload_text(p);
+    if (!text)
+        return cit_error_set(CIT_E_INTERNAL, "out of memory");
+    cit_audit_record rec = {.stream = stream, .event = event, .payload = (const uint8_t *)text,
+                            .payload_len = strlen(text)};
+    int r = cit_audit_append_batch(ctx, &rec, 1, seq);
+    free(text);
+    return r;
+}
+
 /* ---- anchor PCRs ---- */
 
 static int check_anchor_pcr(int64_t pcr) {
@@ -738,15 +750,8 @@ _public_ int cit_measure_enroll(json_t **out, cit_ctx *ctx, const cit_measure_en
         if (first && strcmp(verdict, "measured") == 0)
             json_object_set(json_object_get(p, "ima"), "entry", json_object_get(first, "entry"));
     }
-    char *text = payload_text(p);
     int64_t seq = 0;
-    cit_audit_record rec = {.stream = STREAM,
-                            .event = EV_ENROLL,
-                            .payload = (const uint8_t *)text,
-                            .payload_len = text ? strlen(text) : 0};
-    r = text ? cit_audit_append_batch(ctx, &rec, 1, &seq)
-             : cit_error_set(CIT_E_INTERNAL, "out of memory");
-    free(text);
+    r = append_json(ctx, STREAM, EV_ENROLL, p, &seq);
     if (r < 0) {
         json_decref(p);
         json_decref(ima);
@@ -857,15 +862,8 @@ _public_ int cit_measure_checkpoint(json_t **out, cit_ctx *ctx, int pcr) {
     }
     /* the record first, then the extend: the log never lags the TPM; a crash in between leaves
      * an extend the replay names as missing, never one the log does not explain */
-    char *text = payload_text(p);
     int64_t seq = 0;
-    cit_audit_record rec = {.stream = STREAM,
-                            .event = EV_CHECKPOINT,
-                            .payload = (const uint8_t *)text,
-                            .payload_len = text ? strlen(text) : 0};
-    r = text ? cit_audit_append_batch(ctx, &rec, 1, &seq)
-             : cit_error_set(CIT_E_INTERNAL, "out of memory");
-    free(text);
+    r = append_json(ctx, STREAM, EV_CHECKPOINT, p, &seq);
     if (r < 0) {
         json_decref(p);
         return r;
@@ -1353,22 +1351,15 @@ int cit__measure_record_approval(cit_ctx *ctx, const char *authority,
                           policy_ref_hex ? policy_ref_hex : "", "signature_sha256", hexj(sh, 32));
     if (measured)
         json_object_set(p, "anchor", anchors);
-    char *text = payload_text(p);
+    r = append_json(ctx, measured ? STREAM : "default", measured ? EV_APPROVAL : "policy.approve", p, seqno);
     json_decref(p);
-    cit_audit_record rec = {.stream = measured ? STREAM : "default",
-                            .event = measured ? EV_APPROVAL : "policy.approve",
-                            .payload = (const uint8_t *)text,
-                            .payload_len = text ? strlen(text) : 0};
-    r = text ? cit_audit_append_batch(ctx, &rec, 1, seqno)
-             : cit_error_set(CIT_E_INTERNAL, "out of memory");
-    free(text);
     if (r < 0) {
         json_decref(anchors);
         cit_error_cause(
             "an approval is written into the audit log before it is stored; nothing was approved");
         return r;
     }
-    *event = rec.event;
+    *event = measured ? EV_APPROVAL : "policy.approve";
     if (anchor && measured)
         *anchor = anchors;
     else
