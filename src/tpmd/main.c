@@ -34,7 +34,8 @@ static const char usage[] =
     "  --vtpm-state F         the vTPM state file (TPMD_VTPM_STATE; default <store>.tpmstate)\n"
     "  --tcti CONF            TCTI for swtpm/device (TPM_TCTI)\n"
     "  --ready-file F         write the service URL to F once listening (for scripts and tests)\n"
-    "  --threads N            HTTP worker threads (TPMD_THREADS; default 2; TPM access is serialised)\n"
+    "  --threads N            0 (default): a thread per connection; N: a pool of N polling threads\n"
+    "                         (TPMD_THREADS). TPM access is serialised either way.\n"
     "\n"
     "Security:\n"
     "  --keys-file F          API keys, one \"ID ROLE KEY\" per line, ROLE read|sign|admin; mode 0600\n"
@@ -184,7 +185,7 @@ int main(int argc, char **argv) {
                             {"--timeout", "TPMD_TIMEOUT", "30"},
                             {"--idle-lock", "TPMD_IDLE_LOCK", "300"},
                             {"--drain", "TPMD_DRAIN", "10"},
-                            {"--threads", "TPMD_THREADS", "2"}};
+                            {"--threads", "TPMD_THREADS", "0"}};
     const char *numval[8];
     for (int i = 0; i < 8; i++)
         numval[i] = env(num[i][1]) ?: num[i][2];
@@ -241,7 +242,7 @@ int main(int argc, char **argv) {
 #undef VAL
     }
     uint64_t n[8] = {0};
-    static const uint64_t lo[8] = {1024, 2048, 64, 1, 1, 1, 0, 1};
+    static const uint64_t lo[8] = {1024, 2048, 64, 1, 1, 1, 0, 0};
     static const uint64_t hi[8] = {64ull << 20, 1 << 20, 65536, 100000, 86400, 86400, 3600, 64};
     for (int i = 0; i < 8 && r == 0; i++)
         r = parse_uint(num[i][0], numval[i], lo[i], hi[i], &n[i]);
@@ -306,7 +307,15 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* A request waits for the TPM lock and for its audit commit, so a thread that handled many
+     * connections would hold all of them up (and audit entries would never batch): by default
+     * each connection has its own thread (bounded by --max-connections); --threads N > 0 uses a
+     * pool of N polling threads instead. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (c->threads == 0)
+        flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+    else
+        flags |= MHD_USE_EPOLL;
     if (la.ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     bool tls = d->cert_pem != NULL;

@@ -374,7 +374,7 @@ test_tpmd_kill9_under_load() {
 test_tpmd_load_keepalive() {
     init_vtpm
     keys_file
-    start_tpmd --keys-file "$T/keys" --threads 4
+    start_tpmd --keys-file "$T/keys"
     KEY=$ADMIN req POST /v1/keys '{"path":"load/k"}'
     clients=4 total=400
     [ "${CIT_LONG:-0}" = 1 ] && clients=16 total=20000
