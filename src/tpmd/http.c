@@ -687,6 +687,8 @@ static enum MHD_Result auth_fail(tpmd *d, struct MHD_Connection *c, tpmd_req *rq
     return fail(d, c, code, "%s", why);
 }
 
+static void conn_waiting(tpmd *d, struct MHD_Connection *c, bool waiting);
+
 enum MHD_Result tpmd_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                             const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
     tpmd *d = cls;
@@ -696,6 +698,7 @@ enum MHD_Result tpmd_access(void *cls, struct MHD_Connection *c, const char *url
         if (!rq)
             return MHD_NO;
         *con_cls = rq;
+        conn_waiting(d, c, false);
         atomic_fetch_add(&d->inflight, 1);
         rq->counted = true;
         rq->remote = remote_of(c, rq->remote_buf, sizeof rq->remote_buf);
@@ -820,6 +823,7 @@ enum MHD_Result tpmd_access(void *cls, struct MHD_Connection *c, const char *url
 void tpmd_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
     tpmd *d = cls;
     tpmd_req *rq = *con_cls;
+    conn_waiting(d, c, true); /* the next request's headers are awaited from now */
     if (!rq)
         return;
     if (rq->counted)
@@ -832,11 +836,65 @@ void tpmd_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MH
     *con_cls = NULL;
 }
 
+static void conn_waiting(tpmd *d, struct MHD_Connection *c, bool waiting) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    tpmd_conn *x = ci ? ci->socket_context : NULL;
+    if (!x)
+        return;
+    pthread_mutex_lock(&d->conns_lock);
+    x->waiting_since = waiting ? cit_now_usec() : 0;
+    pthread_mutex_unlock(&d->conns_lock);
+}
+
 void tpmd_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
                       enum MHD_ConnectionNotificationCode code) {
     tpmd *d = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         atomic_fetch_add(&d->conns_open, 1);
-    else
+        tpmd_conn *x = calloc(1, sizeof *x);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!x || !ci) {
+            free(x);
+            return;
+        }
+        x->fd = ci->connect_fd;
+        x->waiting_since = cit_now_usec();
+        pthread_mutex_lock(&d->conns_lock);
+        x->next = d->conns;
+        if (d->conns)
+            d->conns->prev = x;
+        d->conns = x;
+        pthread_mutex_unlock(&d->conns_lock);
+        *socket_context = x;
+    } else {
         atomic_fetch_sub(&d->conns_open, 1);
+        tpmd_conn *x = *socket_context;
+        if (!x)
+            return;
+        /* unlinked before MHD closes the socket, so the reaper never touches a reused fd */
+        pthread_mutex_lock(&d->conns_lock);
+        if (x->prev)
+            x->prev->next = x->next;
+        else
+            d->conns = x->next;
+        if (x->next)
+            x->next->prev = x->prev;
+        pthread_mutex_unlock(&d->conns_lock);
+        free(x);
+        *socket_context = NULL;
+    }
+}
+
+size_t tpmd_conns_reap(tpmd *d) {
+    uint64_t now = cit_now_usec(), limit = (uint64_t)d->cfg.header_timeout * 1000000;
+    size_t n = 0;
+    pthread_mutex_lock(&d->conns_lock);
+    for (tpmd_conn *x = d->conns; x; x = x->next)
+        if (x->waiting_since && now - x->waiting_since > limit) {
+            shutdown(x->fd, SHUT_RDWR); /* MHD sees the end of the connection and closes it */
+            x->waiting_since = 0;
+            n++;
+        }
+    pthread_mutex_unlock(&d->conns_lock);
+    return n;
 }

@@ -52,7 +52,9 @@ static const char usage[] =
     "  --max-header BYTES     request line and headers (TPMD_MAX_HEADER; default 16384)\n"
     "  --max-url BYTES        URL length (TPMD_MAX_URL; default 2048): 414 beyond\n"
     "  --max-connections N    concurrent connections (TPMD_MAX_CONNECTIONS; default 64)\n"
-    "  --timeout SECONDS      idle connection timeout, also for slow headers (TPMD_TIMEOUT; default 30)\n"
+    "  --timeout SECONDS      idle connection timeout (TPMD_TIMEOUT; default 30)\n"
+    "  --header-timeout S     a request's headers must arrive within S seconds of the connection\n"
+    "                         opening or the previous answer (TPMD_HEADER_TIMEOUT; default 10)\n"
     "  --idle-lock SECONDS    unsealed Ed25519 keys lock after this idle time (TPMD_IDLE_LOCK; 300)\n"
     "  --drain SECONDS        on SIGTERM, wait this long for requests in flight (TPMD_DRAIN; 10)\n"
     "\n"
@@ -167,6 +169,7 @@ int main(int argc, char **argv) {
     d->started_usec = cit_now_usec();
     pthread_mutex_init(&d->tpm_lock, NULL);
     pthread_rwlock_init(&d->keys_lock, NULL);
+    pthread_mutex_init(&d->conns_lock, NULL);
     const char *listen = env("TPMD_LISTEN") ?: "127.0.0.1:7701";
     const char *ready_file = NULL;
     tpmd_config *c = &d->cfg;
@@ -185,9 +188,10 @@ int main(int argc, char **argv) {
                             {"--timeout", "TPMD_TIMEOUT", "30"},
                             {"--idle-lock", "TPMD_IDLE_LOCK", "300"},
                             {"--drain", "TPMD_DRAIN", "10"},
-                            {"--threads", "TPMD_THREADS", "0"}};
-    const char *numval[8];
-    for (int i = 0; i < 8; i++)
+                            {"--threads", "TPMD_THREADS", "0"},
+                            {"--header-timeout", "TPMD_HEADER_TIMEOUT", "10"}};
+    const char *numval[9];
+    for (int i = 0; i < 9; i++)
         numval[i] = env(num[i][1]) ?: num[i][2];
     int r = 0;
     for (int i = 1; i < argc && r == 0; i++) {
@@ -229,7 +233,7 @@ int main(int argc, char **argv) {
                 slot = &c->tls_identity;
             else if (strcmp(name, "--ready-file") == 0)
                 slot = &ready_file;
-            for (int k = 0; k < 8 && !slot; k++)
+            for (int k = 0; k < 9 && !slot; k++)
                 if (strcmp(name, num[k][0]) == 0)
                     slot = &numval[k];
             if (!slot)
@@ -241,10 +245,10 @@ int main(int argc, char **argv) {
         }
 #undef VAL
     }
-    uint64_t n[8] = {0};
-    static const uint64_t lo[8] = {1024, 2048, 64, 1, 1, 1, 0, 0};
-    static const uint64_t hi[8] = {64ull << 20, 1 << 20, 65536, 100000, 86400, 86400, 3600, 64};
-    for (int i = 0; i < 8 && r == 0; i++)
+    uint64_t n[9] = {0};
+    static const uint64_t lo[9] = {1024, 2048, 64, 1, 1, 1, 0, 0, 1};
+    static const uint64_t hi[9] = {64ull << 20, 1 << 20, 65536, 100000, 86400, 86400, 3600, 64, 3600};
+    for (int i = 0; i < 9 && r == 0; i++)
         r = parse_uint(num[i][0], numval[i], lo[i], hi[i], &n[i]);
     listen_addr la;
     if (r == 0)
@@ -261,6 +265,7 @@ int main(int argc, char **argv) {
     c->idle_lock = (unsigned)n[5];
     c->drain_seconds = (unsigned)n[6];
     c->threads = (unsigned)n[7];
+    c->header_timeout = (unsigned)n[8];
 
     /* API keys; refuse an open door on a non-loopback address */
     if (load_keys(d, &d->keys) < 0) {
@@ -376,6 +381,9 @@ int main(int argc, char **argv) {
     for (;;) {
         struct timespec ts = {1, 0};
         sig = sigtimedwait(&sigs, NULL, &ts);
+        size_t cut = tpmd_conns_reap(d);
+        if (cut)
+            tpmd_log("closed %zu connection(s) slower than %u s to send their headers", cut, c->header_timeout);
         size_t locked = cit_keycache_expire(d->kc);
         if (locked)
             tpmd_log("locked %zu idle session key(s)", locked);

@@ -36,11 +36,18 @@ typedef struct tpmd_config {
     const char *keys_file;
     const char *tls_cert, *tls_key, *tls_identity;
     size_t max_body;
-    unsigned max_conns, timeout, threads, idle_lock, url_max, header_max, drain_seconds;
+    unsigned max_conns, timeout, threads, idle_lock, url_max, header_max, drain_seconds, header_timeout;
     bool insecure_no_auth;
 } tpmd_config;
 
 typedef struct auditq auditq;
+
+/* A client connection, watched for slow headers (socket context of MHD). */
+typedef struct tpmd_conn {
+    struct tpmd_conn *prev, *next;
+    int fd;
+    uint64_t waiting_since; /* when it started waiting for a request's headers; 0: in a request */
+} tpmd_conn;
 
 typedef struct tpmd {
     tpmd_config cfg;
@@ -51,6 +58,8 @@ typedef struct tpmd {
     tpmd_keyset *keys;          /* NULL: no keys configured (loopback or --insecure-no-auth) */
     auditq *aq;
     struct MHD_Daemon *mhd;
+    pthread_mutex_t conns_lock;
+    tpmd_conn *conns;
     atomic_int inflight;
     atomic_bool draining;
     /* TLS */
@@ -95,6 +104,9 @@ void tpmd_keyset_free(tpmd_keyset *k);
  * compared, in constant time. */
 int tpmd_keys_check(const tpmd_keyset *k, const char *presented, char id[64]);
 const char *tpmd_role_name(int role);
+/* Ends connections that took longer than the header timeout to send a request's headers (a
+ * client trickling bytes is never idle, so the idle timeout alone does not end it). */
+size_t tpmd_conns_reap(tpmd *d);
 
 /* auditq.c: group commit of audit entries (stream tpmd) by a writer thread on its own context */
 int auditq_start(auditq **out, tpmd *d);

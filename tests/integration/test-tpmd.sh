@@ -149,7 +149,7 @@ test_tpmd_sign_verify_openssl() {
 
 test_tpmd_bad_input_and_limits() {
     init_vtpm
-    start_tpmd --max-body 4096 --timeout 2 --max-connections 6 --max-url 512
+    start_tpmd --max-body 4096 --timeout 2 --header-timeout 2 --max-connections 6 --max-url 512
     req POST /v1/keys '{"path":"a"}'
     assert_eq "$CODE" 201
     req POST /v1/keys '{"path": "b",'
@@ -187,7 +187,7 @@ test_tpmd_bad_input_and_limits() {
     assert_eq "$CODE" 414 "URL over --max-url"
     CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' a)" "$U/v1/status")
     [ "$CODE" -ge 400 ] && [ "$CODE" -lt 500 ] || fail "huge header answered $CODE"
-    # slowloris: a client trickling its headers is cut off after --timeout, and meanwhile
+    # slowloris: a client trickling its headers is cut off after --header-timeout, and meanwhile
     # others are served
     python3 - "${U#http://}" <<'EOF' &
 import socket, sys, time
