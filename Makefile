@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Citadel top-level Makefile (plain GNU make).
 #   make deps        install missing Debian packages (scripts/deps.txt)
-#   make             build build/citadel and build/libcitadel.a
+#   make             build build/citadel, build/tpmd and build/libcitadel.a
 #   make check       deps + build + every test (ends with "N passed, N failed")
 #   make demo        deps + build + an end-to-end demo on the embedded vTPM
 #   make SANITIZE=1 check   the same with ASan+UBSan, in build-san/
@@ -36,6 +36,12 @@ LDLIBS += $(PKG_LIBS) -lpthread
 BASIC_SRC = $(wildcard src/basic/*.c)
 LIB_SRC = $(wildcard src/lib/*/*.c)
 CLI_SRC = $(wildcard src/cli/*.c)
+# tpmd, the REST daemon: libmicrohttpd for HTTP, GnuTLS for its TPM-held TLS key.
+TPMD_SRC = $(wildcard src/tpmd/*.c)
+TPMD_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,$(TPMD_SRC))
+TPMD_PKGS = libmicrohttpd gnutls
+TPMD_CFLAGS = $(shell pkg-config --cflags $(TPMD_PKGS) 2>/dev/null)
+TPMD_LIBS = $(shell pkg-config --libs $(TPMD_PKGS) 2>/dev/null)
 # The built-in EK manufacturer trust store (data/ek-ca/*.pem), embedded in the library.
 EK_CA_PEM = $(sort $(wildcard data/ek-ca/*.pem))
 GEN_OBJ = $(B)/obj/gen/ek_ca_bundle.o
@@ -52,7 +58,7 @@ BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps check check-long demo bench clean docs unit
-all: $(B)/citadel $(B)/libcitadel.a docs/ERRORS.md
+all: $(B)/citadel $(B)/tpmd $(B)/libcitadel.a docs/ERRORS.md
 
 deps:
 	@scripts/deps.sh
@@ -75,6 +81,11 @@ $(B)/libcitadel.a: $(LIB_OBJ)
 
 $(B)/citadel: $(CLI_OBJ) $(B)/libcitadel.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libcitadel.a $(LDLIBS)
+
+$(TPMD_OBJ): CPPFLAGS += $(TPMD_CFLAGS)
+
+$(B)/tpmd: $(TPMD_OBJ) $(B)/libcitadel.a
+	$(CC) $(LDFLAGS) -o $@ $(TPMD_OBJ) $(B)/libcitadel.a $(TPMD_LIBS) $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libcitadel.a
 	@mkdir -p $(dir $@)

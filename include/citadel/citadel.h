@@ -33,6 +33,7 @@ typedef struct cit_ctx_options {
     const char *backend;    /* NULL: $TPM_BACKEND, else the workspace's, else "auto" */
     const char *tcti;       /* NULL: $TPM_TCTI */
     bool plan;              /* describe, change nothing */
+    const char *vtpm_state; /* the vtpm state file; NULL: <store>.tpmstate */
 } cit_ctx_options;
 
 /* Creates a context; opens nothing yet. */
@@ -42,6 +43,10 @@ int cit_ctx_new(cit_ctx **out, const cit_ctx_options *o);
 int cit_ctx_close(cit_ctx *ctx);
 /* Turns plan mode on or off for the following operations. */
 void cit_ctx_set_plan(cit_ctx *ctx, bool plan);
+/* Names who acts in the following operations (at most 63 bytes, else truncated): recorded in
+ * the operation log, as an approval's requester or decider, and as audit entries' actor.
+ * Default: $CITADEL_ACTOR, else the OS user. A daemon sets it per request to its caller. */
+void cit_ctx_set_actor(cit_ctx *ctx, const char *actor);
 /* The store path and backend name this context resolved (borrowed). */
 const char *cit_ctx_store_path(cit_ctx *ctx);
 const char *cit_ctx_backend(cit_ctx *ctx);
@@ -84,6 +89,9 @@ typedef struct cit_key_sign_options {
     bool input_is_digest;  /* the input is already a digest of the given algorithm (not ed25519) */
     const char *auth_file; /* the key's password, when it has one */
     int64_t approval;      /* an approved request, under a profile that requires approval */
+    const uint8_t *data;   /* the input in memory instead of a file (input must be NULL): the
+                              message, or with input_is_digest the raw digest (daemons) */
+    size_t data_len;
 } cit_key_sign_options;
 
 int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_options *o);
@@ -163,6 +171,10 @@ int cit_keycache_unlock(cit_keycache *c, cit_ctx *ctx, const char *path, const c
  * time (it is wiped first). sig is untouched on failure. */
 int cit_keycache_sign(cit_keycache *c, const char *path, const uint8_t *msg, size_t len,
                       uint8_t sig[CIT_ED25519_SIGNATURE_BYTES]);
+/* Signs msg like cit_keycache_sign and answers the result tree cit_key_sign gives for an ed25519
+ * key (path, version, algorithm, scheme, message_bytes, message_sha256, encoding,
+ * signature_base64, signature_hex), *out the caller's. CIT_E_KEY_LOCKED as above. */
+int cit_keycache_sign_result(json_t **out, cit_keycache *c, const char *path, const uint8_t *msg, size_t len);
 /* The public key and version of the unlocked key at path (does not count as a use).
  * CIT_E_KEY_LOCKED as for cit_keycache_sign. */
 int cit_keycache_public_key(cit_keycache *c, const char *path, uint8_t pk[CIT_ED25519_PUBLIC_BYTES],

@@ -49,13 +49,17 @@ _public_ int cit_ctx_new(cit_ctx **out, const cit_ctx_options *o) {
         ctx->store_path = strdup(":memory:");
     else
         ctx->store_path = o && o->store_path && *o->store_path ? strdup(o->store_path) : default_store_path();
-    size_t n = ctx->store_path ? strlen(ctx->store_path) + 16 : 0;
+    const char *state = o && o->vtpm_state && *o->vtpm_state ? o->vtpm_state : NULL;
+    size_t n = ctx->store_path ? strlen(state ? state : ctx->store_path) + 16 : 0;
     ctx->state_path = n ? malloc(n) : NULL;
     if (!ctx->store_path || !ctx->state_path) {
         cit_ctx_close(ctx);
         return cit_error_set(CIT_E_INTERNAL, "out of memory");
     }
-    snprintf(ctx->state_path, n, "%s.tpmstate", ctx->store_path);
+    if (state)
+        snprintf(ctx->state_path, n, "%s", state);
+    else
+        snprintf(ctx->state_path, n, "%s.tpmstate", ctx->store_path);
     *out = ctx;
     return 0;
 }
@@ -78,6 +82,12 @@ _public_ int cit_ctx_close(cit_ctx *ctx) {
 }
 
 _public_ void cit_ctx_set_plan(cit_ctx *ctx, bool plan) { ctx->plan = plan; }
+
+_public_ void cit_ctx_set_actor(cit_ctx *ctx, const char *actor) {
+    snprintf(ctx->actor, sizeof ctx->actor, "%s", actor ? actor : "");
+    if (ctx->store)
+        snprintf(ctx->store->actor, sizeof ctx->store->actor, "%s", ctx->actor);
+}
 
 _public_ const char *cit_ctx_store_path(cit_ctx *ctx) { return ctx->store_path; }
 _public_ const char *cit_ctx_backend(cit_ctx *ctx) { return cit__backend_name(ctx->backend); }
@@ -115,6 +125,8 @@ int cit__ctx_store(cit_ctx *ctx, cit_store **out) {
         if (r < 0)
             return r;
         ctx->store = s;
+        if (ctx->actor[0])
+            snprintf(s->actor, sizeof s->actor, "%s", ctx->actor);
         r = cit__workspace_init(ctx, s, NULL, NULL);
         if (r < 0) {
             cit__store_close(s);
@@ -141,6 +153,8 @@ int cit__ctx_store(cit_ctx *ctx, cit_store **out) {
         return r;
     }
     ctx->store = s;
+    if (ctx->actor[0])
+        snprintf(s->actor, sizeof s->actor, "%s", ctx->actor);
     *out = s;
     return 0;
 }

@@ -12,6 +12,7 @@ struct cit_ctx {
     cit_backend backend; /* AUTO until resolved */
     bool backend_explicit;
     bool plan;
+    char actor[64]; /* cit_ctx_set_actor; empty: the store's default */
     cit_store *store;
     cit_tpm *tpm;
     /* The last key loaded stays loaded for the next operation on it (a long-lived context signs

@@ -419,7 +419,20 @@ int cit__ed25519_sign(json_t **out, cit_ctx *ctx, const cit_object *o,
         return r;
     uint8_t *msg = NULL;
     size_t len = 0;
-    r = read_message(opt->input, &msg, &len);
+    if (opt->data) {
+        if (opt->data_len > CIT_ED25519_MESSAGE_MAX)
+            r = cit_error_set(CIT_E_INPUT_TOO_LARGE, "the message is larger than %u bytes",
+                              (unsigned)CIT_ED25519_MESSAGE_MAX);
+        else if ((r = cit__sign_data_check(opt)) == 0 && !(msg = malloc(opt->data_len)))
+            r = cit_error_set(CIT_E_INTERNAL, "out of memory");
+        if (r == 0) {
+            memcpy(msg, opt->data, opt->data_len);
+            len = opt->data_len;
+        }
+    } else if (!opt->input)
+        r = cit_error_set(CIT_E_USAGE, "nothing to sign: no input");
+    else
+        r = read_message(opt->input, &msg, &len);
     if (r < 0)
         return r;
     if (ctx->plan) {

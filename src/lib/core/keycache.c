@@ -19,6 +19,7 @@
 #include "basic/util.h"
 #include "core/ed25519.h"
 #include "core/keys.h"
+#include "crypto/crypto.h"
 #include "ctx.h"
 
 typedef struct entry {
@@ -191,6 +192,40 @@ _public_ int cit_keycache_sign(cit_keycache *c, const char *path, const uint8_t 
     }
     pthread_mutex_unlock(&c->mu);
     return r;
+}
+
+_public_ int cit_keycache_sign_result(json_t **out, cit_keycache *c, const char *path, const uint8_t *msg,
+                                      size_t len) {
+    uint8_t sig[CIT_ED25519_SIGNATURE_BYTES];
+    if (!c || !path || !msg || !len)
+        return cit_error_set(CIT_E_USAGE, "cit_keycache_sign_result needs a cache, a path and a message");
+    uint64_t now = cit_now_usec();
+    int r = 0, version = 0;
+    pthread_mutex_lock(&c->mu);
+    entry *x = usable(c, path, now, &r);
+    if (x) {
+        sodium_mprotect_readonly(x->sk);
+        crypto_sign_detached(sig, NULL, msg, len, x->sk);
+        sodium_mprotect_noaccess(x->sk);
+        if (now > x->last_used)
+            x->last_used = now;
+        version = x->version;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (r < 0)
+        return r;
+    uint8_t md[32];
+    crypto_hash_sha256(md, msg, len);
+    _cleanup_free_ char *mhex = cit_hex_encode(md, sizeof md);
+    _cleanup_free_ char *shex = cit_hex_encode(sig, sizeof sig);
+    _cleanup_free_ char *b64 = NULL;
+    if (!mhex || !shex || cit__base64_encode(&b64, sig, sizeof sig) < 0)
+        return cit_error_set(CIT_E_INTERNAL, "out of memory");
+    /* the fields and order of cit_key_sign's result for an ed25519 key */
+    *out = json_pack("{s:s,s:i,s:s,s:s,s:I,s:s,s:s,s:s,s:s}", "path", path, "version", version, "algorithm", "ed25519",
+                     "scheme", "eddsa", "message_bytes", (json_int_t)len, "message_sha256", mhex, "encoding", "raw",
+                     "signature_base64", b64, "signature_hex", shex);
+    return *out ? 0 : cit_error_set(CIT_E_INTERNAL, "out of memory");
 }
 
 _public_ int cit_keycache_public_key(cit_keycache *c, const char *path,

@@ -999,6 +999,22 @@ static int read_digest_input(const char *path, size_t want, uint8_t *md, size_t 
     return r;
 }
 
+int cit__sign_data_check(const cit_key_sign_options *opt) {
+    if (opt->input)
+        return cit_error_set(CIT_E_USAGE, "sign takes an input file or data in memory, not both");
+    if (opt->data_len == 0) {
+        cit_error_set(CIT_E_INPUT_EMPTY, "the input is empty");
+        cit_error_cause("signing empty data is almost always a mistake");
+        return CIT_E_INPUT_EMPTY;
+    }
+    if (opt->data_len > SIGN_INPUT_MAX) {
+        cit_error_set(CIT_E_INPUT_TOO_LARGE, "the input is larger than %llu bytes", (unsigned long long)SIGN_INPUT_MAX);
+        cit_error_context("limit_bytes", "%llu", (unsigned long long)SIGN_INPUT_MAX);
+        return CIT_E_INPUT_TOO_LARGE;
+    }
+    return 0;
+}
+
 static size_t curve_bytes(const char *alg) {
     return strcmp(alg, "ecc-p384") == 0 ? 48 : 32;
 }
@@ -1143,7 +1159,22 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
         goto done;
     uint8_t md[EVP_MAX_MD_SIZE];
     size_t mdlen = 0;
-    if (opt->input_is_digest)
+    if (opt->data) {
+        if ((r = cit__sign_data_check(opt)) < 0)
+            goto done;
+        if (!opt->input_is_digest)
+            r = cit__digest(halg, opt->data, opt->data_len, md, &mdlen);
+        else if (opt->data_len != cit__hash_size(halg)) {
+            r = cit_error_set(CIT_E_INPUT_INVALID, "the digest is %zu bytes; %s digests are %zu", opt->data_len,
+                              cit__hash_name(halg), cit__hash_size(halg));
+            cit_error_step("give the digest's algorithm, or sign the data itself");
+        } else {
+            memcpy(md, opt->data, opt->data_len);
+            mdlen = opt->data_len;
+        }
+    } else if (!opt->input)
+        r = cit_error_set(CIT_E_USAGE, "nothing to sign: no input");
+    else if (opt->input_is_digest)
         r = read_digest_input(opt->input, cit__hash_size(halg), md, &mdlen);
     else
         r = cit__digest_file(halg, opt->input, SIGN_INPUT_MAX, md, &mdlen);

@@ -36,6 +36,9 @@ int cit__pcr_parse_list(const char *s, uint32_t *mask);
  * CIT_E_INPUT_TOO_LARGE, CIT_E_INPUT_READ, CIT_E_INPUT_EMPTY (unless allow_empty). what names
  * it in messages ("the secret"). *out is NUL-terminated; free it (wipe it first if secret). */
 int cit__read_input(const char *path, size_t max, const char *what, bool allow_empty, uint8_t **out, size_t *len);
+/* Checks cit_key_sign_options' in-memory input (data, data_len): not with a file, not empty,
+ * within the signing limit. CIT_E_USAGE, CIT_E_INPUT_EMPTY, CIT_E_INPUT_TOO_LARGE. */
+int cit__sign_data_check(const cit_key_sign_options *opt);
 /* Signs a digest with o's current version: loads it, satisfies its stored policy in a policy
  * session when it has one, uses its password (auth_file) when it has one. */
 int cit__key_sign_digest(cit_ctx *ctx, const cit_object *o, TPMI_ALG_HASH halg, const uint8_t *md, size_t mdlen,

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Audit entries of the daemon (stream "tpmd"), written by group commit: request threads queue
+ * an entry and wait; one writer thread appends everything queued in one cit_audit_append_batch
+ * (one transaction, one fsync of the store and the head file), then wakes them. The writer has
+ * its own context on the same store, so appends never wait for the TPM and the TPM never waits
+ * for an fsync. (The mock backend's store lives in its context's memory: there the writer uses
+ * the daemon's context, under its lock.)
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tpmd.h"
+
+#define BATCH_MAX 512
+
+typedef struct aentry {
+    char event[64];
+    char *payload;
+    size_t len;
+    bool wait, done;
+    int result;
+    struct aentry *next;
+} aentry;
+
+struct auditq {
+    tpmd *d;
+    pthread_t th;
+    pthread_mutex_t m;
+    pthread_cond_t work, done;
+    aentry *head, *tail;
+    bool stop;
+    cit_ctx *ctx;
+    bool shared;
+};
+
+static void *writer(void *arg) {
+    auditq *q = arg;
+    cit_audit_record recs[BATCH_MAX];
+    aentry *batch[BATCH_MAX];
+    pthread_mutex_lock(&q->m);
+    for (;;) {
+        while (!q->head && !q->stop)
+            pthread_cond_wait(&q->work, &q->m);
+        if (!q->head && q->stop)
+            break;
+        size_t n = 0;
+        while (q->head && n < BATCH_MAX) {
+            aentry *e = q->head;
+            q->head = e->next;
+            batch[n] = e;
+            recs[n] = (cit_audit_record){.stream = "tpmd", .event = e->event, .payload = (const uint8_t *)e->payload,
+                                         .payload_len = e->len};
+            n++;
+        }
+        if (!q->head)
+            q->tail = NULL;
+        pthread_mutex_unlock(&q->m);
+        if (q->shared)
+            pthread_mutex_lock(&q->d->tpm_lock);
+        int r = cit_audit_append_batch(q->ctx, recs, n, NULL);
+        if (q->shared)
+            pthread_mutex_unlock(&q->d->tpm_lock);
+        if (r < 0)
+            tpmd_log("audit: cannot append %zu entries: %s", n, cit_error_last()->message);
+        else {
+            atomic_fetch_add(&q->d->audit_entries, n);
+            atomic_fetch_add(&q->d->audit_batches, 1);
+        }
+        pthread_mutex_lock(&q->m);
+        for (size_t i = 0; i < n; i++) {
+            aentry *e = batch[i];
+            if (e->wait) {
+                e->result = r;
+                e->done = true;
+            } else {
+                free(e->payload);
+                free(e);
+            }
+        }
+        pthread_cond_broadcast(&q->done);
+    }
+    pthread_mutex_unlock(&q->m);
+    return NULL;
+}
+
+int auditq_start(auditq **out, tpmd *d) {
+    auditq *q = calloc(1, sizeof *q);
+    if (!q)
+        return cit_error_set(CIT_E_INTERNAL, "out of memory");
+    q->d = d;
+    pthread_mutex_init(&q->m, NULL);
+    pthread_cond_init(&q->work, NULL);
+    pthread_cond_init(&q->done, NULL);
+    if (strcmp(cit_ctx_backend(d->ctx), "mock") == 0) {
+        q->ctx = d->ctx;
+        q->shared = true;
+    } else {
+        cit_ctx_options o = {.store_path = cit_ctx_store_path(d->ctx), .backend = cit_ctx_backend(d->ctx),
+                             .tcti = d->cfg.tcti, .vtpm_state = d->cfg.vtpm_state};
+        int r = cit_ctx_new(&q->ctx, &o);
+        if (r < 0) {
+            free(q);
+            return r;
+        }
+        cit_ctx_set_actor(q->ctx, "tpmd");
+    }
+    if (pthread_create(&q->th, NULL, writer, q) != 0) {
+        if (!q->shared)
+            cit_ctx_close(q->ctx);
+        free(q);
+        return cit_error_set(CIT_E_INTERNAL, "cannot start the audit writer");
+    }
+    *out = q;
+    return 0;
+}
+
+static aentry *entry(const char *event, json_t *payload, bool wait) {
+    aentry *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    snprintf(e->event, sizeof e->event, "%s", event);
+    e->payload = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS);
+    e->len = e->payload ? strlen(e->payload) : 0;
+    e->wait = wait;
+    return e;
+}
+
+static void enqueue(auditq *q, aentry *e) {
+    if (q->tail)
+        q->tail->next = e;
+    else
+        q->head = e;
+    q->tail = e;
+    pthread_cond_signal(&q->work);
+}
+
+int auditq_append(auditq *q, const char *event, json_t *payload) {
+    aentry *e = entry(event, payload, true);
+    if (!e || !e->payload) {
+        free(e);
+        return cit_error_set(CIT_E_INTERNAL, "out of memory");
+    }
+    pthread_mutex_lock(&q->m);
+    if (q->stop) {
+        pthread_mutex_unlock(&q->m);
+        free(e->payload);
+        free(e);
+        return cit_error_set(CIT_E_API_UNAVAILABLE, "the daemon is shutting down");
+    }
+    enqueue(q, e);
+    while (!e->done)
+        pthread_cond_wait(&q->done, &q->m);
+    pthread_mutex_unlock(&q->m);
+    int r = e->result;
+    free(e->payload);
+    free(e);
+    if (r < 0) {
+        cit_error_set(r, "the audit entry for this request could not be written");
+        cit_error_cause("tpmd answers a changing request only after its audit entry is committed");
+        cit_error_step("run `citadel tpm audit chain verify` and check the daemon's log");
+    }
+    return r;
+}
+
+void auditq_post(auditq *q, const char *event, json_t *payload) {
+    aentry *e = entry(event, payload, false);
+    if (!e)
+        return;
+    pthread_mutex_lock(&q->m);
+    if (q->stop) {
+        free(e->payload);
+        free(e);
+    } else
+        enqueue(q, e);
+    pthread_mutex_unlock(&q->m);
+}
+
+void auditq_stop(auditq *q) {
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->m);
+    q->stop = true;
+    pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->m);
+    pthread_join(q->th, NULL); /* the writer drains what is queued first */
+    if (!q->shared)
+        cit_ctx_close(q->ctx);
+    pthread_mutex_destroy(&q->m);
+    pthread_cond_destroy(&q->work);
+    pthread_cond_destroy(&q->done);
+    free(q);
+}
