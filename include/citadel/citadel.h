@@ -92,6 +92,9 @@ typedef struct cit_key_sign_options {
     const uint8_t *data;   /* the input in memory instead of a file (input must be NULL): the
                               message, or with input_is_digest the raw digest (daemons) */
     size_t data_len;
+    bool tls_handshake;    /* a TLS handshake signature (daemons serving TLS from a TPM key): only
+                              identities with usage tls-server or tls-client, and not gated by
+                              sign approvals, which are for what people sign (the CLI never sets it) */
 } cit_key_sign_options;
 
 int cit_key_create(json_t **out, cit_ctx *ctx, const cit_key_create_options *o);

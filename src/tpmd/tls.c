@@ -41,7 +41,7 @@ static int tpm_sign_digest(tpm_key *k, const uint8_t *md, size_t mdlen, gnutls_d
     if (!dig)
         return GNUTLS_E_INVALID_REQUEST;
     cit_key_sign_options o = {.path = d->tls_identity_path, .data = md, .data_len = mdlen, .digest = dig,
-                              .input_is_digest = true, .encoding = "der"};
+                              .input_is_digest = true, .encoding = "der", .tls_handshake = true};
     json_t *out = NULL;
     pthread_mutex_lock(&d->tpm_lock);
     cit_ctx_set_actor(d->ctx, "tpmd:tls");
@@ -126,6 +126,13 @@ static int identity_setup(tpmd *d) {
         goto done;
     }
     snprintf(d->tls_identity_path, sizeof d->tls_identity_path, "%s", path);
+    const char *usage = json_string_value(json_object_get(json_object_get(id, "identity"), "usage"));
+    if (!usage || (strcmp(usage, "tls-server") != 0 && strcmp(usage, "tls-client") != 0)) {
+        r = cit_error_set(CIT_E_OBJECT_KIND, "identity %s has usage %s, not tls-server", name, usage ? usage : "(none)");
+        cit_error_cause("only TLS identities sign handshakes (and they sign nothing else without approval)");
+        cit_error_step("make one with `citadel tpm identity init NAME --usage tls-server --algorithm ecc-p256`");
+        goto done;
+    }
     const char *alg = json_string_value(json_object_get(id, "algorithm"));
     if (!alg)
         alg = json_string_value(json_object_get(json_object_get(id, "key"), "algorithm"));

@@ -451,4 +451,19 @@ test_tpmd_tls_tpm_identity() {
     TPMD_TLS_CERT=other.pem "$TPMD_BIN" --listen 127.0.0.1:0 --tls-identity web >o.log 2>&1 || rc=$?
     assert_ne "$rc" 0
     assert_contains "$(cat o.log)" "TPM0054"
+    # under two-person, handshakes still sign (they are not approved artefacts) while `key sign`
+    # with the same identity needs an approval
+    citadel tpm profile set two-person >/dev/null
+    start_tpmd --tls-identity web
+    assert_contains "$(curl -s --cacert ca.pem "$U/v1/status")" '"backend": "vtpm"'
+    stop_tpmd
+    printf 'x' >x.txt
+    expect_fail 7 TPM0055 citadel tpm key sign "$(json id.json 'd["path"]')" --input x.txt
+    # an identity that is not a TLS identity cannot serve TLS
+    citadel tpm profile set default >/dev/null
+    citadel tpm identity init coder --usage code-signing --algorithm ecc-p256 >/dev/null
+    rc=0
+    TPMD_TLS_CERT=web.pem "$TPMD_BIN" --listen 127.0.0.1:0 --tls-identity coder >o.log 2>&1 || rc=$?
+    assert_ne "$rc" 0
+    assert_contains "$(cat o.log)" "not tls-server"
 }

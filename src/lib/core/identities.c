@@ -77,6 +77,15 @@ bool cit__is_audit_signer(const cit_object *o) {
     return b;
 }
 
+bool cit__is_tls_identity(const cit_object *o) {
+    json_t *meta = NULL;
+    json_t *id = identity_meta(o, &meta);
+    const char *u = json_string_value(json_object_get(id, "usage"));
+    bool b = u && (strcmp(u, "tls-server") == 0 || strcmp(u, "tls-client") == 0);
+    json_decref(meta);
+    return b;
+}
+
 static int find_authority(cit_ctx *ctx, const char *name, cit_object *o) {
     int r = find_identity(ctx, name, o);
     if (r == 0 && !cit__is_authority(o)) {

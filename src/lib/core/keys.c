@@ -1187,7 +1187,14 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
         *out = cit__plan("sign a digest with the key", o.persistent_handle ? ops_p : ops);
         goto done;
     }
-    r = cit__approval_gate(ctx, &o, halg, md, mdlen, opt->approval);
+    if (opt->tls_handshake && !cit__is_tls_identity(&o)) {
+        r = cit_error_set(CIT_E_OBJECT_KIND, "%s is not a TLS identity: it cannot sign TLS handshakes", o.path);
+        cit_error_step("make one: `citadel tpm identity init NAME --usage tls-server`");
+        cit_error_context("path", "%s", o.path);
+        goto done;
+    }
+    /* a handshake is not an artefact someone approves: the gate is for what people sign */
+    r = opt->tls_handshake ? 0 : cit__approval_gate(ctx, &o, halg, md, mdlen, opt->approval);
     if (r < 0)
         goto done;
     TPMT_SIGNATURE *sig = NULL;

@@ -80,6 +80,8 @@ int cit__authority_guard(cit_ctx *ctx, const cit_object *o, const char *what);
 bool cit__is_authority(const cit_object *o);
 /* Whether o is an identity with usage "audit": it signs audit checkpoints only. */
 bool cit__is_audit_signer(const cit_object *o);
+/* Whether o is an identity with usage tls-server or tls-client. */
+bool cit__is_tls_identity(const cit_object *o);
 /* Compares a baseline with PCR values given as {bank: {index: hex}} (a quote's):
  * {"baseline","bank","unchanged","changed":[{"index","baseline","quoted"}]}. */
 int cit__baseline_compare(cit_ctx *ctx, const char *name, const json_t *pcrs, json_t **out);
