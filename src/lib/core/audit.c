@@ -993,6 +993,9 @@ _public_ int cit_audit_append_batch(cit_ctx *ctx, const cit_audit_record *recs, 
         head_unlock(lock);
         if (have_saved)
             *ctx->audit = saved;
+        /* a data key made in this transaction was rolled back with it: kept in the context it
+         * would seal later entries under a key recorded nowhere */
+        cit__audit_keys_drop(ctx);
         return r;
     }
     /* still under the head file's lock: no later writer's pending record can be overwritten */
