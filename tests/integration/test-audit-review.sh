@@ -71,3 +71,15 @@ test_audit_counter_gap() {
     expect_fail 11 TPM0108 citadel tpm audit rollback --accept
     assert_eq "$(citadel tpm --json audit rollback 2>/dev/null | json - 'd["nv_counter"]["tpm_value"]')" "$((nv + 5))"
 }
+
+# One witness key registered under two names would count twice towards --witnesses K (the
+# co-signature's bytes do not depend on the name; the key ID is public): refused.
+test_audit_witness_key_registered_once() {
+    init_vtpm
+    openssl ecparam -name prime256v1 -genkey -noout -out w.key 2>/dev/null
+    openssl ec -in w.key -pubout -out w.pem 2>/dev/null
+    citadel tpm audit witness add wa --key w.pem >/dev/null
+    expect_fail 3 TPM0005 citadel tpm audit witness add wb --key w.pem
+    assert_contains "$ERR" "already registered as witness wa"
+    assert_eq "$(citadel tpm --json audit witness list | json - '[w["witness"] for w in d["witnesses"]]')" '["wa"]'
+}
