@@ -9,6 +9,12 @@
  * K-th record of batch B) with cit_audit_append_batch, and after each batch returns prints
  * "SEQNO PAYLOAD" for each of its records and flushes: a printed line is an acknowledged
  * append. Exit 0 when every batch was appended, 1 on the first error (printed).
+ *
+ *   audit-append-driver STORE --batches BATCH...
+ *
+ * Appends each BATCH ("STREAM=PAYLOAD,STREAM=PAYLOAD,...", event driver.batch) in the same
+ * context, going on after a batch fails: prints "ok FIRST_SEQNO" or "fail MESSAGE" per batch.
+ * For tests of what a failed batch leaves behind in a long-lived context.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +30,39 @@ static int parse_int(const char *s, int lo, int hi) {
     return end && end != s && !*end && v >= lo && v <= hi ? (int)v : -1;
 }
 
+static int batches_mode(const char *store, int n, char **specs) {
+    cit_ctx *ctx = NULL;
+    cit_ctx_options o = {.store_path = store};
+    if (cit_ctx_new(&ctx, &o) < 0) {
+        fprintf(stderr, "cit_ctx_new: %s\n", cit_error_last()->message);
+        return 1;
+    }
+    for (int b = 0; b < n; b++) {
+        char *spec = strdup(specs[b]), *save = NULL;
+        cit_audit_record recs[MAX_PER_BATCH];
+        size_t k = 0;
+        for (char *t = strtok_r(spec, ",", &save); t && k < MAX_PER_BATCH; t = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(t, '=');
+            if (!eq)
+                continue;
+            *eq = 0;
+            recs[k++] = (cit_audit_record){.stream = t, .event = "driver.batch", .payload = (const uint8_t *)eq + 1,
+                                           .payload_len = strlen(eq + 1)};
+        }
+        int64_t first = 0;
+        if (cit_audit_append_batch(ctx, recs, k, &first) < 0)
+            printf("fail %s\n", cit_error_last()->message);
+        else
+            printf("ok %lld\n", (long long)first);
+        fflush(stdout);
+        free(spec);
+    }
+    return cit_ctx_close(ctx) < 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 3 && strcmp(argv[2], "--batches") == 0)
+        return batches_mode(argv[1], argc - 3, argv + 3);
     if (argc != 5) {
         fprintf(stderr, "usage: %s STORE TAG BATCHES PER_BATCH\n", argv[0]);
         return 2;

@@ -460,15 +460,15 @@ static int head_write(cit_store *s, const head_rec *committed, const head_rec *p
 /* The head file's writers take an exclusive lock on STORE.audit-head.lock (after the store's
  * write lock, never before), so one append's "committed" write after its COMMIT cannot land
  * after the next append's "pending" write and move the head file backwards. */
-static int head_lock(cit_store *s, int *fd) {
+static int file_lock(cit_store *s, const char *suffix, int *fd) {
     *fd = -1;
     if (in_memory(s))
         return 0;
-    size_t n = strlen(s->path) + sizeof ".audit-head.lock";
+    size_t n = strlen(s->path) + strlen(suffix) + 1;
     _cleanup_free_ char *p = malloc(n);
     if (!p)
         return cit_error_set(CIT_E_INTERNAL, "out of memory");
-    snprintf(p, n, "%s.audit-head.lock", s->path);
+    snprintf(p, n, "%s%s", s->path, suffix);
     int f = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (f < 0 || flock(f, LOCK_EX) < 0) {
         int e = errno;
@@ -480,6 +480,8 @@ static int head_lock(cit_store *s, int *fd) {
     *fd = f;
     return 0;
 }
+
+static int head_lock(cit_store *s, int *fd) { return file_lock(s, ".audit-head.lock", fd); }
 
 static void head_unlock(int fd) {
     if (fd >= 0)
@@ -993,6 +995,9 @@ _public_ int cit_audit_append_batch(cit_ctx *ctx, const cit_audit_record *recs, 
         head_unlock(lock);
         if (have_saved)
             *ctx->audit = saved;
+        /* a data key made in this transaction was rolled back with it: kept in the context it
+         * would seal later entries under a key recorded nowhere */
+        cit__audit_keys_drop(ctx);
         return r;
     }
     /* still under the head file's lock: no later writer's pending record can be overwritten */
@@ -1531,6 +1536,15 @@ static int rollback_check(cit_ctx *ctx, cit_store *s, int64_t count, verdict *v,
                     "the TPM counter is at %" PRId64 " but the store's newest segment recorded %" PRId64
                     ": segments were rolled back", nv, dbc);
             json_object_set_new(nj, "status", json_string("fail"));
+        } else if (have_nv && nv < dbc - 1) {
+            /* a crash loses at most the one increment after a close's commit (closes are
+             * serialized): more means a TPM state that went back, or a store whose counter
+             * was edited; catching up would also let an edited value drive increments */
+            fail_at(v, CIT_E_AUDIT_ROLLBACK, 0,
+                    "the TPM counter is at %" PRId64 " but the store records %" PRId64
+                    ": more than a crash can leave behind (an older TPM state, or an edited store)",
+                    nv, dbc);
+            json_object_set_new(nj, "status", json_string("fail"));
         } else if (have_nv && nv < dbc) {
             /* a close committed and the process died before the increment */
             if (fix_nv) {
@@ -1576,19 +1590,58 @@ _public_ int cit_audit_rollback(json_t **out, cit_ctx *ctx, bool accept) {
     if (accept) {
         /* an operator's decision (a restored backup, a moved store): the store's chain must
          * verify first, and the decision itself is logged */
-        json_t *cv = NULL;
-        if ((r = cit_audit_chain_verify(&cv, ctx)) < 0 && r != CIT_E_AUDIT_ROLLBACK && r != CIT_E_AUDIT_HEAD_FILE &&
-            r != CIT_E_AUDIT_ENTRY_INSERTED) {
-            json_decref(cv);
+        /* the chain and the segment roots, not the head file or the counter (those are what
+         * is being accepted): an insertion the walk finds (TPM0105 in the middle) is refused */
+        seg_info *segs = NULL;
+        size_t nsegs = 0;
+        verdict cv = {0};
+        int64_t walked = 0;
+        uint8_t(*roots)[32] = NULL;
+        if ((r = segments_load(s, &segs, &nsegs)) == 0 && nsegs && !(roots = calloc(nsegs, 32)))
+            r = cit_error_set(CIT_E_INTERNAL, "out of memory");
+        if (r == 0)
+            r = chain_walk(s, &cv, &walked, segs, nsegs, roots);
+        if (r == 0)
+            segments_check(segs, nsegs, (const uint8_t(*)[32])roots, walked, &cv);
+        free(roots);
+        free(segs);
+        if (r < 0)
+            return r;
+        if (cv.code) {
+            r = verdict_error(&cv, "refusing to accept a head whose chain does not verify");
+            cit_error_step("run `citadel tpm audit chain verify`: --accept acknowledges a genuine store, it does not "
+                           "repair one");
             return r;
         }
-        json_decref(cv);
         /* a TPM counter ahead of the store's record (the copy predates a segment close) is
          * accepted too: it cannot go back, so the store takes the TPM's value */
         int64_t dbc = 0, nv = 0;
         bool have_nv = false;
         if ((r = db_counter(s, &dbc)) < 0 || (r = counter_read(ctx, &have_nv, &nv)) < 0)
             return r;
+        if (have_nv && nv < dbc - 1) {
+            /* the operator accepts a counter behind the store (an older TPM state): it is
+             * brought up to the store's value, within reason (the value is the store's word) */
+            if (dbc - nv > 1024) {
+                cit_error_set(CIT_E_AUDIT_ROLLBACK,
+                              "the store records NV counter value %" PRId64 ", %" PRId64 " ahead of the TPM's",
+                              dbc, dbc - nv);
+                cit_error_cause("no restore explains that many segment closes: the store's counter was edited");
+                return CIT_E_AUDIT_ROLLBACK;
+            }
+            int cfd = -1;
+            if ((r = file_lock(s, ".audit-counter.lock", &cfd)) < 0)
+                return r;
+            json_t *j = NULL;
+            while (nv < dbc && (r = cit_nv_increment(&j, ctx, COUNTER_PATH, NULL)) == 0) {
+                nv = json_integer_value(json_object_get(j, "value"));
+                json_decref(j);
+                j = NULL;
+            }
+            head_unlock(cfd);
+            if (r < 0)
+                return r;
+        }
         head_rec h = {.present = true, .seqno = head};
         memcpy(h.hash, hash, 32);
         int lock = -1;
@@ -1619,8 +1672,10 @@ _public_ int cit_audit_rollback(json_t **out, cit_ctx *ctx, bool accept) {
     verdict v = {0};
     json_t *report = json_object();
     int64_t count = head;
-    if ((r = cit__audit_size(s, &count)) == 0)
+    int cfd = -1; /* catching the counter up is an increment, serialized with segment closes */
+    if ((r = file_lock(s, ".audit-counter.lock", &cfd)) == 0 && (r = cit__audit_size(s, &count)) == 0)
         r = rollback_check(ctx, s, count, &v, report, true);
+    head_unlock(cfd);
     if (r < 0) {
         json_decref(report);
         return r;
@@ -1662,6 +1717,8 @@ static int counter_ensure(cit_ctx *ctx, int64_t *value) {
     return 0;
 }
 
+static int segments_close_locked(json_t **out, cit_ctx *ctx, cit_store *s);
+
 _public_ int cit_audit_segments_close(json_t **out, cit_ctx *ctx) {
     cit_error_clear();
     cit_store *s;
@@ -1674,10 +1731,23 @@ _public_ int cit_audit_segments_close(json_t **out, cit_ctx *ctx) {
         *out = cit__plan("seal the open entries into a Merkle segment", ops);
         return 0;
     }
+    /* closes are serialized from the counter check to the increment: two at once would each
+     * increment from the value they read and leave the TPM counter ahead of every segment
+     * (a false rollback). Taken before the store's write lock; appenders never take it. */
+    int cfd = -1;
+    if ((r = file_lock(s, ".audit-counter.lock", &cfd)) < 0)
+        return r;
+    r = segments_close_locked(out, ctx, s);
+    head_unlock(cfd);
+    return r;
+}
+
+static int segments_close_locked(json_t **out, cit_ctx *ctx, cit_store *s) {
     /* refuse to seal on top of a rolled-back store */
     verdict v = {0};
     json_t *rb = json_object();
     int64_t count = 0;
+    int r;
     if ((r = cit__audit_size(s, &count)) == 0)
         r = rollback_check(ctx, s, count, &v, rb, true);
     json_decref(rb);

@@ -1016,8 +1016,27 @@ _public_ int cit_audit_witness_register(json_t **out, cit_ctx *ctx, const char *
     }
     if (r == 0)
         r = cit__pubkey_pem(&pem, pk);
-    EVP_PKEY_free(pk);
     sqlite3_stmt *st = NULL;
+    /* one key, one witness: a co-signature's bytes do not depend on the name it is shown under
+     * (the key ID is computable by anyone), so a key registered twice would count twice
+     * towards `audit verify --witnesses K` */
+    if (r == 0 && (r = cit__store_prepare(s, &st, "SELECT name, public_pem FROM audit_witnesses")) == 0) {
+        while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+            const char *other = (const char *)sqlite3_column_text(st, 1);
+            EVP_PKEY *ok = NULL;
+            if (other && cit__pubkey_from_pem(&ok, other, strlen(other)) == 0 && EVP_PKEY_eq(ok, pk) == 1) {
+                r = cit_error_set(CIT_E_OBJECT_EXISTS, "this key is already registered as witness %s",
+                                  (const char *)sqlite3_column_text(st, 0));
+                cit_error_cause("one witness key counts once towards `audit verify --witnesses`");
+            }
+            EVP_PKEY_free(ok);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        if (r == 0)
+            cit_error_clear();
+    }
+    EVP_PKEY_free(pk);
     if (r == 0 && (r = cit__store_begin(s)) == 0) {
         r = cit__store_prepare(s, &st, "INSERT INTO audit_witnesses (name, public_pem, created_at) VALUES (?, ?, ?)");
         if (r == 0) {
