@@ -480,6 +480,10 @@ int cit_audit_sign(json_t **out, cit_ctx *ctx, const char *identity, int64_t seg
  * and consistency with the one before; witnesses > 0 requires that many valid co-signatures
  * on the latest checkpoint. */
 int cit_audit_verify(json_t **out, cit_ctx *ctx, int witnesses);
+/* The same, with every checkpoint required to be signed by the key in log_key_pem (a PEM file
+ * obtained out of band): without it, verify trusts the signer keys recorded in the store it
+ * checks. */
+int cit_audit_verify_pinned(json_t **out, cit_ctx *ctx, int witnesses, const char *log_key_pem);
 /* The latest checkpoint with consistency proofs from the earlier ones (from > 0: only from
  * that tree size), for witnesses. output: file or NULL. */
 int cit_audit_publish(json_t **out, cit_ctx *ctx, int64_t from, const char *output);

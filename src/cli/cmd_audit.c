@@ -100,7 +100,7 @@ static int do_verify(cli_env *e, const cli_args *a, json_t **out) {
     int k = 0;
     if (cli_get_int(a, "witnesses", &k) < 0)
         return CIT_E_USAGE;
-    return with_report(e, cit_audit_verify(out, e->ctx, k), out);
+    return with_report(e, cit_audit_verify_pinned(out, e->ctx, k, cli_get(a, "log-key")), out);
 }
 
 static int write_json(json_t *j, const char *path) {
@@ -248,8 +248,12 @@ const cli_verb cli_verbs_audit[] = {
     {"verify", do_verify, NULL, 0, 0, "verify everything from genesis: chain, roots, checkpoints, rollback, witnesses",
      "Checks the hash chain, every segment's root against its entries, every checkpoint's\n"
      "signature and its consistency with the one before (RFC 9162), the anti-rollback records and,\n"
-     "with --witnesses K, K valid co-signatures on the latest checkpoint. --json: checks[].",
-     "citadel tpm audit verify --witnesses 1", {{"witnesses", "K", "require K valid witness co-signatures"}}},
+     "with --witnesses K, K valid co-signatures on the latest checkpoint. --json: checks[].\n"
+     "Without --log-key the signer keys come from the store being checked: pin the log key (and\n"
+     "require witnesses) when the store itself may be in an attacker's hands.",
+     "citadel tpm audit verify --witnesses 1 --log-key log.pem",
+     {{"witnesses", "K", "require K valid witness co-signatures"},
+      {"log-key", "PEM", "require every checkpoint to be signed by this key (obtained out of band)"}}},
     {"prove", do_prove, "SEQNO | --consistency OLD [NEW]", 0, 2, "RFC 9162 inclusion and consistency proofs",
      "  prove SEQNO [--tree-size N]     the inclusion proof of an entry (default tree: the latest\n"
      "                                 sealed segment's)\n"

@@ -83,3 +83,40 @@ test_audit_witness_key_registered_once() {
     assert_contains "$ERR" "already registered as witness wa"
     assert_eq "$(citadel tpm --json audit witness list | json - '[w["witness"] for w in d["witnesses"]]')" '["wa"]'
 }
+
+# Signing an older segment after a newer one (allowed: `audit sign ... SEGMENT`) keeps the log
+# verifiable, and the latest checkpoint (the one published to witnesses) is the largest tree.
+test_audit_checkpoints_signed_out_of_order() {
+    init_vtpm
+    citadel tpm identity init signer --usage audit >/dev/null
+    citadel tpm audit append --event a >/dev/null
+    citadel tpm audit segments close >/dev/null
+    citadel tpm audit append --event b >/dev/null
+    citadel tpm audit append --event c >/dev/null
+    citadel tpm audit segments close >/dev/null
+    citadel tpm audit sign --identity signer 2 >/dev/null
+    citadel tpm audit sign --identity signer 1 >/dev/null
+    citadel tpm --json audit verify >v.json || fail "verify refused checkpoints signed out of order: $(cat v.json)"
+    assert_eq "$(json v.json '[d["checkpoints"], d["latest_checkpoint"]["tree_size"]]')" '[2, 3]'
+    citadel tpm --json audit publish >p.json
+    assert_eq "$(json p.json '[d["tree_size"], [p["old_size"] for p in d["proofs"]]]')" '[3, [1]]'
+}
+
+# verify --log-key pins the log's key: checkpoints signed by another key recorded in the store
+# itself (which an attacker with the store could add) are refused.
+test_audit_verify_pinned_log_key() {
+    init_vtpm
+    citadel tpm identity init signer --usage audit >/dev/null
+    citadel tpm identity init other --usage audit >/dev/null
+    citadel tpm key export-pub signer --output log.pem >/dev/null
+    citadel tpm audit append --event a >/dev/null
+    citadel tpm audit segments close >/dev/null
+    citadel tpm audit sign --identity signer >/dev/null
+    citadel tpm audit verify --log-key log.pem >/dev/null || fail "the pinned key was refused"
+    citadel tpm audit append --event b >/dev/null
+    citadel tpm audit segments close >/dev/null
+    citadel tpm audit sign --identity other >/dev/null
+    citadel tpm audit verify >/dev/null || fail "without a pin, any identity of the store verifies"
+    expect_fail 11 TPM0115 citadel tpm audit verify --log-key log.pem
+    assert_contains "$ERR" "pinned log key"
+}
