@@ -144,8 +144,9 @@ test_audit_segments_sign_verify() {
     assert_eq "$(citadel tpm --json audit segments close | json - '[d["segment"], d["first_seqno"], d["last_seqno"]]')" '[2, 4, 4]'
     citadel tpm audit sign --identity audit-signer 2 >/dev/null
     citadel tpm audit sign --identity audit-signer 1 >/dev/null
-    # a checkpoint of a smaller tree after a larger one is not a consistent sequence
-    expect_fail 11 TPM0119 citadel tpm audit verify
+    # signing an older segment again, after a newer one, is fine: checkpoints are checked in
+    # tree-size order, each consistent with the one before
+    citadel tpm audit verify >/dev/null || fail "a re-signed older segment broke verify"
     sql "DELETE FROM audit_checkpoints WHERE id = 3"
     citadel tpm audit verify >/dev/null
     assert_eq "$(citadel tpm --json audit segments list | json - '[[s["segment"], s["tree_size"], s["checkpoints"]] for s in d["segments"]]')" '[[1, 3, 1], [2, 4, 1]]'
