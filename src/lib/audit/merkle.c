@@ -3,6 +3,7 @@
 #include "merkle.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,12 +11,19 @@
  * short inputs a Merkle tree has. */
 static _Thread_local EVP_MD_CTX *sha_ctx;
 static EVP_MD *sha_md;
+static pthread_key_t sha_key; /* frees a thread's context when the thread exits */
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+
+static void sha_ctx_free(void *p) { EVP_MD_CTX_free(p); }
+static void sha_start(void) {
+    sha_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    (void)pthread_key_create(&sha_key, sha_ctx_free);
+}
 
 void cit__sha256_parts(uint8_t out[32], size_t n, const void *const *parts, const size_t *lens) {
-    if (!sha_md)
-        sha_md = EVP_MD_fetch(NULL, "SHA256", NULL); /* a race here only fetches twice */
-    if (!sha_ctx)
-        sha_ctx = EVP_MD_CTX_new();
+    pthread_once(&sha_once, sha_start);
+    if (!sha_ctx && (sha_ctx = EVP_MD_CTX_new()))
+        (void)pthread_setspecific(sha_key, sha_ctx);
     unsigned int l = 32;
     if (!sha_md || !sha_ctx || EVP_DigestInit_ex2(sha_ctx, sha_md, NULL) != 1)
         abort();

@@ -1418,9 +1418,11 @@ _public_ int cit_audit_chain_verify(json_t **out, cit_ctx *ctx) {
 
 /* ---- anti-rollback ---- */
 
-static int counter_read(cit_ctx *ctx, bool *exists, int64_t *value) {
+static int counter_read_ex(cit_ctx *ctx, bool *exists, int64_t *value, bool *uninit) {
     *exists = false;
     *value = 0;
+    if (uninit)
+        *uninit = false;
     cit_store *s = ctx->store;
     cit_object o = {0};
     if (cit__object_find(s, COUNTER_PATH, &o) < 0) {
@@ -1440,11 +1442,17 @@ static int counter_read(cit_ctx *ctx, bool *exists, int64_t *value) {
          * (counter_ensure); it reads as 0 and the next close increments it */
         cit_error_clear();
         *exists = true;
+        if (uninit)
+            *uninit = true;
         r = 0;
     }
     json_decref(j);
     free(data);
     return r;
+}
+
+static int counter_read(cit_ctx *ctx, bool *exists, int64_t *value) {
+    return counter_read_ex(ctx, exists, value, NULL);
 }
 
 #define COUNTER_ACCEPTED_META "audit_counter_accepted"
@@ -1522,12 +1530,21 @@ static int rollback_check(cit_ctx *ctx, cit_store *s, int64_t count, verdict *v,
     cit__object_clear(&co); /* the metadata it read */
     if (counter_defined) {
         cit_error_clear();
-        if ((r = counter_read(ctx, &have_nv, &nv)) < 0) {
+        bool uninit = false;
+        if ((r = counter_read_ex(ctx, &have_nv, &nv, &uninit)) < 0) {
             json_decref(nj);
             return r;
         }
         json_object_set_new(nj, "tpm_value", have_nv ? json_integer(nv) : json_null());
-        if (!have_nv && dbc > 0)
+        if (uninit && dbc == 0) {
+            /* defined by a first close that died before its first increment: nothing was
+             * committed against it yet; the next close initialises it */
+            json_object_set_new(nj, "status", json_string("defined, not yet initialised"));
+        } else if (uninit)
+            fail_at(v, CIT_E_AUDIT_ROLLBACK, 0,
+                    "the store records NV counter value %" PRId64 " but the TPM's counter %s was never "
+                    "incremented (a redefined index, or another TPM state)", dbc, COUNTER_PATH);
+        else if (!have_nv && dbc > 0)
             fail_at(v, CIT_E_AUDIT_ROLLBACK, 0, "the store records NV counter value %" PRId64
                     " but the TPM's counter %s is gone", dbc, COUNTER_PATH);
         else if (have_nv && nv > dbc) {
@@ -1701,12 +1718,14 @@ _public_ int cit_audit_rollback(json_t **out, cit_ctx *ctx, bool accept) {
 /* ---- segments ---- */
 
 static int counter_ensure(cit_ctx *ctx, int64_t *value) {
-    bool exists = false;
-    int r = counter_read(ctx, &exists, value);
-    if (r < 0 || exists)
+    bool exists = false, uninit = false;
+    int r = counter_read_ex(ctx, &exists, value, &uninit);
+    if (r < 0 || (exists && !uninit))
         return r;
     json_t *j = NULL;
-    if ((r = cit_nv_define(&j, ctx, COUNTER_PATH, 8, "counter", NULL)) < 0)
+    /* a counter is initialised (by its first increment) before any segment records a value
+     * against it; a define whose increment a crash cut off is completed here */
+    if (!exists && (r = cit_nv_define(&j, ctx, COUNTER_PATH, 8, "counter", NULL)) < 0)
         return r;
     json_decref(j);
     j = NULL;
@@ -2071,9 +2090,10 @@ _public_ int cit_audit_proof_check(json_t **out, const char *proof_file) {
         return r;
     }
     *out = json_pack("{s:s,s:b}", "type", type, "verified", ok);
-    json_decref(j);
+    json_decref(j); /* type pointed into j: use the copy in *out from here on */
     if (!ok)
-        return cit_error_set(CIT_E_AUDIT_PROOF_INVALID, "the %s proof does not verify", type);
+        return cit_error_set(CIT_E_AUDIT_PROOF_INVALID, "the %s proof does not verify",
+                             json_string_value(json_object_get(*out, "type")));
     return 0;
 }
 
