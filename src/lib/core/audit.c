@@ -1571,6 +1571,8 @@ static int rollback_check(cit_ctx *ctx, cit_store *s, int64_t count, verdict *v,
                     json_decref(j);
                     j = NULL;
                 }
+                if (r == 0)
+                    r = cit__ctx_tpm_sync(ctx);
                 if (r < 0) {
                     json_decref(nj);
                     return r;
@@ -1655,6 +1657,8 @@ _public_ int cit_audit_rollback(json_t **out, cit_ctx *ctx, bool accept) {
                 json_decref(j);
                 j = NULL;
             }
+            if (r == 0)
+                r = cit__ctx_tpm_sync(ctx);
             head_unlock(cfd);
             if (r < 0)
                 return r;
@@ -1777,6 +1781,11 @@ static int segments_close_locked(json_t **out, cit_ctx *ctx, cit_store *s) {
     int64_t nv = 0;
     if ((r = counter_ensure(ctx, &nv)) < 0)
         return r;
+    /* the TPM durably holds every increment so far before the store records the next value
+     * (the in-process vTPM keeps NV changes in memory until its state is saved): otherwise a
+     * crash could leave the store two or more values ahead of the TPM */
+    if ((r = cit__ctx_tpm_sync(ctx)) < 0)
+        return r;
     if ((r = cit__store_begin(s)) < 0)
         return r;
     int64_t head = 0, last_closed = 0, id = 0, dbc = 0;
@@ -1830,6 +1839,8 @@ static int segments_close_locked(json_t **out, cit_ctx *ctx, cit_store *s) {
         json_decref(j);
         j = NULL;
     }
+    if (r == 0)
+        r = cit__ctx_tpm_sync(ctx);
     if (r < 0)
         return r;
     _cleanup_free_ char *root_hex = cit_hex_encode(root, 32);
