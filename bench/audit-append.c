@@ -37,51 +37,16 @@
 #include "core/ctx.h"
 #include "store/store.h"
 
+#define BENCH_NAME "audit-append"
+#include "bench.h"
+
 #define MAX_ROUNDS 400
 #define MAX_BATCH 100000
 #define PAYLOAD_LEN 100
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die_cit(const char *what) {
-    const cit_error *e = cit_error_last();
-    fprintf(stderr, "audit-append: %s failed: %s\n", what, e && e->message[0] ? e->message : "(no message)");
-    exit(1);
-}
-
 static void die_sql(sqlite3 *db, const char *what) {
     fprintf(stderr, "audit-append: %s failed: %s\n", what, sqlite3_errmsg(db));
     exit(1);
-}
-
-static int env_int(const char *name, int def, int lo, int hi) {
-    const char *s = getenv(name);
-    if (!s || !*s)
-        return def;
-    int v = atoi(s);
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n) {
-    double t[MAX_ROUNDS];
-    memcpy(t, v, (size_t)n * sizeof(double));
-    qsort(t, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
 typedef struct bench {

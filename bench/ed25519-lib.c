@@ -33,40 +33,12 @@
 #include "core/ed25519.h"
 #include "core/keys.h"
 
+#define BENCH_NAME "ed25519-lib"
+#include "bench.h"
+
 #define MSG_LEN 64
 #define MAX_ROUNDS 200
 #define KEY "bench/ed"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die_cit(const char *what) {
-    const cit_error *e = cit_error_last();
-    fprintf(stderr, "ed25519-lib: %s failed: %s\n", what,
-            e && e->message[0] ? e->message : "(no message)");
-    exit(1);
-}
-
-static int env_int(const char *name, int def, int lo, int hi) {
-    const char *s = getenv(name);
-    uint32_t v;
-    if (!s || !*s)
-        return def;
-    if (cit_parse_u32(s, &v) < 0 || (int)v < lo || (int)v > hi) {
-        fprintf(stderr, "ed25519-lib: %s must be %d..%d\n", name, lo, hi);
-        exit(2);
-    }
-    return (int)v;
-}
 
 typedef struct bench {
     cit_ctx *ctx;
@@ -110,18 +82,6 @@ typedef struct variant {
     double rate[MAX_ROUNDS], cpu_rate[MAX_ROUNDS];
     int budget_div; /* the cold variants get a fraction of the round: they are 1000x slower */
 } variant;
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n) {
-    double t[MAX_ROUNDS];
-    memcpy(t, v, sizeof(double) * (size_t)n);
-    qsort(t, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-}
 
 int main(void) {
     int rounds = env_int("BENCH_ROUNDS", 20, 1, MAX_ROUNDS);

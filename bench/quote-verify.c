@@ -45,21 +45,12 @@
 #include "core/attest.h"
 #include "crypto/crypto.h"
 
+#define BENCH_NAME "quote-verify"
+#include "bench.h"
+
 #define MAX_ROUNDS 200
 #define MAX_QUOTES 1024
 #define MAX_THREADS 16
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die_cit(const char *what) {
-    const cit_error *e = cit_error_last();
-    fprintf(stderr, "quote-verify: %s failed: %s\n", what, e && e->message[0] ? e->message : "(no message)");
-    exit(1);
-}
 
 static void die(const char *what) {
     fprintf(stderr, "quote-verify: %s\n", what);
@@ -169,26 +160,6 @@ static double run_round(void (*fn)(int), int threads, double budget) {
     }
     pthread_barrier_destroy(&barrier);
     return rate;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n) {
-    double t[MAX_ROUNDS];
-    memcpy(t, v, (size_t)n * sizeof(double));
-    qsort(t, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-}
-
-static int env_int(const char *name, int def, int lo, int hi) {
-    const char *s = getenv(name);
-    if (!s || !*s)
-        return def;
-    int v = atoi(s);
-    return v < lo ? lo : v > hi ? hi : v;
 }
 
 /* ---- setup ---- */

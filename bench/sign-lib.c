@@ -41,27 +41,11 @@
 #include "basic/util.h"
 #include "tpm/tpm.h"
 
+#define BENCH_NAME "sign-lib"
+#include "bench.h"
+
 #define MSG_LEN 1024
 #define MAX_ROUNDS 200
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* CPU time of this thread (the vTPM runs in it): less sensitive to other load than wall time. */
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die_cit(const char *what) {
-    const cit_error *e = cit_error_last();
-    fprintf(stderr, "sign-lib: %s failed: %s\n", what, e && e->message[0] ? e->message : "(no message)");
-    exit(1);
-}
 
 static void die_rc(const char *what, TSS2_RC rc) {
     fprintf(stderr, "sign-lib: %s failed: 0x%08x\n", what, rc);
@@ -158,32 +142,12 @@ typedef struct variant {
     double total_s;
 } variant;
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n) {
-    double t[MAX_ROUNDS];
-    memcpy(t, v, (size_t)n * sizeof(double));
-    qsort(t, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-}
-
 /* Median over rounds of a[r] / b[r]. */
 static double paired_ratio(const double *a, const double *b, int n) {
     double t[MAX_ROUNDS];
     for (int i = 0; i < n; i++)
         t[i] = a[i] / b[i];
     return median(t, n);
-}
-
-static int env_int(const char *name, int def, int lo, int hi) {
-    const char *s = getenv(name);
-    if (!s || !*s)
-        return def;
-    int v = atoi(s);
-    return v < lo ? lo : v > hi ? hi : v;
 }
 
 static void rm_rf_workspace(const char *dir, const char *store) {
