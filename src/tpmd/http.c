@@ -79,11 +79,20 @@ static unsigned http_status(int code) {
     return 500; /* store, internal */
 }
 
+/* Answers can carry unsealed secrets (secret_hex): wiped when MHD is done with them. Every
+ * answer buffer is NUL-terminated text (open_memstream). */
+static void free_wiped(void *p) {
+    if (p) {
+        cit_memzero(p, strlen(p));
+        free(p);
+    }
+}
+
 static enum MHD_Result send_buf(tpmd *d, struct MHD_Connection *c, unsigned status, char *buf, size_t len,
                                 const char *ctype) {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, buf, free_wiped);
     if (!resp) {
-        free(buf);
+        free_wiped(buf);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
@@ -690,6 +699,14 @@ static enum MHD_Result auth_fail(tpmd *d, struct MHD_Connection *c, tpmd_req *rq
 
 static void conn_waiting(tpmd *d, struct MHD_Connection *c, bool waiting);
 
+/* Frees a result tree, wiping an unsealed secret in it first. */
+static void out_free(json_t *out) {
+    const char *sh = json_string_value(json_object_get(out, "secret_hex"));
+    if (sh)
+        cit_memzero((char *)sh, strlen(sh));
+    json_decref(out);
+}
+
 /* Whether a Host header names a loopback address (localhost, 127.0.0.0/8, ::1), port optional. */
 static bool loopback_host(const char *host) {
     char h[64];
@@ -855,7 +872,7 @@ enum MHD_Result tpmd_access(void *cls, struct MHD_Connection *c, const char *url
         int ar = auditq_append(d->aq, r->event, p);
         json_decref(p);
         if (ar < 0) {
-            json_decref(k.out);
+            out_free(k.out);
             json_decref(k.body);
             free(k.text);
             return send_error(d, c, 503);
@@ -870,7 +887,7 @@ enum MHD_Result tpmd_access(void *cls, struct MHD_Connection *c, const char *url
         k.text = NULL;
     } else
         ret = send_json(d, c, status, k.out ? k.out : json_object());
-    json_decref(k.out);
+    out_free(k.out);
     json_decref(k.body);
     free(k.text);
     return ret;
