@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,11 +79,20 @@ static unsigned http_status(int code) {
     return 500; /* store, internal */
 }
 
+/* Answers can carry unsealed secrets (secret_hex): wiped when MHD is done with them. Every
+ * answer buffer is NUL-terminated text (open_memstream). */
+static void free_wiped(void *p) {
+    if (p) {
+        cit_memzero(p, strlen(p));
+        free(p);
+    }
+}
+
 static enum MHD_Result send_buf(tpmd *d, struct MHD_Connection *c, unsigned status, char *buf, size_t len,
                                 const char *ctype) {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, buf, free_wiped);
     if (!resp) {
-        free(buf);
+        free_wiped(buf);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
@@ -689,6 +699,56 @@ static enum MHD_Result auth_fail(tpmd *d, struct MHD_Connection *c, tpmd_req *rq
 
 static void conn_waiting(tpmd *d, struct MHD_Connection *c, bool waiting);
 
+/* Frees a result tree, wiping an unsealed secret in it first. */
+static void out_free(json_t *out) {
+    const char *sh = json_string_value(json_object_get(out, "secret_hex"));
+    if (sh)
+        cit_memzero((char *)sh, strlen(sh));
+    json_decref(out);
+}
+
+/* Whether a Host header names a loopback address (localhost, 127.0.0.0/8, ::1), port optional. */
+static bool loopback_host(const char *host) {
+    char h[64];
+    const char *end;
+    if (host[0] == '[') {
+        host++;
+        end = strchr(host, ']');
+        if (!end || (end[1] && end[1] != ':'))
+            return false;
+    } else {
+        end = strchr(host, ':');
+        if (!end)
+            end = host + strlen(host);
+    }
+    size_t n = (size_t)(end - host);
+    if (n == 0 || n >= sizeof h)
+        return false;
+    memcpy(h, host, n);
+    h[n] = 0;
+    if (strcasecmp(h, "localhost") == 0)
+        return true;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, h, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, h, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* Without API keys every caller is admin, so a web browser on the host must not be one: a page
+ * could post to the daemon (CSRF: browsers send cross-origin POSTs with a text/plain body without
+ * asking), or rebind its own DNS name to 127.0.0.1 and read the answers (unsealed secrets). Browsers
+ * send Origin on such requests and the page's name in Host; tpmd serves no pages, so a request with
+ * Origin is refused, and on a loopback address so is a Host that is not a loopback name. */
+static const char *anonymous_refusal(tpmd *d, struct MHD_Connection *c) {
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"))
+        return "a request from a web page (Origin header) without API keys";
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (d->cfg.loopback && host && !loopback_host(host))
+        return "a Host that is not a loopback name without API keys (DNS rebinding)";
+    return NULL;
+}
+
 enum MHD_Result tpmd_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                             const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
     tpmd *d = cls;
@@ -726,8 +786,21 @@ enum MHD_Result tpmd_access(void *cls, struct MHD_Connection *c, const char *url
                 return auth_fail(d, c, rq, method, url, CIT_E_API_UNAUTHENTICATED, "unknown API key");
             rq->role = role;
             snprintf(rq->key_id, sizeof rq->key_id, "%s", id);
-        } else
+        } else {
+            const char *why = anonymous_refusal(d, c);
+            if (why) {
+                atomic_fetch_add(&d->auth_failures, 1);
+                json_t *p = audit_payload(rq, method, url, 403, CIT_E_API_FORBIDDEN, NULL);
+                json_object_set_new(p, "reason", json_string(why));
+                auditq_post(d->aq, "auth.forbidden", p);
+                json_decref(p);
+                cit_error_set(CIT_E_API_FORBIDDEN, "refused %s", why);
+                cit_error_cause("without API keys every caller is admin; a browser page must not be one");
+                cit_error_step("call the daemon from a program, or configure API keys (--keys-file)");
+                return send_error(d, c, 403);
+            }
             rq->role = ROLE_ADMIN;
+        }
         if (!r) {
             if (mismatch) {
                 cit_error_set(CIT_E_API_METHOD, "%s is not allowed on %s", method, url);
@@ -799,7 +872,7 @@ enum MHD_Result tpmd_access(void *cls, struct MHD_Connection *c, const char *url
         int ar = auditq_append(d->aq, r->event, p);
         json_decref(p);
         if (ar < 0) {
-            json_decref(k.out);
+            out_free(k.out);
             json_decref(k.body);
             free(k.text);
             return send_error(d, c, 503);
@@ -814,7 +887,7 @@ enum MHD_Result tpmd_access(void *cls, struct MHD_Connection *c, const char *url
         k.text = NULL;
     } else
         ret = send_json(d, c, status, k.out ? k.out : json_object());
-    json_decref(k.out);
+    out_free(k.out);
     json_decref(k.body);
     free(k.text);
     return ret;

@@ -266,6 +266,7 @@ int main(int argc, char **argv) {
     c->drain_seconds = (unsigned)n[6];
     c->threads = (unsigned)n[7];
     c->header_timeout = (unsigned)n[8];
+    c->loopback = la.loopback;
 
     /* API keys; refuse an open door on a non-loopback address */
     if (load_keys(d, &d->keys) < 0) {

@@ -38,6 +38,7 @@ typedef struct tpmd_config {
     size_t max_body;
     unsigned max_conns, timeout, threads, idle_lock, url_max, header_max, drain_seconds, header_timeout;
     bool insecure_no_auth;
+    bool loopback; /* the listen address is a loopback one */
 } tpmd_config;
 
 typedef struct auditq auditq;

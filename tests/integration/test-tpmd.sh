@@ -77,6 +77,30 @@ test_tpmd_help_and_refusals() {
     assert_eq "$CODE" 200
 }
 
+# Without API keys every caller is admin: a browser page must not be one (CSRF with a text/plain
+# POST, or DNS rebinding of the page's name to 127.0.0.1 to read unsealed secrets).
+test_tpmd_anonymous_refuses_browsers() {
+    init_vtpm
+    start_tpmd
+    req GET /v1/status
+    assert_eq "$CODE" 200 "a program on loopback"
+    req GET /v1/status '' -H 'Host: localhost:7701'
+    assert_eq "$CODE" 200 "Host localhost"
+    req POST /v1/keys '{"path":"signing/csrf"}' -H 'Origin: https://evil.example' -H 'Content-Type: text/plain'
+    assert_eq "$CODE" 403 "cross-origin POST"
+    assert_eq "$(errcode)" TPM0151
+    req GET /v1/secrets '' -H 'Host: rebind.evil.example:7701'
+    assert_eq "$CODE" 403 "rebound Host"
+    req GET /v1/keys/signing/csrf
+    assert_eq "$CODE" 404 "the refused request made no key"
+    stop_tpmd
+    # with API keys the custom header already keeps browsers out: Host and Origin are not checked
+    keys_file
+    start_tpmd --keys-file "$T/keys"
+    KEY=$READ req GET /v1/status '' -H 'Host: tpmd.example:7701' -H 'Origin: https://tpmd.example'
+    assert_eq "$CODE" 200 "keyed request"
+}
+
 test_tpmd_openapi_every_route() {
     init_vtpm
     keys_file
