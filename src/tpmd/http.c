@@ -885,8 +885,11 @@ enum MHD_Result tpmd_access(void *cls, struct MHD_Connection *c, const char *url
     else if (k.raw_text) {
         ret = send_buf(d, c, 200, k.text, k.text_len, "text/plain; version=0.0.4");
         k.text = NULL;
-    } else
-        ret = send_json(d, c, status, k.out ? k.out : json_object());
+    } else {
+        if (!k.out)
+            k.out = json_object(); /* freed with the rest below */
+        ret = send_json(d, c, status, k.out);
+    }
     out_free(k.out);
     json_decref(k.body);
     free(k.text);
