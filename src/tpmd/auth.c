@@ -76,7 +76,7 @@ int tpmd_keys_load(tpmd_keyset **out, const char *file, const char *env_key) {
     }
     if (r == 0 && file) {
         int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        struct stat st;
+        struct stat st = {0};
         if (fd < 0 || fstat(fd, &st) < 0) {
             r = cit_error_set(CIT_E_INPUT_READ, "cannot read the keys file %s: %s", file, strerror(errno));
             cit_error_context("file", "%s", file);
@@ -85,13 +85,33 @@ int tpmd_keys_load(tpmd_keyset **out, const char *file, const char *env_key) {
                               (unsigned)(st.st_mode & 07777));
             cit_error_context("file", "%s", file);
             cit_error_step("run `chmod 600 %s`", file);
+        } else if (st.st_uid != geteuid()) {
+            r = cit_error_set(CIT_E_INSECURE_PERMISSIONS, "the keys file %s belongs to uid %u, not to tpmd's (%u)",
+                              file, (unsigned)st.st_uid, (unsigned)geteuid());
+            cit_error_context("file", "%s", file);
+            cit_error_step("run `chown %u %s`", (unsigned)geteuid(), file);
         }
-        if (fd >= 0)
-            close(fd);
+        /* read the file that was checked (the same descriptor), not whatever the path names now */
         uint8_t *buf = NULL;
         size_t len = 0;
-        if (r == 0 && cit_read_file(file, KEYS_FILE_MAX, &buf, &len) < 0)
-            r = cit_error_set(CIT_E_INPUT_READ, "cannot read the keys file %s", file);
+        if (r == 0 && (!S_ISREG(st.st_mode) || st.st_size < 0 || (size_t)st.st_size > KEYS_FILE_MAX ||
+                       !(buf = malloc((size_t)st.st_size + 1))))
+            r = cit_error_set(CIT_E_INPUT_READ, "the keys file %s is not a regular file of at most %d bytes", file,
+                              KEYS_FILE_MAX);
+        while (r == 0 && len < (size_t)st.st_size) {
+            ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                r = cit_error_set(CIT_E_INPUT_READ, "cannot read the keys file %s", file);
+                break;
+            }
+            len += (size_t)n;
+        }
+        if (buf)
+            buf[len] = 0;
+        if (fd >= 0)
+            close(fd);
         char *save = NULL;
         unsigned lineno = 0;
         for (char *line = buf ? strtok_r((char *)buf, "\n", &save) : NULL; r == 0 && line;

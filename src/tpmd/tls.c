@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "basic/util.h"
 #include "tpmd.h"
@@ -221,6 +222,15 @@ int tpmd_tls_setup(tpmd *d) {
         return 0;
     if (!d->cfg.tls_cert || !d->cfg.tls_key)
         return cit_error_set(CIT_E_USAGE, "TLS from files needs both TPMD_TLS_CERT and TPMD_TLS_KEY");
+    /* the private key file is a secret: others must not be able to read it */
+    struct stat st;
+    if (stat(d->cfg.tls_key, &st) == 0 && (st.st_mode & 077)) {
+        cit_error_set(CIT_E_INSECURE_PERMISSIONS, "the TLS key %s can be read by others (mode %04o)", d->cfg.tls_key,
+                      (unsigned)(st.st_mode & 07777));
+        cit_error_context("file", "%s", d->cfg.tls_key);
+        cit_error_step("run `chmod 600 %s`, or serve TLS from a TPM identity (--tls-identity)", d->cfg.tls_key);
+        return CIT_E_INSECURE_PERMISSIONS;
+    }
     int r = read_pem(d->cfg.tls_cert, &d->cert_pem, "certificate");
     if (r == 0)
         r = read_pem(d->cfg.tls_key, &d->key_pem, "key");

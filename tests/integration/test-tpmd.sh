@@ -434,6 +434,13 @@ test_tpmd_tls_files() {
         >/dev/null 2>&1
     openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 1 -extfile ext \
         >/dev/null 2>&1
+    # a private key others can read is refused
+    chmod 644 srv.key
+    rc=0
+    "$TPMD_BIN" --listen 127.0.0.1:0 --tls-cert srv.pem --tls-key srv.key >k.log 2>&1 || rc=$?
+    assert_ne "$rc" 0
+    assert_contains "$(cat k.log)" "chmod 600"
+    chmod 600 srv.key
     start_tpmd --tls-cert srv.pem --tls-key srv.key
     assert_contains "$U" "https://"
     out=$(curl -s --cacert ca.pem "$U/v1/status")
