@@ -22,6 +22,8 @@
 #                           INSERTs of the same rows, same PRAGMAs (goals >= 50 % and >= 100,000/s)
 #   9. build/bench/audit-proof   inclusion/consistency proofs in a 1,000,000-entry log (goal < 1 ms)
 #                           and full chain verification vs raw SHA-256 of the same entry bytes
+#  10. bench/tpmd-sign.sh  signatures over HTTP keep-alive through tpmd vs cit_key_sign in-process
+#                           (goal >= 80 %), and GET /v1/status requests/s
 #
 # One swtpm is started here for 1 and 3 (with the tpm2-tools key persisted at 0x81000200) and
 # stopped on exit, whatever happens. Environment: B (build dir, default build), N (runs per
@@ -74,10 +76,10 @@ trap on_signal INT TERM HUP
 
 if [ ! -x "$B/citadel" ] || [ ! -x "$B/bench/sign-lib" ] || [ ! -x "$B/bench/ed25519-lib" ] ||
     [ ! -x "$B/bench/eventlog-replay" ] || [ ! -x "$B/bench/quote-verify" ] ||
-    [ ! -x "$B/bench/audit-append" ] || [ ! -x "$B/bench/audit-proof" ]; then
-    echo "bench: building $B/citadel and $B/bench/{sign-lib,ed25519-lib,eventlog-replay,quote-verify,audit-append,audit-proof}" >&2
+    [ ! -x "$B/bench/audit-append" ] || [ ! -x "$B/bench/audit-proof" ] || [ ! -x "$B/bench/tpmd-sign" ]; then
+    echo "bench: building $B/citadel, $B/tpmd and $B/bench/{sign-lib,ed25519-lib,eventlog-replay,quote-verify,audit-append,audit-proof,tpmd-sign}" >&2
     make --no-print-directory B="$B" all "$B/bench/sign-lib" "$B/bench/ed25519-lib" "$B/bench/eventlog-replay" \
-        "$B/bench/quote-verify" "$B/bench/audit-append" "$B/bench/audit-proof" >&2 || exit 1
+        "$B/bench/quote-verify" "$B/bench/audit-append" "$B/bench/audit-proof" "$B/bench/tpmd-sign" >&2 || exit 1
 fi
 
 echo "Citadel benchmarks  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -201,6 +203,21 @@ if run_child env TMPDIR="$BENCH_WORK" BENCH_ENTRIES="${AUDIT_ENTRIES:-1000000}" 
 else
     cat "$BENCH_WORK/audit-proof.out"
     failed+=(audit-proof)
+fi
+echo
+
+# 10. tpmd: signatures over HTTP vs the library (issue 7)
+echo "== tpmd-sign: POST /v1/sign over HTTP keep-alive (${TPMD_CLIENTS:-16} clients) vs cit_key_sign"
+if run_child env B="$B" CLIENTS="${TPMD_CLIENTS:-16}" SECONDS_PER_PHASE="${TPMD_SECONDS:-4}" bench/tpmd-sign.sh \
+    >"$BENCH_WORK/tpmd-sign.out"; then
+    grep -v '^RESULT' "$BENCH_WORK/tpmd-sign.out"
+    awk -F'\t' '$1 == "RESULT" && $2 == "tpmd-sign" {
+        printf "RESULT\ttpmd-sign\thttp sign (sig/s)\t%s\tcit_key_sign\t%s\t%.3f\t>= 0.80\n", $3, $4, $3 / $4
+        printf "RESULT\ttpmd-sign\tGET /v1/status (req/s)\t%s\t-\t-\t-\t-\n", $5 }' \
+        "$BENCH_WORK/tpmd-sign.out" >>"$BENCH_SUMMARY"
+else
+    cat "$BENCH_WORK/tpmd-sign.out"
+    failed+=(tpmd-sign)
 fi
 echo
 
