@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Little-endian reads and a bounded text builder for the event log and IMA parsers. Internal. */
+/* Little-endian reads, a bounded text builder and error context for the event log and IMA
+ * parsers. Internal. */
 #pragma once
 #include <stdarg.h>
 #include <stdbool.h>
@@ -7,6 +8,15 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "citadel/error.h"
+
+/* Adds the file name to an error from a parser (r < 0); returns r. */
+static inline int cit__with_file(int r, const char *file) {
+    if (r < 0)
+        cit_error_context("file", "%s", file);
+    return r;
+}
 
 static inline uint16_t cit__le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline uint32_t cit__le32(const uint8_t *p) {

@@ -681,13 +681,6 @@ static int read_log(const char *file, uint8_t **buf, size_t *len) {
     return cit__read_input(file, CIT_EVENTLOG_MAX, "the event log", false, buf, len);
 }
 
-/* Adds the file name to an error from the parser. */
-static int with_file(int r, const char *file) {
-    if (r < 0)
-        cit_error_context("file", "%s", file);
-    return r;
-}
-
 _public_ int cit_eventlog_show(json_t **out, const char *file, const char *pcrs) {
     uint32_t mask;
     int r = cit__pcr_parse_list(pcrs, &mask);
@@ -699,7 +692,7 @@ _public_ int cit_eventlog_show(json_t **out, const char *file, const char *pcrs)
     if (r < 0)
         return r;
     json_t *o = NULL;
-    r = with_file(cit__eventlog_show_buf(&o, buf, len, mask, file), file);
+    r = cit__with_file(cit__eventlog_show_buf(&o, buf, len, mask, file), file);
     if (r < 0)
         return r;
     if (pcrs)
@@ -717,7 +710,7 @@ _public_ int cit_eventlog_replay(json_t **out, const char *file) {
     _cleanup_free_ cit__evl_replay *rp = malloc(sizeof *rp);
     if (!rp)
         return cit_error_set(CIT_E_INTERNAL, "out of memory");
-    r = with_file(cit__eventlog_replay_buf(rp, buf, len), file);
+    r = cit__with_file(cit__eventlog_replay_buf(rp, buf, len), file);
     if (r < 0)
         return r;
     json_t *pcrs = cit__eventlog_replay_json(rp);
@@ -783,5 +776,5 @@ _public_ int cit_eventlog_secureboot(json_t **out, const char *file) {
     int r = read_log(file, &buf, &len);
     if (r < 0)
         return r;
-    return with_file(cit__eventlog_secureboot_buf(out, buf, len, file), file);
+    return cit__with_file(cit__eventlog_secureboot_buf(out, buf, len, file), file);
 }

@@ -881,12 +881,6 @@ int cit__ima_each_file(const uint8_t *buf, size_t len, const char *name,
     return r;
 }
 
-static int with_file(int r, const char *file) {
-    if (r < 0)
-        cit_error_context("file", "%s", file);
-    return r;
-}
-
 _public_ int cit_ima_show(json_t **out, const char *file, const char *pcrs) {
     uint32_t mask;
     int r = cit__pcr_parse_list(pcrs, &mask);
@@ -897,7 +891,7 @@ _public_ int cit_ima_show(json_t **out, const char *file, const char *pcrs) {
     r = read_list(file, &buf, &len);
     if (r < 0)
         return r;
-    return with_file(cit__ima_show_buf(out, buf, len, mask, file), file);
+    return cit__with_file(cit__ima_show_buf(out, buf, len, mask, file), file);
 }
 
 _public_ int cit_ima_replay(json_t **out, const char *file) {
@@ -906,5 +900,5 @@ _public_ int cit_ima_replay(json_t **out, const char *file) {
     int r = read_list(file, &buf, &len);
     if (r < 0)
         return r;
-    return with_file(cit__ima_replay_buf(out, buf, len, file), file);
+    return cit__with_file(cit__ima_replay_buf(out, buf, len, file), file);
 }
