@@ -34,6 +34,10 @@ LDFLAGS += $(SANFLAGS)
 LDLIBS += $(PKG_LIBS) -lpthread
 
 BASIC_SRC = $(wildcard src/basic/*.c)
+# ---- enroll: enrolld, the enrollment server (docs/enrollment.md); it shares tpmd's API keys file code ----
+ENROLLD_SRC = $(wildcard src/enrolld/*.c)
+ENROLLD_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,$(ENROLLD_SRC)) $(B)/obj/tpmd/auth.o
+# ---- end enroll ----
 LIB_SRC = $(wildcard src/lib/*/*.c)
 CLI_SRC = $(wildcard src/cli/*.c)
 # tpmd, the REST daemon: libmicrohttpd for HTTP, GnuTLS for its TPM-held TLS key.
@@ -58,7 +62,7 @@ BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps check check-long demo bench clean docs unit
-all: $(B)/citadel $(B)/tpmd $(B)/libcitadel.a docs/ERRORS.md
+all: $(B)/citadel $(B)/tpmd $(B)/enrolld $(B)/libcitadel.a docs/ERRORS.md
 
 deps:
 	@scripts/deps.sh
@@ -86,6 +90,13 @@ $(TPMD_OBJ): CPPFLAGS += $(TPMD_CFLAGS)
 
 $(B)/tpmd: $(TPMD_OBJ) $(B)/libcitadel.a
 	$(CC) $(LDFLAGS) -o $@ $(TPMD_OBJ) $(B)/libcitadel.a $(TPMD_LIBS) $(LDLIBS)
+
+# ---- enroll ----
+$(ENROLLD_OBJ): CPPFLAGS += $(TPMD_CFLAGS)
+
+$(B)/enrolld: $(ENROLLD_OBJ) $(B)/libcitadel.a
+	$(CC) $(LDFLAGS) -o $@ $(ENROLLD_OBJ) $(B)/libcitadel.a $(TPMD_LIBS) $(LDLIBS)
+# ---- end enroll ----
 
 $(B)/tests/%: tests/unit/%.c $(B)/libcitadel.a
 	@mkdir -p $(dir $@)

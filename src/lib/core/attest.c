@@ -989,8 +989,11 @@ static int seed_for_ek(EVP_PKEY *ek, TPMI_ALG_HASH alg, uint8_t *seed, size_t se
     return r;
 }
 
-_public_ int cit_attest_credential_make(json_t **out, const char *ek_pub_file, const char *ak_name_hex,
-                                        const char *secret_file, const char *output, const char *encoding) {
+/* The secret and the EK come from files (the CLI) or from memory (enrolld: secret_mem and ek_key,
+ * borrowed). */
+static int credential_make(json_t **out, const char *ek_pub_file, EVP_PKEY *ek_key, const char *ak_name_hex,
+                           const char *secret_file, const uint8_t *secret_mem, size_t secret_mem_len,
+                           const char *output, const char *encoding) {
     cit_error_clear();
     bool tools = encoding && strcmp(encoding, "tpm2-tools") == 0;
     if (encoding && !tools && strcmp(encoding, "json") != 0) {
@@ -1011,10 +1014,23 @@ _public_ int cit_attest_credential_make(json_t **out, const char *ek_pub_file, c
         cit_error_cause("`citadel tpm attest ak-show PATH` shows it as ak_name");
         goto done;
     }
-    if ((r = cit__read_input(ek_pub_file, 64 * 1024, "the EK public key", false, &pem, &pl)) < 0 ||
-        (r = cit__pubkey_from_pem(&ek, (const char *)pem, pl)) < 0)
+    if (ek_key) {
+        if (EVP_PKEY_up_ref(ek_key) != 1) {
+            r = cit_error_set(CIT_E_INTERNAL, "cannot reference the EK public key");
+            goto done;
+        }
+        ek = ek_key;
+    } else if ((r = cit__read_input(ek_pub_file, 64 * 1024, "the EK public key", false, &pem, &pl)) < 0 ||
+               (r = cit__pubkey_from_pem(&ek, (const char *)pem, pl)) < 0)
         goto done;
-    if ((r = cit__read_input(secret_file, CRED_SECRET_MAX, "the credential secret", false, &secret, &sl)) < 0)
+    if (secret_mem) {
+        if (secret_mem_len == 0 || secret_mem_len > CRED_SECRET_MAX || !(secret = malloc(secret_mem_len))) {
+            r = cit_error_set(CIT_E_USAGE, "the credential secret must be 1 to %d bytes", CRED_SECRET_MAX);
+            goto done;
+        }
+        memcpy(secret, secret_mem, secret_mem_len);
+        sl = secret_mem_len;
+    } else if ((r = cit__read_input(secret_file, CRED_SECRET_MAX, "the credential secret", false, &secret, &sl)) < 0)
         goto done;
     /* the EK's name algorithm and symmetric key follow its template: the low range (RSA 2048,
      * P-256) SHA-256 and AES-128, the high range (RSA 3072, P-384) SHA-384 and AES-256 */
@@ -1119,6 +1135,16 @@ done:
     free(name);
     EVP_PKEY_free(ek);
     return r;
+}
+
+_public_ int cit_attest_credential_make(json_t **out, const char *ek_pub_file, const char *ak_name_hex,
+                                        const char *secret_file, const char *output, const char *encoding) {
+    return credential_make(out, ek_pub_file, NULL, ak_name_hex, secret_file, NULL, 0, output, encoding);
+}
+
+int cit__attest_credential_make_mem(json_t **out, EVP_PKEY *ek, const char *ak_name_hex, const uint8_t *secret,
+                                    size_t secret_len) {
+    return credential_make(out, NULL, ek, ak_name_hex, NULL, secret, secret_len, NULL, "json");
 }
 
 /* Reads a credential: our JSON, or tpm2-tools' binary file. */

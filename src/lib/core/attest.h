@@ -17,6 +17,11 @@ int cit__attest_verify_buf(json_t **out, cit_ctx *ctx, const char *quote_file, c
                            const char *nonce_hex, EVP_PKEY *ak_key, const char *ak_pub_file, const char *baseline,
                            const char *eventlog, bool *valid);
 
+/* cit_attest_credential_make with the EK key (borrowed) and the secret (1..64 bytes) in memory:
+ * *out as cit_attest_credential_make's without output, the credential JSON under "credential". */
+int cit__attest_credential_make_mem(json_t **out, EVP_PKEY *ek, const char *ak_name_hex, const uint8_t *secret,
+                                    size_t secret_len);
+
 /* Loads the current version of the AK o from its blob under its EK, ignoring its persistent
  * handle (repair re-persists it from there): *h is transient, flush it. */
 int cit__ak_load_transient(cit_ctx *ctx, const cit_object *o, ESYS_TR *h);

@@ -103,6 +103,7 @@ static const struct {
     {"internal", 1}, {"usage", 2},  {"object", 3},      {"store", 4},   {"backend", 5},
     {"transport", 6}, {"policy", 7}, {"nv", 8},         {"attestation", 9}, {"repair", 10}, {"audit", 11},
     {"api", 12},
+    {"enroll", 14}, /* enroll: docs/enrollment.md */
 };
 
 _public_ int cit_code_exit_status(int code) {
