@@ -309,6 +309,25 @@ static int h_key_lock(call *k) {
     return 0;
 }
 
+typedef struct sign_job {
+    call *k;
+    const cit_key_sign_options *o;
+} sign_job;
+
+/* On the TPM thread (tpmq.c), which holds the TPM lock. */
+static int sign_on_tpm(void *arg) {
+    sign_job *j = arg;
+    call *k = j->k;
+    int r = cit_key_sign(&k->out, k->d->ctx, j->o);
+    if (r == 0 && !j->o->approval &&
+        strcmp(json_string_value(json_object_get(k->out, "algorithm")) ?: "", "ed25519") == 0) {
+        /* keep it unsealed for the next signatures; a profile that requires approvals refuses */
+        if (cit_keycache_unlock(k->d->kc, k->d->ctx, j->o->path, NULL) < 0)
+            cit_error_clear();
+    }
+    return r;
+}
+
 /* Signs body's data_hex (or digest_hex) with the key at path; ed25519 keys from the session cache. */
 static int do_sign(call *k, const char *path) {
     static const field f[] = {{"data_hex", 's'}, {"digest_hex", 's'}, {"digest", 's'},
@@ -348,14 +367,10 @@ static int do_sign(call *k, const char *path) {
         .input_is_digest = has_digest,
         .approval = approval,
     };
-    lock(k);
-    r = cit_key_sign(&k->out, k->d->ctx, &o);
-    if (r == 0 && !approval && strcmp(json_string_value(json_object_get(k->out, "algorithm")) ?: "", "ed25519") == 0) {
-        /* keep it unsealed for the next signatures; a profile that requires approvals refuses */
-        if (cit_keycache_unlock(k->d->kc, k->d->ctx, path, NULL) < 0)
-            cit_error_clear();
-    }
-    unlock(k);
+    char actor[80];
+    snprintf(actor, sizeof actor, "tpmd:%s", k->rq->key_id);
+    sign_job j = {.k = k, .o = &o};
+    r = tpmq_run(k->d->tq, actor, sign_on_tpm, &j);
     free(data);
     if (r == 0) {
         atomic_fetch_add(&k->d->sign_total, 1);
