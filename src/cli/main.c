@@ -33,6 +33,10 @@ const cli_noun cli_nouns[] = {
     {"audit", "the tamper-evident audit log: append, segments, signed checkpoints, proofs, witnesses", cli_verbs_audit},
     {"measure", "the Measured Merkle Anchor: measurements sealed into the audit log and extended into a PCR",
      cli_verbs_measure},
+    /* ---- enroll ---- */
+    {"node", "enroll this TPM with an enrolld server, its certificates, settings and renewal", cli_verbs_node},
+    {"enroll", "operate an enrolld server: list, approve, deny, revoke nodes; settings; CRL", cli_verbs_enroll},
+    /* ---- end enroll ---- */
     {"lockout", "dictionary-attack counter and lockout recovery", cli_verbs_lockout},
     {"log", "the operation log", cli_verbs_log},
     {"debug", "write a bug-report bundle (no secrets)", cli_verbs_debug},
