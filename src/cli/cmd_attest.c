@@ -407,7 +407,7 @@ const cli_verb cli_verbs_attest[] = {
      "qualifying data (a nonce, at most 64 bytes). The JSON (--output) has attest and signature\n"
      "(base64 of the exact TPMS_ATTEST and TPMT_SIGNATURE, as `tpm2_certify -o -s` writes them),\n"
      "key_public and ak_public (base64 TPM2B_PUBLIC), key_name and ak_name. Keys with a password\n"
-     "are refused (TPM0010); PCR- or authority-bound keys without one are certified.",
+     "are refused (TPM0024); PCR- or authority-bound keys without one are certified.",
      "citadel tpm attest certify --ak attest/ak --key devid --qualifying $(openssl rand -hex 32) --output c.json",
      {{"ak", "PATH", "the attestation key (required)"},
       {"key", "PATH", "the key, identity or AK to certify (required)"},
