@@ -46,6 +46,13 @@ TPMD_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,$(TPMD_SRC))
 TPMD_PKGS = libmicrohttpd gnutls
 TPMD_CFLAGS = $(shell pkg-config --cflags $(TPMD_PKGS) 2>/dev/null)
 TPMD_LIBS = $(shell pkg-config --libs $(TPMD_PKGS) 2>/dev/null)
+# The shared network layer (src/net/, branch tpmnet): TLS credentials with TPM-held keys and an
+# HTTP/1.1 client, on GnuTLS. build/libcitadel-net.a is linked into citadel and tpmd (and any
+# later daemon) after libcitadel.a: link with $(B)/libcitadel-net.a $(B)/libcitadel.a $(NET_LIBS).
+NET_SRC = $(wildcard src/net/*.c)
+NET_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,$(NET_SRC))
+NET_CFLAGS = $(shell pkg-config --cflags gnutls 2>/dev/null)
+NET_LIBS = $(shell pkg-config --libs gnutls 2>/dev/null)
 # The built-in EK manufacturer trust store (data/ek-ca/*.pem), embedded in the library.
 EK_CA_PEM = $(sort $(wildcard data/ek-ca/*.pem))
 GEN_OBJ = $(B)/obj/gen/ek_ca_bundle.o
@@ -57,12 +64,12 @@ UNIT_BIN = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC)) \
            $(patsubst tests/fuzz/fuzz-%.c,$(B)/tests/test-fuzz-%,$(FUZZ_SRC))
 # Helpers the shell tests drive (not unit tests: run.sh runs only tests/test-*): a program on
 # the library and an LD_PRELOAD fault-injection shim.
-DRIVER_BIN = $(B)/tests/audit-append-driver $(B)/tests/killshim.so
+DRIVER_BIN = $(B)/tests/audit-append-driver $(B)/tests/killshim.so $(B)/tests/http-driver
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps check check-long demo bench clean docs unit
-all: $(B)/citadel $(B)/tpmd $(B)/enrolld $(B)/libcitadel.a docs/ERRORS.md
+all: $(B)/citadel $(B)/tpmd $(B)/enrolld $(B)/libcitadel.a $(B)/libcitadel-net.a docs/ERRORS.md
 
 deps:
 	@scripts/deps.sh
@@ -83,19 +90,25 @@ $(B)/libcitadel.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/citadel: $(CLI_OBJ) $(B)/libcitadel.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libcitadel.a $(LDLIBS)
+$(B)/libcitadel-net.a: $(NET_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(NET_OBJ) $(CLI_OBJ): CPPFLAGS += $(NET_CFLAGS)
+
+$(B)/citadel: $(CLI_OBJ) $(B)/libcitadel-net.a $(B)/libcitadel.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libcitadel-net.a $(B)/libcitadel.a $(NET_LIBS) $(LDLIBS)
 
 $(TPMD_OBJ): CPPFLAGS += $(TPMD_CFLAGS)
 
-$(B)/tpmd: $(TPMD_OBJ) $(B)/libcitadel.a
-	$(CC) $(LDFLAGS) -o $@ $(TPMD_OBJ) $(B)/libcitadel.a $(TPMD_LIBS) $(LDLIBS)
+$(B)/tpmd: $(TPMD_OBJ) $(B)/libcitadel-net.a $(B)/libcitadel.a
+	$(CC) $(LDFLAGS) -o $@ $(TPMD_OBJ) $(B)/libcitadel-net.a $(B)/libcitadel.a $(TPMD_LIBS) $(NET_LIBS) $(LDLIBS)
 
 # ---- enroll ----
 $(ENROLLD_OBJ): CPPFLAGS += $(TPMD_CFLAGS)
 
-$(B)/enrolld: $(ENROLLD_OBJ) $(B)/libcitadel.a
-	$(CC) $(LDFLAGS) -o $@ $(ENROLLD_OBJ) $(B)/libcitadel.a $(TPMD_LIBS) $(LDLIBS)
+$(B)/enrolld: $(ENROLLD_OBJ) $(B)/libcitadel-net.a $(B)/libcitadel.a
+	$(CC) $(LDFLAGS) -o $@ $(ENROLLD_OBJ) $(B)/libcitadel-net.a $(B)/libcitadel.a $(TPMD_LIBS) $(NET_LIBS) $(LDLIBS)
 # ---- end enroll ----
 
 $(B)/tests/%: tests/unit/%.c $(B)/libcitadel.a
@@ -103,9 +116,10 @@ $(B)/tests/%: tests/unit/%.c $(B)/libcitadel.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< \
 	    $(B)/libcitadel.a $(LDLIBS) $(shell pkg-config --libs cmocka)
 
-$(B)/tests/%: tests/drivers/%.c $(B)/libcitadel.a
+$(B)/tests/%: tests/drivers/%.c $(B)/libcitadel-net.a $(B)/libcitadel.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libcitadel.a $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(NET_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libcitadel-net.a $(B)/libcitadel.a \
+	    $(NET_LIBS) $(LDLIBS)
 
 # no sanitizer flags: a preloaded library may not come before the ASan runtime
 $(B)/tests/%.so: tests/drivers/%.c

@@ -547,6 +547,44 @@ int cit_measure_rollback_check(json_t **out, cit_ctx *ctx);
  * and each anchor PCR's replay with the identities bound to it. Reads the PCRs. */
 int cit_measure_status(json_t **out, cit_ctx *ctx);
 
+/* ---- TPM2_Certify and AK checks (branch tpmnet; docs/attestation.md "Certify") ---- */
+/* The marshalled TPM2B_PUBLIC of a key, identity or AK in the store (its current version), and
+ * its TPM name (hex; name_hex may be NULL). *blob and *name_hex are the caller's (free()).
+ * CIT_E_OBJECT_NOT_FOUND; CIT_E_OBJECT_KIND for objects that are not TPM keys (secrets, NV,
+ * Ed25519 keys, whose TPM object is the sealed seed). */
+int cit_key_public_blob(cit_ctx *ctx, const char *path, uint8_t **blob, size_t *len, char **name_hex);
+/* TPM2_Certify: the AK (path) certifies that the object at key_path (a key, identity or AK) is
+ * loaded in this TPM. qualifying: TPMS_ATTEST extraData (<= 64 bytes, may be NULL with qlen 0).
+ * *out: {"attest","signature" (base64, the exact TPMS_ATTEST and TPMT_SIGNATURE bytes),
+ * "key_public" (base64 TPM2B_PUBLIC), "key_name", "ak_name", "ak_public" (base64 TPM2B_PUBLIC),
+ * "qualifying" (hex), "key", "ak"}. Keys with a password are refused (CIT_E_AUTH_FAIL); keys
+ * with a PCR or authority policy and no password are certified (the policy guards signing, not
+ * certification). CIT_E_OBJECT_KIND when ak is not an AK or key_path not a TPM key;
+ * CIT_E_USAGE for qualifying data over 64 bytes; CIT_E_TPM_COMMAND when the TPM refuses. */
+int cit_attest_certify(json_t **out, cit_ctx *ctx, const char *ak, const char *key_path,
+                       const uint8_t *qualifying, size_t qlen);
+/* In software, no TPM: the AK's TPM2B_PUBLIC must be a restricted signing key (not decrypt)
+ * with fixedTPM, fixedParent and sensitiveDataOrigin, RSA or NIST ECC. On success *spki_pem
+ * (its SubjectPublicKeyInfo PEM) and *name_hex (its TPM name) are the caller's (either may be
+ * NULL) and *out is {"valid":true,"ak_name","ak_public_pem","attributes"}. On refusal returns
+ * CIT_E_AK_PUBLIC_INVALID and *out is still set (the caller's): {"valid":false,"detail",...}. */
+int cit_attest_ak_public_check(json_t **out, const uint8_t *ak_public, size_t len, char **spki_pem, char **name_hex);
+/* In software: checks a certification made by cit_attest_certify (or tpm2_certify -o -s):
+ * checks[] in *out, each {"check","status","detail","code"?}: ak_public (as
+ * cit_attest_ak_public_check: CIT_E_AK_PUBLIC_INVALID), format (TPM_GENERATED magic, type
+ * TPM_ST_ATTEST_CERTIFY, a TPMT_SIGNATURE: CIT_E_CERTIFY_MALFORMED), signature (by the AK over
+ * the attest bytes, SHA-256 or stronger: CIT_E_CERTIFY_SIGNATURE), qualifying (extraData ==
+ * qualifying: CIT_E_CERTIFY_QUALIFYING), name (the certified name == the name of key_public:
+ * CIT_E_CERTIFY_NAME), key_attributes (fixedTPM, fixedParent, sensitiveDataOrigin, sign, not
+ * decrypt: CIT_E_CERTIFY_KEY_ATTRIBUTES). Returns 0 with *valid false and "code" (the first
+ * failed check's) in *out when a check fails; *spki_pem (the certified key's public key PEM,
+ * the caller's, may be NULL) is set only when *valid. CIT_E_USAGE for qlen > 64. */
+int cit_attest_certify_verify(json_t **out, const uint8_t *ak_public, size_t ak_len,
+                              const uint8_t *attest, size_t attest_len, const uint8_t *sig, size_t sig_len,
+                              const uint8_t *key_public, size_t kp_len, const uint8_t *qualifying, size_t qlen,
+                              bool *valid, char **spki_pem);
+/* ---- end of the tpmnet block ---- */
+
 #ifdef __cplusplus
 }
 #endif

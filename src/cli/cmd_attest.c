@@ -6,8 +6,11 @@
  *   attest ima show|replay FILE                   IMA runtime measurement lists
  * New verbs (ek, ak, quote, verify, credential) are rows in cli_verbs_attest below.
  */
+#include <openssl/evp.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "basic/util.h"
 #include "cli.h"
 
 /* A sub-action of a verb: its name and what it runs. */
@@ -147,6 +150,211 @@ static int do_credential(cli_env *e, const cli_args *a, json_t **out) {
     return CIT_E_USAGE;
 }
 
+/* ---- certify (branch tpmnet) ---- */
+
+/* Standard base64 (padded, no whitespace), as the library writes it. */
+static int cit_base64_decode(uint8_t **out, size_t *len, const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n % 4 || n > 4 * 1024 * 1024)
+        return -1;
+    uint8_t *b = malloc(n / 4 * 3 + 1);
+    int k = b ? EVP_DecodeBlock(b, (const unsigned char *)s, (int)n) : -1;
+    if (k < 0) {
+        free(b);
+        return -1;
+    }
+    k -= (s[n - 1] == '=') + (s[n - 2] == '=');
+    *out = b;
+    *len = (size_t)k;
+    return 0;
+}
+
+/* Hex qualifying data (may be absent: empty). */
+static int qualifying_arg(const cli_args *a, uint8_t **q, size_t *ql) {
+    const char *h = cli_get(a, "qualifying");
+    *q = NULL;
+    *ql = 0;
+    if (!h || !*h)
+        return 0;
+    if (cit_hex_decode(q, ql, h) < 0 || *ql > 64) {
+        free(*q);
+        *q = NULL;
+        cit_error_set(CIT_E_USAGE, "--qualifying must be at most 64 bytes of hex");
+        return CIT_E_USAGE;
+    }
+    return 0;
+}
+
+/* A TPM2B_PUBLIC from a file: the binary (tpm2_createak -u, tpm2_readpublic -o) or a JSON file
+ * with it in base64 ("ak_tpm2b_public_base64" of `attest ak-show --json`, or "ak_public" /
+ * "key_public" of a certification: the field named by key). */
+static int public_arg(const char *file, const char *key, uint8_t **out, size_t *len) {
+    uint8_t *buf = NULL;
+    size_t bl = 0;
+    if (cit_read_file(file, 1024 * 1024, &buf, &bl) < 0) {
+        free(buf);
+        cit_error_set(CIT_E_INPUT_READ, "cannot read %s", file);
+        cit_error_context("file", "%s", file);
+        return CIT_E_INPUT_READ;
+    }
+    if (bl && buf[0] == '{') {
+        json_t *j = json_loadb((const char *)buf, bl, 0, NULL);
+        const char *b = json_string_value(json_object_get(j, key));
+        if (!b)
+            b = json_string_value(json_object_get(j, "ak_tpm2b_public_base64"));
+        int r = b ? cit_base64_decode(out, len, b) : -1;
+        json_decref(j);
+        free(buf);
+        if (r < 0) {
+            cit_error_set(CIT_E_INPUT_INVALID, "%s has no base64 TPM2B_PUBLIC in \"%s\"", file, key);
+            return CIT_E_INPUT_INVALID;
+        }
+        return 0;
+    }
+    *out = buf;
+    *len = bl;
+    return 0;
+}
+
+static int do_certify(cli_env *e, const cli_args *a, json_t **out) {
+    if (need_opt(a, "ak") < 0 || need_opt(a, "key") < 0)
+        return CIT_E_USAGE;
+    uint8_t *q = NULL;
+    size_t ql = 0;
+    int r = qualifying_arg(a, &q, &ql);
+    json_t *c = NULL;
+    if (r == 0)
+        r = cit_attest_certify(&c, e->ctx, cli_get(a, "ak"), cli_get(a, "key"), q, ql);
+    free(q);
+    if (r < 0)
+        return r;
+    const char *output = cli_get(a, "output");
+    if (!output || json_object_get(c, "plan")) {
+        *out = c;
+        return 0;
+    }
+    char *text = json_dumps(c, JSON_INDENT(2));
+    int w = text ? cit_write_file_atomic(output, (const uint8_t *)text, strlen(text), 0644, 0) : -1;
+    free(text);
+    if (w < 0) {
+        json_decref(c);
+        cit_error_set(CIT_E_OUTPUT_WRITE, "cannot write %s", output);
+        cit_error_context("file", "%s", output);
+        return CIT_E_OUTPUT_WRITE;
+    }
+    *out = json_pack("{s:O,s:O,s:O,s:O,s:s}", "key", json_object_get(c, "key"), "key_name",
+                     json_object_get(c, "key_name"), "ak", json_object_get(c, "ak"), "ak_name",
+                     json_object_get(c, "ak_name"), "output", output);
+    json_decref(c);
+    return 0;
+}
+
+/* A failed certify check as an error on stderr (like report_failed_check). */
+static int certify_failed(cli_env *e, const json_t *report) {
+    json_t *c;
+    size_t i;
+    bool first = true;
+    json_array_foreach(json_object_get(report, "checks"), i, c) {
+        const char *code = json_string_value(json_object_get(c, "code")) ?: "";
+        const char *check = json_string_value(json_object_get(c, "check")) ?: "?";
+        const char *detail = json_string_value(json_object_get(c, "detail")) ?: "";
+        const cit_code_info *ci = cit_code_lookup_name(code);
+        if (strcmp(json_string_value(json_object_get(c, "status")) ?: "", "fail") != 0)
+            continue;
+        if (first)
+            cit_error_set(ci ? -ci->num : CIT_E_CERTIFY_MALFORMED, "the certification failed the %s check: %s", check,
+                          detail);
+        else
+            cit_error_cause("the %s check failed too (%s): %s", check, code, detail);
+        first = false;
+    }
+    if (first)
+        return 9;
+    cit_error_render(stderr, cit_error_last(), e->fmt);
+    return cit_code_exit_status(cit_error_last()->code);
+}
+
+static int b64_field(json_t *j, const char *key, const char *file, uint8_t **out, size_t *len) {
+    const char *s = json_string_value(json_object_get(j, key));
+    if (s && cit_base64_decode(out, len, s) == 0)
+        return 0;
+    cit_error_set(CIT_E_INPUT_INVALID, "%s has no base64 \"%s\"", file, key);
+    cit_error_cause("--input takes the JSON that `citadel tpm attest certify --output` writes");
+    return CIT_E_INPUT_INVALID;
+}
+
+static int read_bin(const char *file, uint8_t **out, size_t *len) {
+    if (cit_read_file(file, 1024 * 1024, out, len) == 0)
+        return 0;
+    cit_error_set(CIT_E_INPUT_READ, "cannot read %s", file);
+    cit_error_context("file", "%s", file);
+    return CIT_E_INPUT_READ;
+}
+
+static int do_certify_verify(cli_env *e, const cli_args *a, json_t **out) {
+    const char *input = cli_get(a, "input");
+    if (need_opt(a, "ak-public") < 0)
+        return CIT_E_USAGE;
+    if (!input && (!cli_get(a, "attest") || !cli_get(a, "signature") || !cli_get(a, "key-public"))) {
+        cit_error_set(CIT_E_USAGE, "give --input FILE, or --attest, --signature and --key-public");
+        cit_error_step("run `citadel tpm attest certify-verify --help`");
+        return CIT_E_USAGE;
+    }
+    uint8_t *q = NULL, *akp = NULL, *att = NULL, *sig = NULL, *kp = NULL;
+    size_t ql = 0, akl = 0, al = 0, sl = 0, kl = 0;
+    json_t *in = NULL;
+    int r = qualifying_arg(a, &q, &ql);
+    if (r == 0)
+        r = public_arg(cli_get(a, "ak-public"), "ak_public", &akp, &akl);
+    if (r == 0 && input) {
+        uint8_t *buf = NULL;
+        size_t bl = 0;
+        json_error_t je;
+        if ((r = read_bin(input, &buf, &bl)) == 0 && !(in = json_loadb((const char *)buf, bl, 0, &je))) {
+            r = cit_error_set(CIT_E_INPUT_INVALID, "%s is not JSON: line %d: %s", input, je.line, je.text);
+        }
+        free(buf);
+        if (r == 0 && !cli_get(a, "attest"))
+            r = b64_field(in, "attest", input, &att, &al);
+        if (r == 0 && !cli_get(a, "signature"))
+            r = b64_field(in, "signature", input, &sig, &sl);
+        if (r == 0 && !cli_get(a, "key-public"))
+            r = b64_field(in, "key_public", input, &kp, &kl);
+    }
+    if (r == 0 && cli_get(a, "attest"))
+        r = read_bin(cli_get(a, "attest"), &att, &al);
+    if (r == 0 && cli_get(a, "signature"))
+        r = read_bin(cli_get(a, "signature"), &sig, &sl);
+    if (r == 0 && cli_get(a, "key-public"))
+        r = public_arg(cli_get(a, "key-public"), "key_public", &kp, &kl);
+    bool valid = false;
+    if (r == 0)
+        r = cit_attest_certify_verify(out, akp, akl, att, al, sig, sl, kp, kl, q, ql, &valid, NULL);
+    if (r == 0 && !valid)
+        e->exit_status = certify_failed(e, *out);
+    json_decref(in);
+    free(q);
+    free(akp);
+    free(att);
+    free(sig);
+    free(kp);
+    return r;
+}
+
+static int do_ak_public_check(cli_env *e, const cli_args *a, json_t **out) {
+    uint8_t *b = NULL;
+    size_t bl = 0;
+    int r = public_arg(a->pos[0], "ak_public", &b, &bl);
+    if (r == 0)
+        r = cit_attest_ak_public_check(out, b, bl, NULL, NULL);
+    if (r < 0 && *out) { /* the report of a refused AK goes to stdout with the error */
+        json_decref(*out);
+        *out = NULL;
+    }
+    free(b);
+    return r;
+}
+
 const cli_verb cli_verbs_attest[] = {
     {"ak-create", do_ak_create, "PATH", 1, 1, "create an attestation key (restricted signing key under the EK)",
      "The AK is made under the endorsement key (ECC P-256 EK for an ecc-p256 AK, RSA 2048 EK for\n"
@@ -194,6 +402,39 @@ const cli_verb cli_verbs_attest[] = {
       {"ak", "PATH", "activate: the AK"},
       {"input", "FILE", "activate: the credential (JSON or tpm2-tools binary)"},
       {"output", "FILE", "where to write the credential (make) or the secret (activate, 0600)"}}},
+    {"certify", do_certify, NULL, 0, 0, "TPM2_Certify: the AK states that a key is loaded in this TPM",
+     "The AK signs a TPMS_ATTEST (type certify) naming the key's TPM name, with the verifier's\n"
+     "qualifying data (a nonce, at most 64 bytes). The JSON (--output) has attest and signature\n"
+     "(base64 of the exact TPMS_ATTEST and TPMT_SIGNATURE, as `tpm2_certify -o -s` writes them),\n"
+     "key_public and ak_public (base64 TPM2B_PUBLIC), key_name and ak_name. Keys with a password\n"
+     "are refused (TPM0024); PCR- or authority-bound keys without one are certified.",
+     "citadel tpm attest certify --ak attest/ak --key devid --qualifying $(openssl rand -hex 32) --output c.json",
+     {{"ak", "PATH", "the attestation key (required)"},
+      {"key", "PATH", "the key, identity or AK to certify (required)"},
+      {"qualifying", "HEX", "qualifying data (the verifier's nonce), at most 64 bytes"},
+      {"output", "FILE", "write the certification here (else it is shown)"}}},
+    {"certify-verify", do_certify_verify, NULL, 0, 0, "verify a certification in software (no TPM)",
+     "Checks, each reported on its own (--json: checks[] with status and code): ak_public (a\n"
+     "restricted signing key bound to its TPM, TPM0190), format (TPM-generated, type certify,\n"
+     "TPM0191), signature (the AK's, TPM0192), qualifying (TPM0193), name (the certified key is\n"
+     "key_public, TPM0194), key_attributes (fixedTPM, fixedParent, sensitiveDataOrigin, signing,\n"
+     "TPM0195). Exit status 0 when all pass, 9 when one fails, with the first failure on stderr.\n"
+     "--ak-public and --key-public take a binary TPM2B_PUBLIC (tpm2_createak -u) or JSON holding\n"
+     "it in base64 (`attest ak-show --json`, a certification). --input takes attest, signature and\n"
+     "key_public from `attest certify --output`; --attest/--signature/--key-public override them\n"
+     "(tpm2_certify -o, -s in its default tss format).",
+     "citadel tpm attest certify-verify --input c.json --ak-public ak.json --qualifying NONCE",
+     {{"input", "FILE", "the certification (JSON of `attest certify`)"},
+      {"ak-public", "FILE", "the AK's TPM2B_PUBLIC you trust (required)"},
+      {"qualifying", "HEX", "the qualifying data it must answer (default: none)"},
+      {"attest", "FILE", "the TPMS_ATTEST bytes (tpm2_certify -o)"},
+      {"signature", "FILE", "the TPMT_SIGNATURE bytes (tpm2_certify -s)"},
+      {"key-public", "FILE", "the certified key's TPM2B_PUBLIC (default: key_public of --input)"}}},
+    {"ak-public-check", do_ak_public_check, "FILE", 1, 1, "check that a TPM2B_PUBLIC is fit to be an AK (no TPM)",
+     "A restricted signing key (not decrypt), fixedTPM, fixedParent, sensitiveDataOrigin, RSA or\n"
+     "NIST ECC: prints its public key (PEM) and TPM name; TPM0190 when refused. FILE is a binary\n"
+     "TPM2B_PUBLIC or JSON holding it in base64 (ak_tpm2b_public_base64, ak_public).",
+     "citadel tpm attest ak-public-check ak.pub", {{0}}},
     {"eventlog", do_eventlog, "show|replay|secureboot FILE", 2, 2, "parse, replay and summarise a firmware event log",
      "FILE is a binary TCG PC Client event log, crypto-agile (TCG_PCR_EVENT2 after the Spec ID\n"
      "event) or SHA-1 only, at most 64 MiB; the running system's is\n"

@@ -26,12 +26,3 @@ int cit_ca_cert_status(cit_ctx *ctx, const char *serial_hex, const char **status
 int cit_ca_cert_pem(cit_ca *ca, char **pem);
 int cit_ca_trust_bundle(cit_ctx *ctx, const char *store, char **pem);
 #endif
-#ifndef CIT_CONTRACT_TPMNET
-int cit_key_public_blob(cit_ctx *ctx, const char *path, uint8_t **blob, size_t *len, char **name_hex);
-int cit_attest_certify(json_t **out, cit_ctx *ctx, const char *ak, const char *key_path, const uint8_t *qualifying,
-                       size_t qlen);
-int cit_attest_ak_public_check(json_t **out, const uint8_t *ak_public, size_t len, char **spki_pem, char **name_hex);
-int cit_attest_certify_verify(json_t **out, const uint8_t *ak_public, size_t ak_len, const uint8_t *attest,
-                              size_t attest_len, const uint8_t *sig, size_t sig_len, const uint8_t *key_public,
-                              size_t kp_len, const uint8_t *qualifying, size_t qlen, bool *valid, char **spki_pem);
-#endif

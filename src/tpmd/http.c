@@ -581,7 +581,7 @@ static int h_metrics(call *k) {
             (double)atomic_load(&d->sign_usec) / 1e6);
     M("auth_failures_total", "counter", "Requests refused for a missing or unknown API key.",
       atomic_load(&d->auth_failures));
-    M("tls_tpm_signatures_total", "counter", "TLS handshake signatures made in the TPM.", atomic_load(&d->tls_signs));
+    M("tls_tpm_signatures_total", "counter", "TLS handshake signatures made in the TPM.", cit_tls_creds_tpm_signs(d->tls));
     M("audit_entries_total", "counter", "Audit entries appended (stream tpmd).", atomic_load(&d->audit_entries));
     M("audit_batches_total", "counter", "Audit append transactions (group commits).", atomic_load(&d->audit_batches));
     M("requests_in_flight", "gauge", "Requests being processed.", (unsigned)atomic_load(&d->inflight));

@@ -327,7 +327,7 @@ int main(int argc, char **argv) {
         flags |= MHD_USE_EPOLL;
     if (la.ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    bool tls = d->cert_pem != NULL;
+    bool tls = d->tls != NULL, tpmkey = cit_tls_creds_in_tpm(d->tls);
     if (tls)
         flags |= MHD_USE_TLS;
     struct MHD_OptionItem opts[16];
@@ -340,12 +340,8 @@ int main(int argc, char **argv) {
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)tpmd_conn_notify, d};
     if (c->threads > 1)
         opts[k++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, c->threads, NULL};
-    if (tls && d->tpm_privkey)
+    if (tls)
         opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)tpmd_tls_cert_cb};
-    else if (tls) {
-        opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, d->cert_pem};
-        opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, d->key_pem};
-    }
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     d->mhd = MHD_start_daemon(flags, c->port, NULL, NULL, tpmd_access, d, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!d->mhd) {
@@ -365,13 +361,13 @@ int main(int argc, char **argv) {
              c->host, la.ss.ss_family == AF_INET6 ? "]" : "", port);
     json_t *p = json_pack("{s:s,s:s,s:s,s:b,s:s}", "url", url, "backend", cit_ctx_backend(d->ctx), "store",
                           cit_ctx_store_path(d->ctx), "auth", d->keys != NULL, "tls",
-                          d->tpm_privkey ? "tpm-identity" : tls ? "files" : "none");
+                          tpmkey ? "tpm-identity" : tls ? "files" : "none");
     if (auditq_append(d->aq, "tpmd.start", p) < 0)
         tpmd_log("warning: the start entry was not audited: %s", cit_error_last()->message);
     json_decref(p);
     tpmd_log("listening on %s (backend %s, store %s, %s, %s)", url, cit_ctx_backend(d->ctx),
              cit_ctx_store_path(d->ctx), d->keys ? "API keys required" : "no API keys: loopback, anonymous admin",
-             d->tpm_privkey ? "TLS key in the TPM" : tls ? "TLS" : "plain HTTP");
+             tpmkey ? "TLS key in the TPM" : tls ? "TLS" : "plain HTTP");
     if (ready_file) {
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.tmp", ready_file);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "citadel/citadel.h"
+#include "net/net.h"
 
 enum { ROLE_NONE = 0, ROLE_READ = 1, ROLE_SIGN = 2, ROLE_ADMIN = 3 };
 
@@ -65,15 +66,10 @@ typedef struct tpmd {
     tpmd_conn *conns;
     atomic_int inflight;
     atomic_bool draining;
-    /* TLS */
-    char *cert_pem, *key_pem;
-    gnutls_pcert_st *pcert;     /* TPM-held key: the certificate chain and the external key */
-    unsigned npcert;
-    gnutls_privkey_t tpm_privkey;
-    char tls_identity_path[256];
+    cit_tls_creds *tls;         /* NULL: plain HTTP */
     /* metrics */
     uint64_t started_usec;
-    atomic_ullong req_total, req_2xx, req_4xx, req_5xx, sign_total, sign_usec, auth_failures, tls_signs,
+    atomic_ullong req_total, req_2xx, req_4xx, req_5xx, sign_total, sign_usec, auth_failures,
         audit_entries, audit_batches, conns_open;
 } tpmd;
 
