@@ -21,6 +21,7 @@ static int read_input(const char *file, const char *what, uint8_t **buf, size_t 
     }
     if (*len == 0) {
         free(*buf);
+        *buf = NULL;
         cit_error_set(CIT_E_INPUT_EMPTY, "%s is empty: no %s in it", file, what);
         cit_error_context("file", "%s", file);
         return CIT_E_INPUT_EMPTY;

@@ -1623,7 +1623,7 @@ _public_ int cit_ca_show(json_t **out, cit_ctx *ctx, const char *name) {
     sqlite3_finalize(st);
     json_t *certs = json_array();
     r = cit__store_prepare(s, &st, "SELECT serial, subject, profile, not_after, status, revoked_at, reason FROM ca_certs "
-                                   "WHERE ca = ? ORDER BY created_at, serial");
+                                   "WHERE ca = ? ORDER BY created_at, rowid");
     if (r == 0) {
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
         int64_t now = (int64_t)time(NULL);
