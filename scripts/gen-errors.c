@@ -31,6 +31,7 @@ int main(void) {
     puts("| 10 | repair: store and TPM disagree (class `repair`) |");
     puts("| 11 | audit log: tampering, rollback or a bad proof or signature (class `audit`) |");
     puts("| 12 | tpmd API: no or wrong API key, no such route (class `api`) |");
+    puts("| 13 | certificate authority: unknown CA or serial, bad CSR, unusable CA (class `ca`) |");
     puts("\n## Codes\n");
     puts("| code | name | class | exit | message |\n|---|---|---|---|---|");
     for (size_t i = 0; i < n; i++)

@@ -584,6 +584,75 @@ int cit_attest_certify_verify(json_t **out, const uint8_t *ak_public, size_t ak_
                               const uint8_t *key_public, size_t kp_len, const uint8_t *qualifying, size_t qlen,
                               bool *valid, char **spki_pem);
 /* ---- end of the tpmnet block ---- */
+/* ==== ca: the certificate authority (issue 8; docs/ca.md) ==== */
+typedef struct cit_ca cit_ca; /* an open CA: certificate + signing key ready */
+typedef struct cit_ca_issue_options {
+    const char *profile;      /* "tls-server" | "tls-client" | "devid" | "ak" */
+    int days;                 /* <= 0: the profile's default; never past the CA's own notAfter */
+    const char *subject;      /* "CN=a,O=b" or "/CN=a/O=b": overrides a CSR's subject; required by cit_ca_issue_key */
+    const char *san;          /* "DNS:a,IP:1.2.3.4,URI:x" (may be NULL), added to a CSR's SANs */
+    const uint8_t *hw_serial; /* devid/ak: the TPM's identification, put in a HardwareModuleName
+                                 (RFC 4108 otherName in subjectAltName, hwType = TCG OID 2.23.133.1.2) */
+    size_t hw_serial_len;
+} cit_ca_issue_options;
+
+/* Opens a CA of ctx's store: a file key is decrypted once (its key-encryption key unsealed from
+ * the TPM) and kept as an EVP_PKEY until cit_ca_close (the decrypted PKCS#8 bytes are wiped at
+ * once); a TPM-held key signs through ctx. In plan mode nothing is unsealed and the issuing
+ * functions only check their input and return a plan. Not thread-safe: the caller serialises
+ * use of one cit_ca (and of ctx). CIT_E_CA_NOT_FOUND, CIT_E_CA_KEY_DAMAGED, TPM errors. */
+int cit_ca_open(cit_ca **out, cit_ctx *ctx, const char *name);
+void cit_ca_close(cit_ca *ca);
+/* From a PKCS#10 CSR (PEM or DER); the CSR's own signature is checked first. The certificate
+ * is recorded in the store (serial, subject, not_after, status). *cert_pem is the caller's.
+ * CIT_E_CA_CSR_INVALID, CIT_E_CA_CSR_SIGNATURE, CIT_E_CA_PROFILE_UNKNOWN, CIT_E_CA_UNUSABLE. */
+int cit_ca_issue_csr(json_t **out, cit_ca *ca, const uint8_t *csr, size_t csr_len, const cit_ca_issue_options *o,
+                     char **cert_pem);
+/* From a public key (DER SubjectPublicKeyInfo) and o->subject: for AK certificates (a
+ * restricted TPM key cannot sign a CSR). */
+int cit_ca_issue_key(json_t **out, cit_ca *ca, const uint8_t *spki_der, size_t spki_len,
+                     const cit_ca_issue_options *o, char **cert_pem);
+/* Revokes by serial (hex); reason: RFC 5280 name (unspecified (NULL), keyCompromise,
+ * cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold,
+ * privilegeWithdrawn, aACompromise). CIT_E_CA_SERIAL_UNKNOWN, CIT_E_CA_ALREADY_REVOKED. */
+int cit_ca_revoke(json_t **out, cit_ctx *ctx, const char *serial_hex, const char *reason);
+/* A signed v2 CRL of the CA (crlNumber one more than the last, AKI, nextUpdate 7 days on).
+ * *crl_pem is the caller's. */
+int cit_ca_crl(json_t **out, cit_ca *ca, char **crl_pem);
+/* The same with nextUpdate `days` days on (<= 0: 7). */
+int cit_ca_crl_days(json_t **out, cit_ca *ca, int days, char **crl_pem);
+/* The status of a certificate issued by this store: "valid", "revoked", "expired" or "unknown"
+ * (a static string). */
+int cit_ca_cert_status(cit_ctx *ctx, const char *serial_hex, const char **status);
+/* The CA certificate (PEM, the caller's) */
+int cit_ca_cert_pem(cit_ca *ca, char **pem);
+
+typedef struct cit_ca_init_options {
+    const char *name;      /* [a-z0-9._-], at most 48 characters */
+    const char *parent;    /* cit_ca_intermediate: the issuing CA (required) */
+    const char *algorithm; /* ecc-p256 (default), ecc-p384, rsa-3072 */
+    bool tpm;              /* the key in the TPM (a key object ca/NAME/key); else a software key
+                              encrypted under a KEK sealed in the TPM (ca/NAME/kek) */
+    const char *subject;   /* default "CN=NAME" */
+    int days;              /* <= 0: root 3650, intermediate 1825; never past the parent's notAfter */
+    int pathlen;           /* intermediate: basicConstraints pathLenConstraint (< 0: 0) */
+} cit_ca_init_options;
+/* A root CA (self-signed). *cert_pem (may be NULL) gets its certificate. CIT_E_CA_EXISTS. */
+int cit_ca_init(json_t **out, cit_ctx *ctx, const cit_ca_init_options *o, char **cert_pem);
+/* An intermediate CA signed by o->parent (recorded as a certificate the parent issued). */
+int cit_ca_intermediate(json_t **out, cit_ctx *ctx, const cit_ca_init_options *o, char **cert_pem);
+/* The CAs: name, parent, algorithm, key storage, subject, validity, issued/revoked counts. */
+int cit_ca_list(json_t **out, cit_ctx *ctx);
+/* One CA with its certificate ("certificate_pem") and the certificates it issued. */
+int cit_ca_show(json_t **out, cit_ctx *ctx, const char *name);
+/* Trust stores ("manufacturers": TPM vendors' EK roots; "peers": other CAs). add: one CA
+ * certificate (PEM or DER) from file ("-" stdin). list: store NULL = both. */
+int cit_ca_trust_add(json_t **out, cit_ctx *ctx, const char *store, const char *name, const char *file);
+int cit_ca_trust_list(json_t **out, cit_ctx *ctx, const char *store);
+int cit_ca_trust_remove(json_t **out, cit_ctx *ctx, const char *store, const char *name);
+/* The PEM bundle of a trust store (empty string when it is empty). *pem is the caller's. */
+int cit_ca_trust_bundle(cit_ctx *ctx, const char *store, char **pem);
+/* ==== end ca ==== */
 
 #ifdef __cplusplus
 }

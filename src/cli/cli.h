@@ -62,6 +62,8 @@ int cli_get_int(const cli_args *a, const char *name, int *out);
 extern const cli_verb cli_verbs_init[], cli_verbs_status[], cli_verbs_doctor[], cli_verbs_capabilities[],
     cli_verbs_debug[], cli_verbs_workspace[], cli_verbs_log[], cli_verbs_key[], cli_verbs_object[],
     cli_verbs_explain[], cli_verbs_completions[], cli_verbs_batch[], cli_verbs_lockout[], cli_verbs_pcr[], cli_verbs_secret[], cli_verbs_nv[], cli_verbs_policy[], cli_verbs_profile[], cli_verbs_template[], cli_verbs_identity[], cli_verbs_approval[], cli_verbs_ek[], cli_verbs_attest[], cli_verbs_recover[], cli_verbs_repair[], cli_verbs_gc[], cli_verbs_audit[], cli_verbs_measure[];
+/* ca (issue 8) */
+extern const cli_verb cli_verbs_ca[];
 
 /* enroll: `citadel node` and `citadel enroll` (cmd_node.c, cmd_enroll.c) */
 extern const cli_verb cli_verbs_node[], cli_verbs_enroll[];

@@ -31,6 +31,7 @@ const cli_noun cli_nouns[] = {
     {"repair", "find and fix where the store and the TPM disagree", cli_verbs_repair},
     {"gc", "remove retired objects past retention, orphaned blobs, leftover files", cli_verbs_gc},
     {"audit", "the tamper-evident audit log: append, segments, signed checkpoints, proofs, witnesses", cli_verbs_audit},
+    {"ca", "certificate authority: root/intermediate CAs, issue by profile, revoke, CRLs, trust stores", cli_verbs_ca},
     {"measure", "the Measured Merkle Anchor: measurements sealed into the audit log and extended into a PCR",
      cli_verbs_measure},
     /* ---- enroll ---- */
@@ -280,7 +281,7 @@ int cli_run(cli_env *env, int argc, char **argv) {
             n = x;
     if (!n) {
         usage_error(NULL, NULL, "unknown command", argv[0]);
-        cit_error_cause("commands: init, status, doctor, capabilities, key, object, pcr, policy, identity, ek, secret, nv, workspace, profile, template, approval, attest, recover, repair, gc, lockout, log, debug, "
+        cit_error_cause("commands: init, status, doctor, capabilities, key, object, pcr, policy, identity, ek, secret, nv, workspace, profile, template, approval, attest, recover, repair, gc, audit, measure, ca, lockout, log, debug, "
                         "explain, completions, batch");
         cit_error_render(stderr, cit_error_last(), env->fmt);
         return 2;

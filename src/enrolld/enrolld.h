@@ -15,7 +15,6 @@
 #include <stdint.h>
 
 #include "citadel/citadel.h"
-#include "enrolld/contract.h"
 #include "enrolld/store.h"
 #include "tpmd/tpmd.h" /* the API keys file (tpmd_keys_load / tpmd_keys_check) */
 

@@ -55,19 +55,7 @@ int cit__audit_kek_require(cit_ctx *ctx) {
 
 /* Unseals KEK version `version` of o into kek (locked memory the caller owns). */
 static int kek_unseal(cit_ctx *ctx, cit_object *o, int version, uint8_t *kek) {
-    int keep = o->version;
-    o->version = version;
-    json_t *meta = json_object(); /* no policy: an HMAC session */
-    size_t len = 0;
-    TPM2B_AUTH none = {0};
-    int r = cit__unseal_data(ctx, o, meta, &none, kek, KEY_BYTES, &len);
-    json_decref(meta);
-    o->version = keep;
-    if (r == 0 && len != KEY_BYTES) {
-        sodium_memzero(kek, KEY_BYTES);
-        r = cit_error_set(CIT_E_STORE_INCONSISTENT, "the audit key version %d unsealed to %zu bytes", version, len);
-    }
-    return r;
+    return cit__kek_unseal(ctx, o, version, kek);
 }
 
 static void dk_ad(uint8_t ad[32], int64_t segment) {
@@ -263,20 +251,7 @@ int cit__audit_open_payload(cit_ctx *ctx, cit_store *s, const cit_audit_row *row
 
 /* ---- audit key create | rotate | show ---- */
 
-static int seal_new_kek(cit_ctx *ctx, cit_object_version *v) {
-    int r = cit__sodium_init();
-    if (r < 0)
-        return r;
-    uint8_t *kek = sodium_malloc(KEY_BYTES);
-    if (!kek)
-        return cit_error_set(CIT_E_INTERNAL, "cannot allocate locked memory for the audit key");
-    randombytes_buf(kek, KEY_BYTES);
-    TPM2B_DIGEST none = {0};
-    TPM2B_AUTH noauth = {0};
-    r = cit__seal_data(ctx, KEK_PATH, kek, KEY_BYTES, &none, &noauth, v);
-    sodium_free(kek);
-    return r;
-}
+static int seal_new_kek(cit_ctx *ctx, cit_object_version *v) { return cit__kek_seal_new(ctx, KEK_PATH, NULL, v); }
 
 _public_ int cit_audit_key_create(json_t **out, cit_ctx *ctx) {
     cit_error_clear();

@@ -763,7 +763,7 @@ _public_ int cit_identity_delete(json_t **out, cit_ctx *ctx, const char *name, b
 
 /* ---- CSR and certificates ---- */
 
-static int parse_subject(const char *subject, X509_NAME **out) {
+int cit__x509_name_parse(const char *subject, X509_NAME **out) {
     if (strlen(subject) > CSR_SUBJECT_MAX) {
         cit_error_set(CIT_E_INPUT_TOO_LARGE, "the subject is longer than %d characters", CSR_SUBJECT_MAX);
         return CIT_E_INPUT_TOO_LARGE;
@@ -845,7 +845,7 @@ _public_ int cit_identity_csr(json_t **out, cit_ctx *ctx, const char *name, cons
         cit_error_cause("make the identity with --algorithm ecc-p256 or an rsassa key");
         goto done;
     }
-    if ((r = parse_subject(subject, &xn)) < 0)
+    if ((r = cit__x509_name_parse(subject, &xn)) < 0)
         goto done;
     exts = sk_X509_EXTENSION_new_null();
     const char *eku = strcmp(usage, "code-signing") == 0 ? "codeSigning"

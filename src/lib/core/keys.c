@@ -1140,6 +1140,15 @@ _public_ int cit_key_sign(json_t **out, cit_ctx *ctx, const cit_key_sign_options
         cit_error_context("path", "%s", o.path);
         goto done;
     }
+    if (cit__is_ca_key(&o)) {
+        /* a signature by a CA key over a digest could be a certificate or a CRL */
+        r = cit_error_set(CIT_E_OBJECT_KIND, "%s is a certificate authority's key: it signs certificates and CRLs only",
+                          o.path);
+        cit_error_cause("its signatures make certificates that every relying party of the CA trusts");
+        cit_error_step("issue with `citadel ca issue`, make CRLs with `citadel ca crl`");
+        cit_error_context("path", "%s", o.path);
+        goto done;
+    }
     if (cit__is_ed25519(&o)) {
         r = cit__ed25519_sign(out, ctx, &o, opt);
         goto done;

@@ -92,3 +92,10 @@ int cit__approvals_covering(cit_ctx *ctx, const json_t *pcrs, json_t **out);
 /* A free citadel persistent handle (0x81000100-0x810001ff); evict one (0 when already gone). */
 int cit__free_persistent_handle(cit_ctx *ctx, uint32_t *out);
 int cit__evict_handle(cit_ctx *ctx, uint32_t handle);
+/* A distinguished name from "/CN=a/O=b" or "CN=a,O=b" (identities.c). *out is the caller's.
+ * CIT_E_USAGE (bad component, empty), CIT_E_INPUT_TOO_LARGE. Needs <openssl/x509.h>. */
+typedef struct X509_name_st X509_NAME;
+int cit__x509_name_parse(const char *subject, X509_NAME **out);
+/* Whether o is the TPM-held key of a certificate authority (ca.c): it signs certificates and
+ * CRLs only. */
+bool cit__is_ca_key(const cit_object *o);

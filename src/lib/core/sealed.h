@@ -31,3 +31,15 @@ int cit__seal_data(cit_ctx *ctx, const char *path, const uint8_t *data, size_t l
  * stays loaded afterwards; out is wiped on failure. */
 int cit__unseal_data(cit_ctx *ctx, const cit_object *o, const json_t *meta, const TPM2B_AUTH *auth,
                      uint8_t *out, size_t cap, size_t *out_len);
+
+/* Internal key-encryption keys (KEKs): 32 random bytes sealed in the TPM as a store object of
+ * kind "secret" whose algorithm ends in "-kek" ("audit-kek", "ca-kek"). They wrap other keys
+ * (audit data keys, CA private keys) and never leave libcitadel: `secret unseal` refuses them. */
+#define CIT_KEK_BYTES 32
+/* Seals a new random KEK (path for messages); fills v (the caller's; cit__version_clear).
+ * kek_out (NULL, or CIT_KEK_BYTES of the caller's locked memory) gets a copy of the KEK. */
+int cit__kek_seal_new(cit_ctx *ctx, const char *path, uint8_t *kek_out, cit_object_version *v);
+/* Unseals version `version` of KEK object o into kek (CIT_KEK_BYTES, caller's locked memory). */
+int cit__kek_unseal(cit_ctx *ctx, cit_object *o, int version, uint8_t *kek);
+/* Whether o is an internal KEK (refused by `secret unseal`). */
+bool cit__kek_is_internal(const cit_object *o);

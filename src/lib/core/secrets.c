@@ -537,6 +537,11 @@ _public_ int cit_secret_unseal(json_t **out, cit_ctx *ctx, const char *path, con
         cit_error_cause("it wraps the data keys of secret-tier audit segments");
         cit_error_step("read secret-tier entries with `citadel tpm audit show SEQNO`");
         cit_error_context("path", "%s", path);
+    } else if (r == 0 && cit__kek_is_internal(&o)) {
+        r = cit_error_set(CIT_E_OBJECT_KIND, "%s is an internal key-encryption key: it is never unsealed", path);
+        cit_error_cause("it wraps a private key that stays inside libcitadel (%s)", o.algorithm);
+        cit_error_step("a CA's key is used through `citadel ca issue` and `citadel ca crl`");
+        cit_error_context("path", "%s", path);
     }
     if (r < 0) {
         cit__object_clear(&o);

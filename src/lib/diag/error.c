@@ -102,7 +102,7 @@ static const struct {
 } exit_by_class[] = {
     {"internal", 1}, {"usage", 2},  {"object", 3},      {"store", 4},   {"backend", 5},
     {"transport", 6}, {"policy", 7}, {"nv", 8},         {"attestation", 9}, {"repair", 10}, {"audit", 11},
-    {"api", 12},
+    {"api", 12},      {"ca", 13},
     {"enroll", 14}, /* enroll: docs/enrollment.md */
 };
 
