@@ -102,6 +102,7 @@ void enr_audit(enrolld *d, enr_req *rq, const char *event, json_t *payload, int 
     if (text) {
         json_t *o = NULL;
         pthread_mutex_lock(&d->ctx_lock);
+        cit_ctx_set_actor(d->ctx, rq ? rq->actor : "enrolld");
         int r = cit_audit_append(&o, d->ctx, "enroll", event, (const uint8_t *)text, strlen(text));
         pthread_mutex_unlock(&d->ctx_lock);
         json_decref(o);
@@ -488,7 +489,9 @@ static int issue_certs(enrolld *d, json_t *rec) {
     json_object_set_new(rec, "devid_cert", json_string(devid_pem));
     json_object_set_new(rec, "ak_serial", json_string(s1));
     json_object_set_new(rec, "devid_serial", json_string(s2));
-    json_object_set_new(rec, "not_after", json_integer(na));
+    char nas[40];
+    cit_time_rfc3339(nas, sizeof nas, na);
+    json_object_set_new(rec, "not_after", json_string(nas));
 done:
     free(spki);
     free(hw);
@@ -659,7 +662,9 @@ int enr_admin_decide(enrolld *d, enr_req *rq, const char *nodename, const char *
         reject(d, rq, verb, NULL, nodename, r);
         return r;
     }
-    const char *id = jstr(node, "id"), *st = jstr(node, "status");
+    char id[80];
+    snprintf(id, sizeof id, "%s", jstr(node, "id"));
+    const char *st = jstr(node, "status");
     json_t *rec = json_deep_copy(json_object_get(node, "record"));
     const char *from, *to;
     if (strcmp(verb, "approve") == 0)
@@ -695,7 +700,8 @@ int enr_admin_decide(enrolld *d, enr_req *rq, const char *nodename, const char *
     }
     json_decref(node);
     node = NULL;
-    d->db->get(d->db, id, &node);
+    if ((r = d->db->get(d->db, id, &node)) < 0)
+        goto done;
     *out = public_view(node);
     char ev[32];
     snprintf(ev, sizeof ev, "enroll.%s", verb);

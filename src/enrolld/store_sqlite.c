@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "basic/util.h"
 #include "citadel/citadel.h"
 #include "enrolld/store.h"
 
@@ -77,10 +78,12 @@ static int sq_insert(enr_store *s, const char *id, const char *host, const char 
 }
 
 static json_t *row_json(sqlite3_stmt *st, bool with_record) {
-    json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I}", "id", (const char *)sqlite3_column_text(st, 0), "host",
+    char c[40], u[40];
+    cit_time_rfc3339(c, sizeof c, sqlite3_column_int64(st, 3));
+    cit_time_rfc3339(u, sizeof u, sqlite3_column_int64(st, 4));
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", (const char *)sqlite3_column_text(st, 0), "host",
                           (const char *)sqlite3_column_text(st, 1), "status", (const char *)sqlite3_column_text(st, 2),
-                          "created", (json_int_t)sqlite3_column_int64(st, 3), "updated",
-                          (json_int_t)sqlite3_column_int64(st, 4));
+                          "created", c, "updated", u);
     if (with_record && j) {
         json_t *rec = json_loads((const char *)sqlite3_column_text(st, 5), 0, NULL);
         json_object_set_new(j, "record", rec ? rec : json_object());
