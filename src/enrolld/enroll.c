@@ -353,9 +353,10 @@ static int check_quote(enrolld *d, const json_t *rec, json_t *quote, const char 
         cit_error_set(CIT_E_ENROLL_QUOTE_INVALID, "the quote does not verify with the enrolled AK over the nonce");
         size_t i;
         json_t *c;
-        json_array_foreach(json_object_get(v, "checks"), i, c) if (jstr(c, "verdict") &&
-                                                                   strcmp(jstr(c, "verdict"), "pass") != 0)
-            cit_error_cause("%s: %s", jstr(c, "check") ?: "?", jstr(c, "detail") ?: "");
+        json_array_foreach(json_object_get(v, "checks"), i, c) {
+            if (jstr(c, "status") && strcmp(jstr(c, "status"), "pass") != 0)
+                cit_error_cause("%s (%s): %s", jstr(c, "check") ?: "?", jstr(c, "code") ?: "", jstr(c, "detail") ?: "");
+        }
         if (saved.message[0])
             cit_error_cause("%s", saved.message);
         r = CIT_E_ENROLL_QUOTE_INVALID;

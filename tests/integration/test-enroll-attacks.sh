@@ -1,0 +1,285 @@
+# SPDX-License-Identifier: Apache-2.0
+# Enrollment under attack and bad input (docs/enrollment.md, "Rejections"): each is refused with
+# its code, is an enroll.reject (or enroll.auth-failed) entry of the server's audit log, and
+# changes nothing (the node's record keeps its status; nothing is issued).
+
+source "$ROOT/tests/lib/enroll.sh"
+
+# post_start NAME: POST $T/NAME/start.json; CODE/resp as req
+post_start() { req POST /v1/enroll/start "$T/$1/start.json"; }
+
+# started NAME: start must succeed; the answer in $T/NAME/started.json, the id in ID
+started() {
+    post_start "$1"
+    assert_eq "$CODE" 200 "$(cat "$T/resp")"
+    cp "$T/resp" "$T/$1/started.json"
+    ID=$(jq -r .enrollment_id "$T/resp")
+}
+
+nodes_count() { admin --json list | jq '.nodes|length'; }
+
+# A manufacturer CA the server trusts and an EK certificate it issued for the node's EK public key,
+# expired since 2021 (python's cryptography, not our code).
+expired_ek_cert() {
+    python3 - "$T/$1/ek.pem" "$T/evil-ca.pem" "$T/$1/ek-expired.der" <<'PY'
+import sys, datetime
+from cryptography import x509
+from cryptography.x509.oid import NameOID, ObjectIdentifier
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+ek = serialization.load_pem_public_key(open(sys.argv[1], "rb").read())
+key = ec.generate_private_key(ec.SECP256R1())
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Old Factory CA")])
+t0 = datetime.datetime(2019, 1, 1)
+ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+      .serial_number(1).not_valid_before(t0).not_valid_after(datetime.datetime(2099, 1, 1))
+      .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+      .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+      .sign(key, hashes.SHA256()))
+open(sys.argv[2], "wb").write(ca.public_bytes(serialization.Encoding.PEM))
+ku = x509.KeyUsage(False, False, False, False, True, False, False, False, False)
+cert = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(name).public_key(ek)
+        .serial_number(2).not_valid_before(t0).not_valid_after(datetime.datetime(2021, 1, 1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(ku, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ObjectIdentifier("2.23.133.8.1")]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DirectoryName(x509.Name([
+            x509.NameAttribute(ObjectIdentifier("2.23.133.2.1"), "id:49424D00")]))]), critical=True)
+        .sign(key, hashes.SHA256()))
+open(sys.argv[3], "wb").write(cert.public_bytes(serialization.Encoding.DER))
+PY
+}
+
+test_attack_ek_cert_untrusted_ca() {
+    server_setup
+    node_setup n1 untrusted
+    start_enrolld
+    s=$(audit_seq)
+    expect_fail 9 TPM0082 enroll n1
+    assert_rejected_audited "$s" TPM0082
+    assert_eq "$(nodes_count)" 0
+    # trusted once its factory CA is added (and the server restarted to load the store)
+    srv ca trust add n1 --store manufacturers "$T/n1/factory.pem" >/dev/null
+    stop_enrolld
+    start_enrolld
+    enroll n1 >/dev/null
+}
+
+test_attack_ek_cert_expired() {
+    server_setup
+    node_setup n1
+    start_body n1
+    expired_ek_cert n1
+    srv ca trust add oldfactory --store manufacturers "$T/evil-ca.pem" >/dev/null
+    start_enrolld
+    jq --arg c "$(base64 -w0 "$T/n1/ek-expired.der")" '.ek_cert=$c' "$T/n1/start.json" >"$T/b.json"
+    mv "$T/b.json" "$T/n1/start.json"
+    s=$(audit_seq)
+    post_start n1
+    assert_eq "$CODE" 422
+    assert_eq "$(errcode)" TPM0083
+    assert_rejected_audited "$s" TPM0083
+    assert_eq "$(nodes_count)" 0
+}
+
+test_attack_ek_cert_not_matching_ek() {
+    server_setup
+    node_setup n1
+    node_setup n2
+    start_enrolld
+    start_body n1
+    start_body n2
+    # n1's EK public key with n2's (valid, trusted) certificate
+    jq --slurpfile o "$T/n2/start.json" '.ek_cert=$o[0].ek_cert' "$T/n1/start.json" >"$T/b.json"
+    mv "$T/b.json" "$T/n1/start.json"
+    s=$(audit_seq)
+    post_start n1
+    assert_eq "$CODE" 422
+    assert_eq "$(errcode)" TPM0084
+    assert_rejected_audited "$s" TPM0084
+    assert_eq "$(nodes_count)" 0
+}
+
+test_attack_ak_not_restricted() {
+    server_setup
+    node_setup n1
+    start_enrolld
+    start_body n1
+    # the DevID key (an unrestricted signing key) posing as the AK
+    jq '.ak_public=.devid_public' "$T/n1/start.json" >"$T/b.json"
+    mv "$T/b.json" "$T/n1/start.json"
+    s=$(audit_seq)
+    post_start n1
+    assert_eq "$CODE" 422
+    assert_eq "$(errcode)" TPM0170
+    assert_contains "$(jq -r '.error.causes|join(" ")' "$T/resp")" "restricted"
+    assert_rejected_audited "$s" TPM0170
+    assert_eq "$(nodes_count)" 0
+}
+
+# An EK swap: n1 enrolls its AK under n2's EK (valid and trusted). The credential is for n2's
+# TPM, bound to n1's AK name: neither TPM can activate it, and a guessed secret is refused.
+test_attack_ek_swap() {
+    server_setup
+    node_setup n1
+    node_setup n2
+    start_enrolld
+    start_body n2
+    start_body n1 n2
+    started n1
+    jq .credential "$T/n1/started.json" >"$T/cred.json"
+    expect_fail 9 TPM0097 node n1 attest credential activate --ak enroll/ak --input "$T/cred.json"
+    expect_fail 9 TPM0097 node n2 attest credential activate --ak enroll/ak --input "$T/cred.json"
+    SECRET=$(openssl rand -hex 32) finish_body n1
+    s=$(audit_seq)
+    req POST "/v1/enroll/$ID/finish" "$T/n1/finish.json"
+    assert_eq "$CODE" 422
+    assert_eq "$(errcode)" TPM0172
+    assert_rejected_audited "$s" TPM0172
+    assert_eq "$(admin --json show "$ID" | jq -r .status)" started
+}
+
+# A replayed finish (activation and quote) and a quote replayed into another enrollment.
+test_attack_replay() {
+    server_setup
+    node_setup n1
+    start_enrolld
+    start_body n1
+    started n1
+    finish_body n1
+    req POST "/v1/enroll/$ID/finish" "$T/n1/finish.json"
+    assert_eq "$CODE" 200
+    first=$ID
+    cp "$T/n1/finish.json" "$T/finish-a.json"
+    s=$(audit_seq)
+    req POST "/v1/enroll/$ID/finish" "$T/n1/finish.json"
+    assert_eq "$CODE" 409
+    assert_eq "$(errcode)" TPM0173
+    assert_rejected_audited "$s" TPM0173
+    assert_eq "$(admin --json show "$first" | jq -r .status)" pending
+    # a new enrollment answered with its own secret but the old quote and certify
+    started n1
+    finish_body n1
+    jq --slurpfile a "$T/finish-a.json" '.quote=$a[0].quote' "$T/n1/finish.json" >"$T/f.json"
+    s=$(audit_seq)
+    req POST "/v1/enroll/$ID/finish" "$T/f.json"
+    assert_eq "$CODE" 422
+    assert_eq "$(errcode)" TPM0175
+    assert_contains "$(jq -r '.error.causes|join(" ")' "$T/resp")" "nonce"
+    assert_rejected_audited "$s" TPM0175
+    jq --slurpfile a "$T/finish-a.json" '.certify=$a[0].certify' "$T/n1/finish.json" >"$T/f.json"
+    req POST "/v1/enroll/$ID/finish" "$T/f.json"
+    assert_eq "$(errcode)" TPM0181
+    assert_eq "$(admin --json show "$ID" | jq -r .status)" started
+    # the genuine answer still works: the failed attempts changed nothing
+    req POST "/v1/enroll/$ID/finish" "$T/n1/finish.json"
+    assert_eq "$CODE" 200
+}
+
+test_attack_stale_nonce() {
+    server_setup
+    node_setup n1
+    start_enrolld --nonce-ttl 1
+    start_body n1
+    started n1
+    finish_body n1
+    sleep 2.1 # the nonce's lifetime, not a wait for a server
+    s=$(audit_seq)
+    req POST "/v1/enroll/$ID/finish" "$T/n1/finish.json"
+    assert_eq "$CODE" 410
+    assert_eq "$(errcode)" TPM0174
+    assert_rejected_audited "$s" TPM0174
+    assert_eq "$(admin --json show "$ID" | jq -r .status)" started
+}
+
+test_attack_pcrs_not_meeting_policy() {
+    server_setup
+    node_setup n1
+    printf '{"sha256": {"0": "%s"}}\n' "$(printf 'ff%.0s' $(seq 32))" >"$T/policy.json"
+    start_enrolld --pcr-policy "$T/policy.json"
+    s=$(audit_seq)
+    expect_fail 14 TPM0176 enroll n1
+    assert_rejected_audited "$s" TPM0176
+    assert_contains "$ERR" "PCR 0"
+    # a quote of fewer PCRs than the policy names
+    stop_enrolld
+    start_enrolld --pcrs 0,2,4,7,9
+    start_body n1
+    started n1
+    jq '.pcrs=[0,2,4,7]' "$T/n1/started.json" >"$T/x.json"
+    mv "$T/x.json" "$T/n1/started.json"
+    finish_body n1
+    req POST "/v1/enroll/$ID/finish" "$T/n1/finish.json"
+    assert_eq "$(errcode)" TPM0176
+    assert_contains "$(cat "$T/resp")" "PCR 9"
+    assert_eq "$(admin --json show "$ID" | jq -r .status)" started
+}
+
+test_attack_revoked_node_old_certificate() {
+    server_setup
+    node_setup n1
+    start_enrolld --auto-approve
+    enroll n1 >/dev/null
+    admin revoke n1 >/dev/null
+    s=$(audit_seq)
+    expect_fail 14 TPM0178 node n1 node config
+    expect_fail 14 TPM0178 node n1 node renew
+    [ "$(audit_seq)" -gt "$s" ] || fail "not audited"
+    assert_contains "$(audit_last | jq -r .payload)" TPM0178
+    assert_eq "$(admin --json show n1 | jq -r .status)" revoked
+    # and after a server restart
+    stop_enrolld
+    start_enrolld
+    expect_fail 14 TPM0178 node n1 node config --server "$U"
+}
+
+test_attack_body_over_limit() {
+    server_setup
+    start_enrolld --max-body 4096
+    head -c 10000 /dev/zero | tr '\0' a >"$T/big"
+    s=$(audit_seq)
+    req POST /v1/enroll/start "$T/big"
+    assert_eq "$CODE" 413
+    assert_eq "$(errcode)" TPM0030
+    assert_rejected_audited "$s" TPM0030
+    # chunked, without a length: the same
+    CODE=$(curl -s --cacert "$T/ca.pem" -o "$T/resp" -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+        --data-binary @"$T/big" "$U/v1/enroll/start")
+    assert_eq "$CODE" 413
+    # malformed JSON: 400
+    printf '{"host":' >"$T/bad"
+    req POST /v1/enroll/start "$T/bad"
+    assert_eq "$CODE" 400
+    assert_eq "$(errcode)" TPM0043
+}
+
+test_attack_unauthenticated_admin() {
+    server_setup
+    node_setup n1
+    start_enrolld
+    enroll n1 >/dev/null
+    s=$(audit_seq)
+    req GET /v1/admin/nodes ""
+    assert_eq "$CODE" 401
+    assert_eq "$(errcode)" TPM0150
+    req POST /v1/admin/nodes/n1/approve "" -H "X-API-Key: wrong-key-0123456789abcdef"
+    assert_eq "$CODE" 401
+    [ "$(audit_seq)" -gt "$s" ] || fail "not audited"
+    assert_eq "$(audit_last | jq -r .event)" enroll.auth-failed
+    # the node's own DevID certificate is no admin credential, and nothing changed
+    ENROLL_API_KEY= expect_fail 12 TPM0150 citadel enroll approve n1 --server "$U" --ca-file "$T/ca.pem"
+    assert_eq "$(admin --json show n1 | jq -r .status)" pending
+}
+
+test_attack_enrollment_token() {
+    server_setup
+    node_setup n1
+    printf 'tok-0123456789abcdef\n' >"$T/tokens"
+    chmod 600 "$T/tokens"
+    start_enrolld --tokens-file "$T/tokens"
+    s=$(audit_seq)
+    expect_fail 14 TPM0180 enroll n1
+    expect_fail 14 TPM0180 enroll n1 --token wrong
+    assert_rejected_audited "$s" TPM0180
+    enroll n1 --token tok-0123456789abcdef >/dev/null
+}
