@@ -138,6 +138,31 @@ static void rmtmp(const char *dir) {
     rmdir(dir);
 }
 
+/* A retired object at path (a TPM clear lost it: `repair apply` retired it), or with any an
+ * object there at all (--new-keys), is deleted, so the enrollment makes a new one; recorded in
+ * replaced. */
+static int drop_retired(cli_env *e, const char *path, json_t *replaced, bool any) {
+    json_t *o = NULL;
+    int r = cit_identity_show(&o, e->ctx, path);
+    if (r < 0) {
+        json_decref(o);
+        o = NULL;
+        r = cit_attest_ak_show(&o, e->ctx, path);
+    }
+    const char *st = r == 0 ? json_string_value(json_object_get(o, "status")) : NULL;
+    bool retired = st && (any || strcmp(st, "retired") == 0);
+    json_decref(o);
+    o = NULL;
+    cit_error_clear();
+    if (!retired)
+        return 0;
+    if ((r = cit_object_delete(&o, e->ctx, path, NULL, true)) < 0)
+        return r;
+    json_decref(o);
+    json_array_append_new(replaced, json_string(path));
+    return 0;
+}
+
 /* The AK and the DevID identity, created when missing. */
 static int ensure_keys(cli_env *e, const char *ak, const char *devid, const char *alg, json_t *created) {
     json_t *o = NULL;
@@ -296,7 +321,7 @@ static int do_enroll(cli_env *e, const cli_args *a, json_t **out) {
     int wait = 0;
     if (cli_get_int(a, "wait", &wait) < 0)
         return CIT_E_USAGE;
-    json_t *created = json_array(), *ek = NULL, *akj = NULL, *start = NULL, *act = NULL, *quote = NULL, *certify = NULL,
+    json_t *created = json_array(), *replaced = json_array(), *ek = NULL, *akj = NULL, *start = NULL, *act = NULL, *quote = NULL, *certify = NULL,
            *fin = NULL, *st = NULL;
     char *ca_pem = NULL, *ek_cert_pem = NULL, *ek_der_b64 = NULL, *devid_pub = NULL, *csr = NULL;
     char dir[4096] = "", capath[4096];
@@ -309,7 +334,9 @@ static int do_enroll(cli_env *e, const cli_args *a, json_t **out) {
         r = cit_error_set(CIT_E_USAGE, "--ca-file is required: the server's CA certificate (from its operator)");
         goto done;
     }
-    if ((r = ensure_keys(e, ak, devid, alg, created)) < 0)
+    bool fresh = cli_flag(a, "new-keys");
+    if ((r = drop_retired(e, devid, replaced, fresh)) < 0 || (r = drop_retired(e, ak, replaced, fresh)) < 0 ||
+        (r = ensure_keys(e, ak, devid, alg, created)) < 0)
         goto done;
     /* step 1: EK, EK certificate, AK public, DevID public and CSR */
     json_t *ekc = NULL;
@@ -383,6 +410,8 @@ static int do_enroll(cli_env *e, const cli_args *a, json_t **out) {
         goto done;
     }
     json_object_set_new(fo, "created", json_incref(created));
+    if (json_array_size(replaced))
+        json_object_set_new(fo, "replaced", json_incref(replaced));
     json_object_set(fo, "nonce", json_object_get(start, "nonce"));
     json_object_set(fo, "pcrs", json_object_get(start, "pcrs"));
     if (strcmp(jstr(fo, "status") ?: "", "pending") == 0)
@@ -398,6 +427,7 @@ done:
     if (dir[0])
         rmtmp(dir);
     json_decref(created);
+    json_decref(replaced);
     json_decref(ek);
     json_decref(akj);
     json_decref(start);
@@ -539,7 +569,8 @@ const cli_verb cli_verbs_node[] = {
       {"identity", "NAME", "the DevID identity (default devid)"},
       {"algorithm", "ALG", "ecc-p256 (default) or rsa-2048: EK, AK and DevID key"},
       {"eventlog", "FILE", "send this event log with the quote"},
-      {"wait", "SECONDS", "wait this long for an operator's approval"}}},
+      {"wait", "SECONDS", "wait this long for an operator's approval"},
+      {"new-keys", NULL, "delete the AK and DevID identity and make new ones (after a TPM clear)"}}},
     {"fetch", do_fetch, NULL, 0, 0, "fetch the enrollment's status; once approved, store the certificates",
      "Asks the server about this workspace's enrollment (authenticated by the token its finish\n"
      "answered). Approved: the DevID certificate goes into the identity, the AK and CA\n"

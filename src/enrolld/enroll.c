@@ -503,6 +503,48 @@ done:
     return r;
 }
 
+static int revoke_serial(enrolld *d, const char *serial, const char *reason);
+
+/* A TPM that proved itself again (a retried enrollment, a re-enrollment after a TPM clear)
+ * replaces its earlier enrollments: they become "superseded" and their certificates are revoked
+ * (superseded). Only called once the new enrollment's activation proved that EK. */
+static void supersede_others(enrolld *d, enr_req *rq, const char *id, const char *ek_fpr) {
+    json_t *all = NULL;
+    if (!ek_fpr || d->db->list(d->db, NULL, &all) < 0) {
+        cit_error_clear();
+        return;
+    }
+    size_t i;
+    json_t *n;
+    json_array_foreach(all, i, n) {
+        const char *oid = jstr(n, "id"), *st = jstr(n, "status"), *f = jstr(n, "ek_fingerprint");
+        if (!oid || !f || strcmp(oid, id) == 0 || strcmp(f, ek_fpr) != 0 || !st ||
+            (strcmp(st, "started") != 0 && strcmp(st, "pending") != 0 && strcmp(st, "approved") != 0))
+            continue;
+        json_t *node = NULL;
+        if (d->db->get(d->db, oid, &node) < 0) {
+            cit_error_clear();
+            continue;
+        }
+        json_t *rec = json_deep_copy(json_object_get(node, "record"));
+        json_object_set_new(rec, "superseded_by", json_string(id));
+        bool changed = false;
+        if (d->db->transition(d->db, oid, st, "superseded", rec, &changed) == 0 && changed) {
+            if (revoke_serial(d, jstr(rec, "devid_serial"), "superseded") < 0 ||
+                revoke_serial(d, jstr(rec, "ak_serial"), "superseded") < 0)
+                enr_log("warning: certificates of %s not revoked: %s", oid, cit_error_last()->message);
+            enr_audit(d, rq, "enroll.supersede",
+                      json_pack("{s:s,s:s,s:s,s:s}", "enrollment", oid, "host", jstr(node, "host"), "was", st,
+                                "superseded_by", id),
+                      0);
+        }
+        cit_error_clear();
+        json_decref(rec);
+        json_decref(node);
+    }
+    json_decref(all);
+}
+
 int enr_finish(enrolld *d, enr_req *rq, const char *id, json_t *body, json_t **out) {
     json_t *node = NULL, *report = NULL;
     uint8_t *secret = NULL;
@@ -570,6 +612,7 @@ int enr_finish(enrolld *d, enr_req *rq, const char *id, json_t *body, json_t **o
         goto done;
     *out = json_pack("{s:s,s:s,s:s,s:s}", "enrollment_id", id, "host", host, "status", status, "fetch_token", token);
     enr_audit(d, rq, "enroll.finish", json_pack("{s:s,s:s,s:s}", "enrollment", id, "host", host, "status", status), 0);
+    supersede_others(d, rq, id, jstr(rec, "ek_fingerprint"));
     cit_memzero(token, sizeof token);
 done:
     if (r < 0)

@@ -181,7 +181,7 @@ static int sq_list(enr_store *s, const char *status, json_t **out) {
         while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
             json_t *j = row_json(st, true);
             json_t *rec = json_object_get(j, "record");
-            const char *keys[] = {"group", "ek_name", "ak_name", "devid_serial", "ak_serial", "not_after", NULL};
+            const char *keys[] = {"group", "ek_fingerprint", "ak_name", "devid_serial", "ak_serial", "not_after", NULL};
             for (int i = 0; keys[i]; i++) {
                 json_t *v = json_object_get(rec, keys[i]);
                 if (v)

@@ -227,3 +227,37 @@ test_enroll_config_hierarchy() {
     assert_eq "$(node n1 --json node config | jq -c '.settings.interval|[.value,.source]')" '["60","global"]'
     expect_fail 2 TPM0043 admin config-set 'bad key' x
 }
+
+# Re-enrollment after a TPM clear (the playbook in docs/enrollment.md), on swtpm: the clear loses
+# the AK and the DevID key; `repair apply` retires them; `node enroll` makes new ones, and once
+# the new activation proves the same EK, the server supersedes the old enrollment (its
+# certificates revoked).
+test_enroll_reenroll_after_tpm_clear() {
+    server_setup
+    start_swtpm
+    sw() { TPM_BACKEND=swtpm TPM_TCTI=$SWTPM_TCTI "$@"; }
+    mkdir -p "$T/sw"
+    sw node sw init >/dev/null
+    sw factory_ek_cert sw
+    start_enrolld --auto-approve
+    sw enroll sw >/dev/null
+    old=$(sw node sw --json node status | jq -r .devid_serial)
+    sw node sw node config >/dev/null
+    tpm2_clear -T "$SWTPM_TCTI" -c l
+    assert_eq "$(sw node sw --json recover list | jq -c '[.playbooks[]|select(.name=="tpm-cleared")|.fires]')" "[true]"
+    rc=0
+    sw node sw node config >/dev/null 2>&1 || rc=$?
+    assert_ne "$rc" 0 "the DevID key is gone with the clear"
+    sw node sw repair apply >/dev/null
+    # the clear also removed the owner-created NV index of this test's EK certificate (a real
+    # manufacturer's is platform-created and survives): store it again. The EK is the same.
+    sw node sw ek cert-import --algorithm ecc-p256 --input "$T/sw/ek.der" >/dev/null
+    # the AK (under the EK) did not survive the clear either: new keys
+    out=$(sw enroll sw --json --new-keys)
+    assert_eq "$(printf '%s' "$out" | jq -r .status)" approved
+    assert_eq "$(printf '%s' "$out" | jq -c '.replaced|sort')" '["devid","enroll/ak"]'
+    sw node sw node config >/dev/null
+    assert_eq "$(admin --json list --status superseded | jq -r '.nodes[0].host')" sw
+    assert_eq "$(srv --json ca status "$old" | jq -r .status)" revoked
+    assert_eq "$(admin --json list --status approved | jq '.nodes|length')" 1
+}
