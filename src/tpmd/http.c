@@ -59,6 +59,7 @@ static unsigned http_status(int code) {
     case CIT_E_INVALID_PATH:
     case CIT_E_ALG_UNSUPPORTED:
     case CIT_E_AUDIT_STREAM_UNKNOWN:
+    case CIT_E_POLICY_INVALID: /* a malformed policy document, not an unmet one */
         return 400;
     case CIT_E_OBJECT_KIND:
     case CIT_E_SIGNATURE_INVALID:
@@ -422,12 +423,35 @@ static int h_delete(call *k) {
 static int h_objects(call *k) { return LOCKED(k, cit_object_list(&k->out, k->d->ctx, query(k, "kind"))); }
 static int h_policies(call *k) { return LOCKED(k, cit_policy_list(&k->out, k->d->ctx)); }
 
+/* {"yaml": TEXT, "replace"?}: a YAML policy (docs/policy.md), compiled and stored under its own
+ * name; or {"name", "pcrs"?, "bank"?, "password"?}: a policy from flags, as `policy create`. */
 static int h_policy_create(call *k) {
-    static const field f[] = {{"name", 's'}, {"pcrs", 's'}, {"bank", 's'}, {"password", 'b'}, {0}};
+    static const field f[] = {{"name", 's'}, {"pcrs", 's'},    {"bank", 's'},
+                              {"password", 'b'}, {"yaml", 's'}, {"replace", 'b'}, {0}};
     int r = parse_body(k->rq, f, &k->body);
-    if (r == 0)
-        r = need(k->body, "name");
     if (r < 0)
+        return r;
+    json_t *yaml = json_object_get(k->body, "yaml");
+    if (yaml) {
+        if (str(k->body, "name") || str(k->body, "pcrs") || str(k->body, "bank") ||
+            json_object_get(k->body, "password")) {
+            cit_error_set(CIT_E_INPUT_INVALID, "give either yaml or name with pcrs/password, not both");
+            cit_error_cause("a YAML policy carries its own name and requirements");
+            return CIT_E_INPUT_INVALID;
+        }
+        r = LOCKED(k, cit_policy_compile_text(&k->out, k->d->ctx, json_string_value(yaml), json_string_length(yaml),
+                                              json_is_true(json_object_get(k->body, "replace"))));
+        if (r == 0) {
+            snprintf(k->object, sizeof k->object, "%s", json_string_value(json_object_get(k->out, "policy")) ?: "");
+            k->status = 201;
+        }
+        return r;
+    }
+    if (json_object_get(k->body, "replace")) {
+        cit_error_set(CIT_E_INPUT_INVALID, "replace goes with yaml");
+        return CIT_E_INPUT_INVALID;
+    }
+    if ((r = need(k->body, "name")) < 0)
         return r;
     snprintf(k->object, sizeof k->object, "%s", str(k->body, "name"));
     r = LOCKED(k, cit_policy_create(&k->out, k->d->ctx, str(k->body, "name"), str(k->body, "pcrs"),
