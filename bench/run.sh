@@ -24,6 +24,9 @@
 #                           and full chain verification vs raw SHA-256 of the same entry bytes
 #  10. bench/tpmd-sign.sh  signatures over HTTP keep-alive through tpmd vs cit_key_sign in-process
 #                           (goal >= 80 %), and GET /v1/status requests/s
+#  11. build/bench/enroll-server  enrolld's server-side work per enrollment (EK chain, AK check,
+#                           MakeCredential, quote, certify, CSR, 2 certificates issued) vs the same
+#                           cryptography in raw OpenSSL (goal >= 70 %, issue 8)
 #
 # One swtpm is started here for 1 and 3 (with the tpm2-tools key persisted at 0x81000200) and
 # stopped on exit, whatever happens. Environment: B (build dir, default build), N (runs per
@@ -76,10 +79,11 @@ trap on_signal INT TERM HUP
 
 if [ ! -x "$B/citadel" ] || [ ! -x "$B/bench/sign-lib" ] || [ ! -x "$B/bench/ed25519-lib" ] ||
     [ ! -x "$B/bench/eventlog-replay" ] || [ ! -x "$B/bench/quote-verify" ] ||
-    [ ! -x "$B/bench/audit-append" ] || [ ! -x "$B/bench/audit-proof" ] || [ ! -x "$B/bench/tpmd-sign" ]; then
-    echo "bench: building $B/citadel, $B/tpmd and $B/bench/{sign-lib,ed25519-lib,eventlog-replay,quote-verify,audit-append,audit-proof,tpmd-sign}" >&2
+    [ ! -x "$B/bench/audit-append" ] || [ ! -x "$B/bench/audit-proof" ] || [ ! -x "$B/bench/tpmd-sign" ] ||
+    [ ! -x "$B/bench/enroll-server" ]; then
+    echo "bench: building $B/citadel, $B/tpmd and $B/bench/{sign-lib,ed25519-lib,eventlog-replay,quote-verify,audit-append,audit-proof,tpmd-sign,enroll-server}" >&2
     make --no-print-directory B="$B" all "$B/bench/sign-lib" "$B/bench/ed25519-lib" "$B/bench/eventlog-replay" \
-        "$B/bench/quote-verify" "$B/bench/audit-append" "$B/bench/audit-proof" "$B/bench/tpmd-sign" >&2 || exit 1
+        "$B/bench/quote-verify" "$B/bench/audit-append" "$B/bench/audit-proof" "$B/bench/tpmd-sign" "$B/bench/enroll-server" >&2 || exit 1
 fi
 
 echo "Citadel benchmarks  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -218,6 +222,17 @@ if run_child env B="$B" CLIENTS="${TPMD_CLIENTS:-16}" SECONDS_PER_PHASE="${TPMD_
 else
     cat "$BENCH_WORK/tpmd-sign.out"
     failed+=(tpmd-sign)
+fi
+echo
+
+# 11. enrolld's server-side enrollment work vs raw OpenSSL (issue 8)
+echo "== enroll-server: one enrollment's server-side checks and certificates vs the same cryptography in OpenSSL"
+if run_child env TMPDIR="$BENCH_WORK" "$B/bench/enroll-server" >"$BENCH_WORK/enroll-server.out"; then
+    grep -v '^RESULT' "$BENCH_WORK/enroll-server.out"
+    grep '^RESULT' "$BENCH_WORK/enroll-server.out" >>"$BENCH_SUMMARY"
+else
+    cat "$BENCH_WORK/enroll-server.out"
+    failed+=(enroll-server)
 fi
 echo
 
