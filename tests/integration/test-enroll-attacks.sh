@@ -283,3 +283,38 @@ test_attack_enrollment_token() {
     assert_rejected_audited "$s" TPM0180
     enroll n1 --token tok-0123456789abcdef >/dev/null
 }
+
+# Admin by client certificate (--admin-cn): a certificate of the server's CA with that CN is an
+# admin; another CN is refused (403), and so is a certificate of another CA (TLS or 401).
+test_attack_admin_client_certificate() {
+    server_setup
+    node_setup n1
+    for cn in ops-admin intruder; do
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/$cn.key" 2>/dev/null
+        chmod 600 "$T/$cn.key"
+        openssl req -new -key "$T/$cn.key" -subj "/CN=$cn" -out "$T/$cn.csr"
+        srv ca issue --ca enroll --csr "$T/$cn.csr" --profile tls-client --output "$T/$cn.pem" >/dev/null
+    done
+    start_enrolld --admin-cn ops-admin
+    enroll n1 >/dev/null
+    ENROLL_API_KEY= citadel enroll list --server "$U" --ca-file "$T/ca.pem" --cert "$T/ops-admin.pem" \
+        --key "$T/ops-admin.key" >/dev/null
+    ap=$(ENROLL_API_KEY= citadel --json enroll approve n1 --server "$U" --ca-file "$T/ca.pem" \
+        --cert "$T/ops-admin.pem" --key "$T/ops-admin.key")
+    assert_eq "$(printf '%s' "$ap" | jq -r .decided_by)" "cert:$(openssl x509 -in "$T/ops-admin.pem" -noout -serial | cut -d= -f2 | tr A-F a-f)"
+    s=$(audit_seq)
+    ENROLL_API_KEY= expect_fail 12 TPM0151 citadel enroll revoke n1 --server "$U" --ca-file "$T/ca.pem" \
+        --cert "$T/intruder.pem" --key "$T/intruder.key"
+    [ "$(audit_seq)" -gt "$s" ] || fail "not audited"
+    # a self-signed certificate with the admin's CN
+    openssl req -x509 -new -key "$T/intruder.key" -subj /CN=ops-admin -days 1 -out "$T/self.pem"
+    rc=0
+    ENROLL_API_KEY= citadel enroll revoke n1 --server "$U" --ca-file "$T/ca.pem" --cert "$T/self.pem" \
+        --key "$T/intruder.key" >/dev/null 2>&1 || rc=$?
+    assert_ne "$rc" 0
+    # a revoked admin certificate is refused at once
+    srv ca revoke "$(openssl x509 -in "$T/ops-admin.pem" -noout -serial | cut -d= -f2)" >/dev/null
+    ENROLL_API_KEY= expect_fail 14 TPM0178 citadel enroll list --server "$U" --ca-file "$T/ca.pem" \
+        --cert "$T/ops-admin.pem" --key "$T/ops-admin.key"
+    assert_eq "$(admin --json show n1 | jq -r .status)" approved
+}

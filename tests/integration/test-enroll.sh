@@ -261,3 +261,27 @@ test_enroll_reenroll_after_tpm_clear() {
     assert_eq "$(srv --json ca status "$old" | jq -r .status)" revoked
     assert_eq "$(admin --json list --status approved | jq '.nodes|length')" 1
 }
+
+# The event log: a node sends its measured-boot log with the quote; the server replays it
+# against the quoted PCRs (--require-eventlog makes it mandatory). n1's PCRs are extended with the
+# log's own sha256 digests (what its firmware would have done); n2's are not.
+test_enroll_eventlog_replay() {
+    server_setup
+    node_setup n1
+    node_setup n2
+    log="$ROOT/tests/data/eventlog/event.bin"
+    node n1 --json attest eventlog show "$log" |
+        jq -r '.events[]|select((.pcr|IN(0,2,4,7)) and .type != "EV_NO_ACTION" and .digests.sha256 != null)|"\(.pcr) \(.digests.sha256)"' \
+            >"$T/extends"
+    [ -s "$T/extends" ] || fail "the log has no sha256 events for PCRs 0,2,4,7"
+    while read -r pcr dg; do node n1 pcr extend --index "$pcr" --digest "$dg" >/dev/null; done <"$T/extends"
+    start_enrolld --auto-approve --require-eventlog
+    expect_fail 14 TPM0176 enroll n1
+    out=$(enroll n1 --json --eventlog "$log")
+    assert_eq "$(printf '%s' "$out" | jq -r .status)" approved
+    assert_eq "$(admin --json show n1 | jq -r .quote.eventlog)" true
+    s=$(audit_seq)
+    expect_fail 14 TPM0175 enroll n2 --eventlog "$log"
+    assert_contains "$ERR" "eventlog"
+    assert_rejected_audited "$s" TPM0175
+}
