@@ -212,6 +212,13 @@ static int admin_auth(enrolld *d, struct MHD_Connection *c, enr_req *rq) {
             int r = enr_client_cert(d, c, serial, cn);
             if (r < 0)
                 return r;
+            /* a node's certificate is never an admin's, whatever host name (CN) it enrolled under */
+            json_t *nd = NULL;
+            if (d->db->get_by_serial(d->db, serial, &nd) == 0) {
+                json_decref(nd);
+                return cit_error_set(CIT_E_API_FORBIDDEN, "certificate %s is a node's, not an admin's", serial);
+            }
+            cit_error_clear();
             if (strcmp(cn, d->cfg.admin_cn) == 0) {
                 snprintf(rq->actor, sizeof rq->actor, "cert:%s", serial);
                 return 0;

@@ -318,3 +318,22 @@ test_attack_admin_client_certificate() {
         --cert "$T/ops-admin.pem" --key "$T/ops-admin.key"
     assert_eq "$(admin --json show n1 | jq -r .status)" approved
 }
+
+# A node that enrolled under the admin's CN gets a DevID certificate with CN=ops-admin from the
+# same CA: it is still a node's certificate, never an admin's (the TLS handshake is signed in its
+# TPM by tests/drivers/http-driver).
+test_attack_node_certificate_as_admin() {
+    server_setup
+    node_setup n1
+    start_enrolld --auto-approve --admin-cn ops-admin
+    node n1 node enroll --server "$U" --ca-file "$T/ca.pem" --host ops-admin >/dev/null
+    TPM_STORE_PATH="$T/n1/store.db" "$ROOT/$B/tests/http-driver" GET "$U/v1/node/config" --cacert "$T/ca.pem" \
+        --identity devid >/dev/null 2>"$T/o"
+    assert_contains "$(cat "$T/o")" "status 200"
+    rc=0
+    TPM_STORE_PATH="$T/n1/store.db" "$ROOT/$B/tests/http-driver" POST "$U/v1/admin/nodes/ops-admin/revoke" \
+        --cacert "$T/ca.pem" --identity devid >"$T/resp" 2>"$T/o" || rc=$?
+    assert_contains "$(cat "$T/o")" "status 403"
+    assert_eq "$(errcode)" TPM0151
+    assert_eq "$(admin --json show ops-admin | jq -r .status)" approved
+}
