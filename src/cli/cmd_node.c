@@ -117,6 +117,27 @@ static int cert_der_b64(char **out, const char *pem) {
     return r;
 }
 
+/* The certificate's notAfter (Unix time), 0 when it does not parse. */
+static int64_t cert_not_after(const char *pem) {
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    struct tm tm;
+    int64_t t = x && ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1 ? (int64_t)timegm(&tm) : 0;
+    X509_free(x);
+    return t;
+}
+
+static void record_not_after(json_t *st, const char *pem) {
+    int64_t t = cert_not_after(pem ? pem : "");
+    if (!t)
+        return;
+    char ts[40];
+    cit_time_rfc3339(ts, sizeof ts, t);
+    json_object_set_new(st, "devid_not_after", json_string(ts));
+    json_object_set_new(st, "devid_not_after_unix", json_integer(t));
+}
+
 /* A private temporary directory for the credential and the certificates in transit. */
 static int tmpdir(char *out, size_t len) {
     const char *base = getenv("TMPDIR");
@@ -289,6 +310,7 @@ static int fetch(cli_env *e, json_t *st, json_t **out) {
             goto done;
         json_object_set(st, "devid_serial", json_object_get(a, "devid_serial"));
         json_object_set_new(st, "certificates_imported", json_integer((json_int_t)time(NULL)));
+        record_not_after(st, jstr(a, "devid_cert"));
     }
     r = state_save(e, st);
     if (r == 0) {
@@ -499,7 +521,18 @@ static int do_renew(cli_env *e, const cli_args *a, json_t **out) {
     char *pub = NULL, *csr = NULL;
     char cap[4096];
     ca_path(e, cap, sizeof cap);
+    int before = 0;
+    if (cli_get_int(a, "before", &before) < 0)
+        return CIT_E_USAGE;
     int r = state_load(e, &st);
+    int64_t na = json_integer_value(json_object_get(st, "devid_not_after_unix")), now = (int64_t)time(NULL);
+    if (r == 0 && cli_get(a, "before") && na && na - now > (int64_t)before * 86400) {
+        /* not due: nothing is asked of the server */
+        *out = json_pack("{s:s,s:s,s:s,s:I}", "host", jstr(st, "host"), "status", "not-due", "devid_not_after",
+                         jstr(st, "devid_not_after") ?: "", "days_left", (json_int_t)((na - now) / 86400));
+        json_decref(st);
+        return 0;
+    }
     if (r == 0)
         r = node_creds(e, st, &creds);
     const char *server = jstr(st, "server");
@@ -533,6 +566,7 @@ static int do_renew(cli_env *e, const cli_args *a, json_t **out) {
             r = write_private(p, jstr(ans, "ak_cert"));
         json_object_set(st, "devid_serial", json_object_get(ans, "devid_serial"));
         json_object_set_new(st, "renewed", json_integer((json_int_t)time(NULL)));
+        record_not_after(st, jstr(ans, "devid_cert"));
         if (r == 0)
             r = state_save(e, st);
     }
@@ -586,6 +620,8 @@ const cli_verb cli_verbs_node[] = {
     {"renew", do_renew, NULL, 0, 0, "renew the certificates, re-attesting over a fresh nonce (mutual TLS)",
      "Asks for a nonce over mutual TLS, quotes and certifies the DevID key again over it, and\n"
      "receives new AK and DevID certificates (the old DevID certificate is revoked as superseded).",
-     "citadel node renew", {{"eventlog", "FILE", "send this event log with the quote"}}},
+     "citadel node renew --before 30   # from cron: renews only within 30 days of expiry",
+     {{"eventlog", "FILE", "send this event log with the quote"},
+      {"before", "DAYS", "renew only when the DevID certificate expires within DAYS (else: not-due)"}}},
     {0}};
 /* clang-format on */

@@ -289,8 +289,10 @@ static enum MHD_Result route(enrolld *d, struct MHD_Connection *c, enr_req *rq, 
             cit_error_set(CIT_E_API_NO_ROUTE, "no route %s %.200s", method, url);
             return send_error(c, 404);
         }
-    if ((post || put) && (r = parse_body(rq, &body)) < 0)
+    if ((post || put) && (r = parse_body(rq, &body)) < 0) {
+        enr_audit(d, rq, "enroll.reject", json_pack("{s:s,s:s}", "step", "request", "url", url), r);
         return send_error(c, 0);
+    }
     if (n == 2 && get && strcmp(s[1], "health") == 0) {
         out = json_pack("{s:s}", "status", atomic_load(&d->draining) ? "draining" : "ok");
     } else if (n == 2 && get && strcmp(s[1], "ca") == 0) {

@@ -176,7 +176,11 @@ test_enroll_renew() {
     start_enrolld --auto-approve
     enroll n1 >/dev/null
     old=$(node n1 --json node status | jq -r .devid_serial)
-    r=$(node n1 --json node renew)
+    # not due yet: nothing asked of the server
+    nd=$(node n1 --json node renew --before 30)
+    assert_eq "$(printf '%s' "$nd" | jq -r .status)" not-due
+    assert_eq "$(node n1 --json node status | jq -r .devid_serial)" "$old"
+    r=$(node n1 --json node renew --before 400)
     new=$(printf '%s' "$r" | jq -r .devid_serial)
     assert_ne "$new" "$old"
     assert_eq "$(srv --json ca status "$old" | jq -r .status)" revoked
