@@ -202,7 +202,8 @@ static int ensure_keys(cli_env *e, const char *ak, const char *devid, const char
     json_decref(o);
     o = NULL;
     if (r == CIT_E_OBJECT_NOT_FOUND) {
-        cit_identity_init_options io = {.name = devid, .usage = "tls-client", .algorithm = alg};
+        /* ECC whatever the EK's family: the TLS layer signs handshakes with ECC identities */
+        cit_identity_init_options io = {.name = devid, .usage = "tls-client", .algorithm = "ecc-p256"};
         if ((r = cit_identity_init(&o, e->ctx, &io)) < 0)
             return r;
         json_array_append_new(created, json_string(devid));
@@ -601,7 +602,7 @@ const cli_verb cli_verbs_node[] = {
       {"group", "NAME", "the configuration group to join (default: default)"},
       {"ak", "PATH", "the attestation key (default enroll/ak)"},
       {"identity", "NAME", "the DevID identity (default devid)"},
-      {"algorithm", "ALG", "ecc-p256 (default) or rsa-2048: EK, AK and DevID key"},
+      {"algorithm", "ALG", "ecc-p256 (default) or rsa-2048: the EK and the AK (the DevID key is ecc-p256)"},
       {"eventlog", "FILE", "send this event log with the quote"},
       {"wait", "SECONDS", "wait this long for an operator's approval"},
       {"new-keys", NULL, "delete the AK and DevID identity and make new ones (after a TPM clear)"}}},

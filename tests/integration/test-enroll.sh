@@ -289,3 +289,16 @@ test_enroll_eventlog_replay() {
     assert_contains "$ERR" "eventlog"
     assert_rejected_audited "$s" TPM0175
 }
+
+# An RSA EK (TCG template L-1) and an RSA AK: RSA-OAEP credential, RSASSA quote and certify; the
+# DevID key stays ECC (TLS).
+test_enroll_rsa_ek() {
+    server_setup
+    node_setup n1
+    start_enrolld --auto-approve
+    assert_eq "$(enroll n1 --json --algorithm rsa-2048 | jq -r .status)" approved
+    assert_eq "$(node n1 --json attest ak-show enroll/ak | jq -r .algorithm)" rsa-2048
+    admin --json show n1 | jq -r .ak_cert >"$T/ak.pem"
+    assert_contains "$(openssl x509 -in "$T/ak.pem" -noout -text)" "rsaEncryption"
+    node n1 node config >/dev/null
+}
