@@ -355,7 +355,8 @@ test_explain_codes_and_topics() {
     python3 - "$CITADEL_BIN" "$root/src/lib/diag/codes.def" <<'PY' || fail "explain of the error codes is wrong"
 import json, re, subprocess, sys
 exits = {"internal": 1, "usage": 2, "object": 3, "store": 4, "backend": 5, "transport": 6,
-         "policy": 7, "nv": 8, "attestation": 9, "repair": 10, "audit": 11, "api": 12}
+         "policy": 7, "nv": 8, "attestation": 9, "repair": 10, "audit": 11, "api": 12,
+         "ca": 13}
 codes = re.findall(r"^CIT_CODE\((\d+),\s*([A-Z_0-9]+),\s*([a-z]+),", open(sys.argv[2]).read(), re.M)
 assert len(codes) >= 43, "could not read the code table"
 bad = []
