@@ -357,3 +357,48 @@ EOF
     expect_fail 13 TPM0168 citadel ca crl --ca other
     assert_contains "$ERR" "does not decrypt"
 }
+
+# 8. RSA-3072 CAs (file and TPM keys): an RSA tls-server certificate adds keyEncipherment;
+#    validity never exceeds the issuer's; pathLenConstraint is enforced.
+test_ca_rsa_validity_clamp_and_pathlen() {
+    init_vtpm
+    citadel ca init root --algorithm rsa-3072 --output root.pem >/dev/null
+    assert_contains "$(openssl x509 -in root.pem -noout -text)" "Public-Key: (3072 bit)"
+    citadel ca intermediate mid --parent root --algorithm rsa-3072 --tpm --days 10 --pathlen 1 \
+        --output mid.pem >/dev/null
+    assert_contains "$(openssl x509 -in mid.pem -noout -text)" "sha256WithRSAEncryption"
+    assert_contains "$(ext mid.pem basicConstraints)" "pathlen:1"
+    openssl req -new -newkey rsa:2048 -nodes -keyout r.key -subj /CN=rsa.example.org -out r.csr 2>/dev/null
+    citadel --json ca issue --ca mid --csr r.csr --profile tls-server --days 400 --output r.pem >r.json
+    assert_contains "$(json r.json 'd["note"]')" "cut to the issuing CA's notAfter"
+    assert_eq "$(openssl x509 -in r.pem -noout -enddate)" "$(openssl x509 -in mid.pem -noout -enddate)"
+    assert_contains "$(ext r.pem keyUsage)" "Digital Signature, Key Encipherment"
+    citadel ca crl --ca mid --output mid.crl >/dev/null
+    verify_chain root.pem mid.pem mid.crl r.pem
+    # an intermediate never outlives its issuer either
+    citadel --json ca intermediate sub --parent mid --days 3000 --output sub.pem >sub.json
+    assert_eq "$(openssl x509 -in sub.pem -noout -enddate)" "$(openssl x509 -in mid.pem -noout -enddate)"
+    cat root.pem mid.pem >chain.pem
+    openssl verify -CAfile chain.pem sub.pem >/dev/null || fail "sub does not verify"
+    # sub has pathlen 0: it signs no CA; --pathlen must shrink down the chain
+    expect_fail 13 TPM0162 citadel ca intermediate leafca --parent sub
+    assert_contains "$ERR" "may not sign CA certificates"
+    expect_fail 2 TPM0002 citadel ca intermediate wide --parent mid --pathlen 1
+}
+
+# 9. The same on swtpm: a TPM-held CA key signs certificates and CRLs that openssl verifies.
+test_ca_tpm_key_on_swtpm() {
+    start_swtpm
+    export TPM_BACKEND=swtpm TPM_TCTI=$SWTPM_TCTI
+    init_vtpm
+    ca_pair --tpm
+    citadel tpm identity init web --usage tls-server >/dev/null
+    citadel tpm identity csr web --subject /CN=web.example.org --output web.csr >/dev/null
+    citadel ca issue --ca issuing --csr web.csr --profile tls-server --output web.pem >/dev/null
+    citadel ca crl --ca issuing --output int.crl >/dev/null
+    verify_chain root.pem int.pem int.crl web.pem
+    # the public key in the certificate is the TPM key's
+    citadel tpm key export-pub ca/issuing/key --output ik.pem >/dev/null
+    assert_eq "$(openssl x509 -in int.pem -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum)" \
+        "$(openssl pkey -pubin -in ik.pem -outform DER | sha256sum)"
+}

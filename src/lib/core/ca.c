@@ -1131,6 +1131,17 @@ static int make_ca(json_t **out, cit_ctx *ctx, const cit_ca_init_options *io, bo
         r = cit_ca_open(&parent, ctx, io->parent);
         if (r == 0)
             r = ca_usable(parent, (int64_t)time(NULL));
+        long plen = r == 0 ? X509_get_pathlen(parent->cert) : -1;
+        if (r == 0 && plen == 0) {
+            r = cit_error_set(CIT_E_CA_UNUSABLE, "CA %s may not sign CA certificates", io->parent);
+            cit_error_cause("its basicConstraints pathLenConstraint is 0: it issues end-entity certificates only");
+            cit_error_step("create the intermediate under %s's issuer, or make %s again with a larger --pathlen",
+                           io->parent, io->parent);
+        } else if (r == 0 && plen > 0 && io->pathlen >= plen) {
+            r = cit_error_set(CIT_E_USAGE, "--pathlen %d is too large under %s (pathLenConstraint %ld)", io->pathlen,
+                              io->parent, plen);
+            cit_error_cause("an intermediate's pathLenConstraint is below its issuer's");
+        }
         if (r < 0) {
             X509_NAME_free(subject);
             cit_ca_close(parent);
