@@ -164,6 +164,11 @@ test_ca_tpm_key_identity_csr() {
     printf 'x' >blob
     expect_fail 3 TPM0007 citadel tpm key sign ca/root/key --input blob
     assert_contains "$ERR" "certificate authority's key"
+    # and it is not deleted, rotated or renamed from under the CA
+    expect_fail 3 TPM0008 citadel tpm key delete ca/root/key
+    assert_contains "$ERR" "is the key of CA root"
+    expect_fail 3 TPM0008 citadel tpm key rotate ca/root/key
+    expect_fail 3 TPM0008 citadel tpm object rename ca/issuing/key other/key
     doctor_consistent
 }
 
@@ -325,6 +330,9 @@ test_ca_key_storage() {
         '["ca/other/kek", "ca/root/kek"]'
     expect_fail 3 TPM0007 citadel tpm secret unseal ca/root/kek
     assert_contains "$ERR" "internal key-encryption key"
+    expect_fail 3 TPM0008 citadel tpm secret delete ca/root/kek
+    assert_contains "$ERR" "is the key of CA root"
+    doctor_consistent
     # the audit KEK keeps its own refusal
     citadel tpm audit key create >/dev/null
     expect_fail 3 TPM0007 citadel tpm secret unseal audit/kek

@@ -1893,3 +1893,22 @@ bool cit__is_ca_key(const cit_object *o) {
     json_decref(meta);
     return b;
 }
+
+int cit__ca_guard(cit_ctx *ctx, const cit_object *o, const char *what) {
+    if (!ctx->store || strncmp(o->path, "ca/", 3) != 0)
+        return 0;
+    sqlite3_stmt *st = NULL;
+    if (cit__store_prepare(ctx->store, &st, "SELECT name FROM ca WHERE key_object = ?") < 0)
+        return 0; /* a store without the ca table (older schema) has no CA */
+    sqlite3_bind_text(st, 1, o->path, -1, SQLITE_STATIC);
+    int r = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        r = cit_error_set(CIT_E_HAS_DEPENDENTS, "%s is the key of CA %s: %s would strand the CA", o->path,
+                          (const char *)sqlite3_column_text(st, 0), what);
+        cit_error_cause("the CA's certificate names this key; certificates and CRLs are signed with it");
+        cit_error_step("a CA is replaced by a new one (`citadel ca init NEW`), not by changing its key");
+        cit_error_context("path", "%s", o->path);
+    }
+    sqlite3_finalize(st);
+    return r;
+}
