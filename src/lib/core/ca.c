@@ -1498,8 +1498,12 @@ _public_ int cit_ca_crl_days(json_t **out, cit_ca *ca, int days, char **crl_pem)
     int n = 0;
     int64_t number = 0;
     sqlite3_stmt *st = NULL;
-    /* the CRL number is taken in the transaction that records the CRL: numbers only go up */
-    int r = cit__store_begin(s);
+    /* the CRL number is taken in the transaction that records the CRL: numbers only go up. A
+     * TPM key signs inside it, so the TPM is taken first (the store's lock order, ARCHITECTURE.md) */
+    cit_tpm *t = NULL;
+    int r = ca->tpm ? cit__ctx_tpm(ca->ctx, &t) : 0;
+    if (r == 0)
+        r = cit__store_begin(s);
     if (r < 0)
         goto done;
     r = cit__store_prepare(s, &st, "SELECT crl_number FROM ca WHERE name = ?");
