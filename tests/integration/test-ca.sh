@@ -233,6 +233,9 @@ test_ca_trust_stores() {
     printf 'not a certificate\n' >junk.pem
     expect_fail 13 TPM0169 citadel ca trust add junk --store peers junk.pem
     expect_fail 2 TPM0002 citadel ca trust add x --store elsewhere vendor.pem
+    cat root.pem int.pem >two.pem
+    expect_fail 13 TPM0169 citadel ca trust add two --store peers two.pem
+    assert_contains "$ERR" "holds 2 certificates"
     citadel --json ca trust remove vendor-root --store manufacturers | json - 'd["removed"]' | grep -q true
     expect_fail 13 TPM0161 citadel ca trust remove vendor-root --store manufacturers
     assert_eq "$(citadel --json ca trust list | json - 'd["count"]')" 1

@@ -1693,7 +1693,24 @@ _public_ int cit_ca_trust_add(json_t **out, cit_ctx *ctx, const char *store, con
     if ((r = cit__read_input(file, CERT_MAX, "the certificate", false, &buf, &len)) < 0)
         return r;
     X509 *x = x509_from(buf, len);
+    int count = 0;
+    if (x) { /* one certificate per entry: count the PEM blocks */
+        BIO *b = BIO_new_mem_buf(buf, (int)len);
+        X509 *y;
+        while (b && (y = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+            X509_free(y);
+            count++;
+        }
+        BIO_free(b);
+        ERR_clear_error();
+    }
     free(buf);
+    if (x && count > 1) {
+        X509_free(x);
+        cit_error_set(CIT_E_CA_TRUST_INVALID, "%s holds %d certificates: a trust entry is one", file, count);
+        cit_error_step("add each CA certificate under its own name");
+        return CIT_E_CA_TRUST_INVALID;
+    }
     if (!x) {
         cit_error_set(CIT_E_CA_TRUST_INVALID, "%s is not an X.509 certificate (PEM or DER)", file);
         cit_error_context("file", "%s", file);
