@@ -697,6 +697,47 @@ static void test_ecdsa(void **state) {
     check_ecdsa(key_p521, TPM2_ALG_SHA512, 66);
 }
 
+/* The ECDSA DER encoder writes the bytes directly: it must equal i2d_ECDSA_SIG for r and s of
+ * every shape (leading zeros, high bit set, one byte, P-521 lengths with long-form lengths). */
+static void test_ecdsa_der_matches_openssl(void **state) {
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    for (int k = 0; k < 4000; k++) {
+        TPMT_SIGNATURE ts = {0};
+        ts.sigAlg = TPM2_ALG_ECDSA;
+        ts.signature.ecdsa.hash = TPM2_ALG_SHA256;
+        TPM2B_ECC_PARAMETER *parts[2] = {&ts.signature.ecdsa.signatureR, &ts.signature.ecdsa.signatureS};
+        for (int p = 0; p < 2; p++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t n = 1 + (size_t)(x % 66);
+            parts[p]->size = (UINT16)n;
+            for (size_t i = 0; i < n; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                parts[p]->buffer[i] = (uint8_t)x;
+            }
+            if (k % 5 == 1) /* leading zero bytes */
+                memset(parts[p]->buffer, 0, n / 2);
+            if (k % 7 == 2) /* the high bit */
+                parts[p]->buffer[0] |= 0x80;
+            if (k % 11 == 3 && n > 1) /* a zero with a set high bit after it */
+                parts[p]->buffer[0] = 0, parts[p]->buffer[1] |= 0x80;
+        }
+        uint8_t *enc = NULL;
+        size_t enc_len = 0;
+        assert_int_equal(cit__sig_encode(&enc, &enc_len, &ts, CIT_SIG_ENC_DER, 66), 0);
+        ECDSA_SIG *es = ECDSA_SIG_new();
+        BIGNUM *r = BN_bin2bn(parts[0]->buffer, parts[0]->size, NULL), *s = BN_bin2bn(parts[1]->buffer, parts[1]->size, NULL);
+        assert_int_equal(ECDSA_SIG_set0(es, r, s), 1);
+        uint8_t *want = NULL;
+        int wl = i2d_ECDSA_SIG(es, &want);
+        assert_true(wl > 0);
+        assert_int_equal(enc_len, (size_t)wl);
+        assert_memory_equal(enc, want, enc_len);
+        OPENSSL_free(want);
+        ECDSA_SIG_free(es);
+        free(enc);
+    }
+}
+
 static void test_ecdsa_short_components(void **state) {
     /* A TPM may return r or s without leading zeros; raw output must still be full size. */
     TPMT_SIGNATURE ts = {0};
@@ -963,6 +1004,7 @@ int main(void) {
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_ecdsa),
         cmocka_unit_test(test_ecdsa_short_components),
+        cmocka_unit_test(test_ecdsa_der_matches_openssl),
         cmocka_unit_test(test_rsa_pkcs1),
         cmocka_unit_test(test_rsa_pss),
         cmocka_unit_test(test_rsa_pss_max_salt),

@@ -29,6 +29,7 @@
 #include "core/profiles.h"
 #include "crypto/crypto.h"
 #include "ctx.h"
+#include "out/jparse.h"
 #include "store/intents.h"
 
 #define QUOTE_FILE_MAX (96u * 1024 * 1024) /* with an embedded event log */
@@ -674,8 +675,10 @@ int cit__attest_verify_buf(json_t **out, cit_ctx *ctx, const char *quote_file, c
     TPM2B_DATA want_nonce = {0};
     if ((r = parse_nonce(nonce_hex, &want_nonce)) < 0)
         goto done;
-    json_error_t je;
-    q = json_loadb((const char *)buf, len, 0, &je);
+    json_error_t je = {0};
+    /* the fast reader; jansson again only to say where a bad file goes wrong */
+    if (!(q = cit__json_parse((const char *)buf, len)))
+        q = json_loadb((const char *)buf, len, 0, &je);
     if (!q || !json_is_object(q) || cit__base64_decode(&ab, &al, json_string_value(json_object_get(q, "attest")) ?: "") < 0 ||
         cit__base64_decode(&sb, &sl, json_string_value(json_object_get(q, "signature")) ?: "") < 0 || !al || !sl ||
         !json_is_object(json_object_get(q, "pcrs"))) {

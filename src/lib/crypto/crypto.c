@@ -707,34 +707,48 @@ static const uint8_t *strip_zeros(const uint8_t *b, size_t *n) {
 }
 
 /* DER Ecdsa-Sig-Value from big-endian r and s. */
+/* One DER INTEGER (minimal: leading zeros stripped, 0x00 before a set high bit) at p; returns
+ * its length. b is big-endian and unsigned. */
+static size_t der_uint(uint8_t *p, const uint8_t *b, size_t n) {
+    while (n > 0 && b[0] == 0) {
+        b++;
+        n--;
+    }
+    bool pad = n == 0 || (b[0] & 0x80); /* zero is the single byte 0x00 */
+    size_t body = n + (pad ? 1 : 0), o = 0;
+    p[o++] = 0x02;
+    if (body >= 0x80)
+        p[o++] = 0x81;
+    p[o++] = (uint8_t)body;
+    if (pad)
+        p[o++] = 0;
+    memcpy(p + o, b, n);
+    return o + n;
+}
+
+/* ECDSA-Sig-Value (RFC 3279: SEQUENCE { r INTEGER, s INTEGER }) from r and s, written directly:
+ * this runs for every quote and signature verified, and BIGNUMs cost more than the encoding. */
 static int ecdsa_der(uint8_t **out, size_t *out_len, const uint8_t *r, size_t r_len,
                      const uint8_t *s, size_t s_len) {
-    _cleanup_(ECDSA_SIG_freep) ECDSA_SIG *sig = NULL;
-    BIGNUM *br, *bs;
-    uint8_t *der = NULL;
-    int n;
-
-    sig = ECDSA_SIG_new();
-    br = BN_bin2bn(r, (int)r_len, NULL);
-    bs = BN_bin2bn(s, (int)s_len, NULL);
-    if (!sig || !br || !bs || !ECDSA_SIG_set0(sig, br, bs)) {
-        BN_free(br);
-        BN_free(bs);
-        return cit__openssl_error(CIT_E_CRYPTO, "cannot build the ECDSA signature");
-    }
-    n = i2d_ECDSA_SIG(sig, NULL);
-    if (n <= 0)
-        return cit__openssl_error(CIT_E_CRYPTO, "cannot encode the ECDSA signature");
-    der = malloc((size_t)n);
+    if (r_len > 128 || s_len > 128)
+        return cit_error_set(CIT_E_INPUT_INVALID, "the ECDSA signature is too long");
+    uint8_t ints[2 * (3 + 1 + 128)];
+    size_t il = der_uint(ints, r, r_len);
+    il += der_uint(ints + il, s, s_len);
+    uint8_t *der = malloc(il + 4);
     if (!der)
         return oom();
-    uint8_t *p = der;
-    if (i2d_ECDSA_SIG(sig, &p) != n) {
-        free(der);
-        return cit__openssl_error(CIT_E_CRYPTO, "cannot encode the ECDSA signature");
-    }
+    size_t o = 0;
+    der[o++] = 0x30;
+    if (il >= 0x100) {
+        der[o++] = 0x82;
+        der[o++] = (uint8_t)(il >> 8);
+    } else if (il >= 0x80)
+        der[o++] = 0x81;
+    der[o++] = (uint8_t)il;
+    memcpy(der + o, ints, il);
     *out = der;
-    *out_len = (size_t)n;
+    *out_len = o + il;
     return 0;
 }
 
@@ -869,7 +883,10 @@ int cit__sig_verify(EVP_PKEY *pk, cit_sig_scheme scheme, TPMI_ALG_HASH hash, con
     }
 
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
-    if (!ctx || EVP_PKEY_verify_init(ctx) <= 0 || EVP_PKEY_CTX_set_signature_md(ctx, md) <= 0)
+    /* ECDSA verifies the digest as it is (its length was checked above): naming the hash would
+     * only make OpenSSL fetch it by name again, on every quote a verifier checks */
+    if (!ctx || EVP_PKEY_verify_init(ctx) <= 0 ||
+        (scheme != CIT_SCHEME_ECDSA && EVP_PKEY_CTX_set_signature_md(ctx, md) <= 0))
         return cit__openssl_error(CIT_E_CRYPTO, "cannot set up signature verification");
     if (scheme == CIT_SCHEME_RSASSA && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0)
         return cit__openssl_error(CIT_E_CRYPTO, "cannot set up RSA PKCS#1 v1.5 verification");
