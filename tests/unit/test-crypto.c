@@ -738,6 +738,59 @@ static void test_ecdsa_der_matches_openssl(void **state) {
     }
 }
 
+/* The PEM written directly for P-256/P-384 TPM publics equals OpenSSL's, with coordinates the
+ * TPM gave with their leading zero bytes stripped too; RSA goes through OpenSSL. */
+static void test_tpm_public_pem_matches_openssl(void **state) {
+    const char *curves[2] = {"P-256", "P-384"};
+    TPM2_ECC_CURVE ids[2] = {TPM2_ECC_NIST_P256, TPM2_ECC_NIST_P384};
+    for (int c = 0; c < 2; c++) {
+        size_t cs = c ? 48 : 32;
+        for (int k = 0; k < 40; k++) {
+            EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curves[c]);
+            assert_non_null(pk);
+            BIGNUM *x = NULL, *y = NULL;
+            assert_int_equal(EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_EC_PUB_X, &x), 1);
+            assert_int_equal(EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_EC_PUB_Y, &y), 1);
+            TPM2B_PUBLIC pub = {0};
+            pub.publicArea.type = TPM2_ALG_ECC;
+            pub.publicArea.nameAlg = TPM2_ALG_SHA256;
+            pub.publicArea.parameters.eccDetail.curveID = ids[c];
+            pub.publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+            pub.publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+            pub.publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+            /* full size, or (every other key) without leading zeros as BN_bn2bin gives them */
+            if (k % 2) {
+                pub.publicArea.unique.ecc.x.size = (UINT16)BN_bn2bin(x, pub.publicArea.unique.ecc.x.buffer);
+                pub.publicArea.unique.ecc.y.size = (UINT16)BN_bn2bin(y, pub.publicArea.unique.ecc.y.buffer);
+            } else {
+                pub.publicArea.unique.ecc.x.size = (UINT16)cs;
+                pub.publicArea.unique.ecc.y.size = (UINT16)cs;
+                assert_int_equal(BN_bn2binpad(x, pub.publicArea.unique.ecc.x.buffer, (int)cs), (int)cs);
+                assert_int_equal(BN_bn2binpad(y, pub.publicArea.unique.ecc.y.buffer, (int)cs), (int)cs);
+            }
+            char *mine = NULL, *theirs = NULL;
+            assert_int_equal(cit__tpm_public_pem(&mine, &pub), 0);
+            assert_int_equal(cit__pubkey_pem(&theirs, pk), 0);
+            assert_string_equal(mine, theirs);
+            free(mine);
+            free(theirs);
+            BN_free(x);
+            BN_free(y);
+            EVP_PKEY_free(pk);
+        }
+    }
+    /* an RSA public goes through OpenSSL */
+    TPM2B_PUBLIC rsa = {0};
+    rsa.publicArea.type = TPM2_ALG_RSA;
+    rsa.publicArea.parameters.rsaDetail.keyBits = 2048;
+    rsa.publicArea.unique.rsa.size = 256;
+    memset(rsa.publicArea.unique.rsa.buffer, 0xc5, 256);
+    char *pem = NULL;
+    assert_int_equal(cit__tpm_public_pem(&pem, &rsa), 0);
+    assert_non_null(strstr(pem, "-----BEGIN PUBLIC KEY-----"));
+    free(pem);
+}
+
 static void test_ecdsa_short_components(void **state) {
     /* A TPM may return r or s without leading zeros; raw output must still be full size. */
     TPMT_SIGNATURE ts = {0};
@@ -1005,6 +1058,7 @@ int main(void) {
         cmocka_unit_test(test_ecdsa),
         cmocka_unit_test(test_ecdsa_short_components),
         cmocka_unit_test(test_ecdsa_der_matches_openssl),
+        cmocka_unit_test(test_tpm_public_pem_matches_openssl),
         cmocka_unit_test(test_rsa_pkcs1),
         cmocka_unit_test(test_rsa_pss),
         cmocka_unit_test(test_rsa_pss_max_salt),

@@ -294,7 +294,6 @@ static int find_ak(cit_ctx *ctx, const char *path, cit_object *o) {
 }
 
 static json_t *public_summary(const TPM2B_PUBLIC *pub) {
-    EVP_PKEY *pk = NULL;
     char *pem = NULL;
     uint8_t nb[sizeof(TPMU_NAME) + 2];
     size_t nl = 0;
@@ -304,10 +303,9 @@ static json_t *public_summary(const TPM2B_PUBLIC *pub) {
         json_object_set_new(j, "ak_name", json_string(h));
         free(h);
     }
-    if (cit__pubkey_from_tpm(&pk, pub) == 0 && cit__pubkey_pem(&pem, pk) == 0)
+    if (cit__tpm_public_pem(&pem, pub) == 0)
         json_object_set_new(j, "ak_public_pem", json_string(pem));
     free(pem);
-    EVP_PKEY_free(pk);
     cit_error_clear();
     return j;
 }

@@ -267,6 +267,65 @@ int cit__pubkey_pem(char **out, EVP_PKEY *pk) {
     return 0;
 }
 
+/* SubjectPublicKeyInfo DER prefixes (RFC 5480) of uncompressed P-256 and P-384 points: the
+ * AlgorithmIdentifier (id-ecPublicKey, the curve) and the BIT STRING header. */
+static const uint8_t spki_p256[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+                                    0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03,
+                                    0x42, 0x00};
+static const uint8_t spki_p384[] = {0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+                                    0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00};
+
+int cit__tpm_public_pem(char **out, const TPM2B_PUBLIC *pub) {
+    const TPMT_PUBLIC *p = pub ? &pub->publicArea : NULL;
+    size_t cs = 0;
+    const uint8_t *prefix = NULL;
+    size_t pl = 0;
+    if (p && p->type == TPM2_ALG_ECC && p->parameters.eccDetail.curveID == TPM2_ECC_NIST_P256)
+        cs = 32, prefix = spki_p256, pl = sizeof spki_p256;
+    else if (p && p->type == TPM2_ALG_ECC && p->parameters.eccDetail.curveID == TPM2_ECC_NIST_P384)
+        cs = 48, prefix = spki_p384, pl = sizeof spki_p384;
+    if (!cs || p->unique.ecc.x.size > cs || p->unique.ecc.y.size > cs || !p->unique.ecc.x.size ||
+        !p->unique.ecc.y.size) {
+        /* RSA, other curves, odd sizes: through OpenSSL (which also checks the point) */
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pk = NULL;
+        int r = cit__pubkey_from_tpm(&pk, pub);
+        return r < 0 ? r : cit__pubkey_pem(out, pk);
+    }
+    /* The encoding is fixed: writing it saves OpenSSL's encoder set-up (milliseconds on first
+     * use, in every `attest quote` process). The point is not validated here: it comes from the
+     * TPM, and whoever uses the key parses it. */
+    uint8_t der[sizeof spki_p256 + 1 + 2 * 48];
+    size_t n = 0;
+    memcpy(der, prefix, pl);
+    n = pl;
+    der[n++] = 0x04;
+    memset(der + n, 0, 2 * cs);
+    memcpy(der + n + cs - p->unique.ecc.x.size, p->unique.ecc.x.buffer, p->unique.ecc.x.size);
+    memcpy(der + n + 2 * cs - p->unique.ecc.y.size, p->unique.ecc.y.buffer, p->unique.ecc.y.size);
+    n += 2 * cs;
+    _cleanup_free_ char *b64 = NULL;
+    int r = cit__base64_encode(&b64, der, n);
+    if (r < 0)
+        return r;
+    size_t bl = strlen(b64), lines = (bl + 63) / 64;
+    static const char head[] = "-----BEGIN PUBLIC KEY-----\n", tail[] = "-----END PUBLIC KEY-----\n";
+    char *s = malloc(sizeof head + bl + lines + sizeof tail);
+    if (!s)
+        return oom();
+    size_t o = 0;
+    memcpy(s, head, sizeof head - 1);
+    o = sizeof head - 1;
+    for (size_t i = 0; i < bl; i += 64) {
+        size_t k = bl - i < 64 ? bl - i : 64;
+        memcpy(s + o, b64 + i, k);
+        o += k;
+        s[o++] = '\n';
+    }
+    memcpy(s + o, tail, sizeof tail); /* with its NUL */
+    *out = s;
+    return 0;
+}
+
 int cit__pubkey_der(uint8_t **out, size_t *out_len, EVP_PKEY *pk) {
     uint8_t *buf, *p;
     int n;
