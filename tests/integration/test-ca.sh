@@ -164,6 +164,11 @@ test_ca_tpm_key_identity_csr() {
     printf 'x' >blob
     expect_fail 3 TPM0007 citadel tpm key sign ca/root/key --input blob
     assert_contains "$ERR" "certificate authority's key"
+    # and it is not deleted, rotated or renamed from under the CA
+    expect_fail 3 TPM0008 citadel tpm key delete ca/root/key
+    assert_contains "$ERR" "is the key of CA root"
+    expect_fail 3 TPM0008 citadel tpm key rotate ca/root/key
+    expect_fail 3 TPM0008 citadel tpm object rename ca/issuing/key other/key
     doctor_consistent
 }
 
@@ -228,6 +233,9 @@ test_ca_trust_stores() {
     printf 'not a certificate\n' >junk.pem
     expect_fail 13 TPM0169 citadel ca trust add junk --store peers junk.pem
     expect_fail 2 TPM0002 citadel ca trust add x --store elsewhere vendor.pem
+    cat root.pem int.pem >two.pem
+    expect_fail 13 TPM0169 citadel ca trust add two --store peers two.pem
+    assert_contains "$ERR" "holds 2 certificates"
     citadel --json ca trust remove vendor-root --store manufacturers | json - 'd["removed"]' | grep -q true
     expect_fail 13 TPM0161 citadel ca trust remove vendor-root --store manufacturers
     assert_eq "$(citadel --json ca trust list | json - 'd["count"]')" 1
@@ -325,6 +333,9 @@ test_ca_key_storage() {
         '["ca/other/kek", "ca/root/kek"]'
     expect_fail 3 TPM0007 citadel tpm secret unseal ca/root/kek
     assert_contains "$ERR" "internal key-encryption key"
+    expect_fail 3 TPM0008 citadel tpm secret delete ca/root/kek
+    assert_contains "$ERR" "is the key of CA root"
+    doctor_consistent
     # the audit KEK keeps its own refusal
     citadel tpm audit key create >/dev/null
     expect_fail 3 TPM0007 citadel tpm secret unseal audit/kek
@@ -356,4 +367,49 @@ EOF
     assert_contains "$(cat err)" "error[TPM0168]"
     expect_fail 13 TPM0168 citadel ca crl --ca other
     assert_contains "$ERR" "does not decrypt"
+}
+
+# 8. RSA-3072 CAs (file and TPM keys): an RSA tls-server certificate adds keyEncipherment;
+#    validity never exceeds the issuer's; pathLenConstraint is enforced.
+test_ca_rsa_validity_clamp_and_pathlen() {
+    init_vtpm
+    citadel ca init root --algorithm rsa-3072 --output root.pem >/dev/null
+    assert_contains "$(openssl x509 -in root.pem -noout -text)" "Public-Key: (3072 bit)"
+    citadel ca intermediate mid --parent root --algorithm rsa-3072 --tpm --days 10 --pathlen 1 \
+        --output mid.pem >/dev/null
+    assert_contains "$(openssl x509 -in mid.pem -noout -text)" "sha256WithRSAEncryption"
+    assert_contains "$(ext mid.pem basicConstraints)" "pathlen:1"
+    openssl req -new -newkey rsa:2048 -nodes -keyout r.key -subj /CN=rsa.example.org -out r.csr 2>/dev/null
+    citadel --json ca issue --ca mid --csr r.csr --profile tls-server --days 400 --output r.pem >r.json
+    assert_contains "$(json r.json 'd["note"]')" "cut to the issuing CA's notAfter"
+    assert_eq "$(openssl x509 -in r.pem -noout -enddate)" "$(openssl x509 -in mid.pem -noout -enddate)"
+    assert_contains "$(ext r.pem keyUsage)" "Digital Signature, Key Encipherment"
+    citadel ca crl --ca mid --output mid.crl >/dev/null
+    verify_chain root.pem mid.pem mid.crl r.pem
+    # an intermediate never outlives its issuer either
+    citadel --json ca intermediate sub --parent mid --days 3000 --output sub.pem >sub.json
+    assert_eq "$(openssl x509 -in sub.pem -noout -enddate)" "$(openssl x509 -in mid.pem -noout -enddate)"
+    cat root.pem mid.pem >chain.pem
+    openssl verify -CAfile chain.pem sub.pem >/dev/null || fail "sub does not verify"
+    # sub has pathlen 0: it signs no CA; --pathlen must shrink down the chain
+    expect_fail 13 TPM0162 citadel ca intermediate leafca --parent sub
+    assert_contains "$ERR" "may not sign CA certificates"
+    expect_fail 2 TPM0002 citadel ca intermediate wide --parent mid --pathlen 1
+}
+
+# 9. The same on swtpm: a TPM-held CA key signs certificates and CRLs that openssl verifies.
+test_ca_tpm_key_on_swtpm() {
+    start_swtpm
+    export TPM_BACKEND=swtpm TPM_TCTI=$SWTPM_TCTI
+    init_vtpm
+    ca_pair --tpm
+    citadel tpm identity init web --usage tls-server >/dev/null
+    citadel tpm identity csr web --subject /CN=web.example.org --output web.csr >/dev/null
+    citadel ca issue --ca issuing --csr web.csr --profile tls-server --output web.pem >/dev/null
+    citadel ca crl --ca issuing --output int.crl >/dev/null
+    verify_chain root.pem int.pem int.crl web.pem
+    # the public key in the certificate is the TPM key's
+    citadel tpm key export-pub ca/issuing/key --output ik.pem >/dev/null
+    assert_eq "$(openssl x509 -in int.pem -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum)" \
+        "$(openssl pkey -pubin -in ik.pem -outform DER | sha256sum)"
 }

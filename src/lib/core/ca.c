@@ -1131,6 +1131,17 @@ static int make_ca(json_t **out, cit_ctx *ctx, const cit_ca_init_options *io, bo
         r = cit_ca_open(&parent, ctx, io->parent);
         if (r == 0)
             r = ca_usable(parent, (int64_t)time(NULL));
+        long plen = r == 0 ? X509_get_pathlen(parent->cert) : -1;
+        if (r == 0 && plen == 0) {
+            r = cit_error_set(CIT_E_CA_UNUSABLE, "CA %s may not sign CA certificates", io->parent);
+            cit_error_cause("its basicConstraints pathLenConstraint is 0: it issues end-entity certificates only");
+            cit_error_step("create the intermediate under %s's issuer, or make %s again with a larger --pathlen",
+                           io->parent, io->parent);
+        } else if (r == 0 && plen > 0 && io->pathlen >= plen) {
+            r = cit_error_set(CIT_E_USAGE, "--pathlen %d is too large under %s (pathLenConstraint %ld)", io->pathlen,
+                              io->parent, plen);
+            cit_error_cause("an intermediate's pathLenConstraint is below its issuer's");
+        }
         if (r < 0) {
             X509_NAME_free(subject);
             cit_ca_close(parent);
@@ -1487,8 +1498,12 @@ _public_ int cit_ca_crl_days(json_t **out, cit_ca *ca, int days, char **crl_pem)
     int n = 0;
     int64_t number = 0;
     sqlite3_stmt *st = NULL;
-    /* the CRL number is taken in the transaction that records the CRL: numbers only go up */
-    int r = cit__store_begin(s);
+    /* the CRL number is taken in the transaction that records the CRL: numbers only go up. A
+     * TPM key signs inside it, so the TPM is taken first (the store's lock order, ARCHITECTURE.md) */
+    cit_tpm *t = NULL;
+    int r = ca->tpm ? cit__ctx_tpm(ca->ctx, &t) : 0;
+    if (r == 0)
+        r = cit__store_begin(s);
     if (r < 0)
         goto done;
     r = cit__store_prepare(s, &st, "SELECT crl_number FROM ca WHERE name = ?");
@@ -1678,7 +1693,24 @@ _public_ int cit_ca_trust_add(json_t **out, cit_ctx *ctx, const char *store, con
     if ((r = cit__read_input(file, CERT_MAX, "the certificate", false, &buf, &len)) < 0)
         return r;
     X509 *x = x509_from(buf, len);
+    int count = 0;
+    if (x) { /* one certificate per entry: count the PEM blocks */
+        BIO *b = BIO_new_mem_buf(buf, (int)len);
+        X509 *y;
+        while (b && (y = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+            X509_free(y);
+            count++;
+        }
+        BIO_free(b);
+        ERR_clear_error();
+    }
     free(buf);
+    if (x && count > 1) {
+        X509_free(x);
+        cit_error_set(CIT_E_CA_TRUST_INVALID, "%s holds %d certificates: a trust entry is one", file, count);
+        cit_error_step("add each CA certificate under its own name");
+        return CIT_E_CA_TRUST_INVALID;
+    }
     if (!x) {
         cit_error_set(CIT_E_CA_TRUST_INVALID, "%s is not an X.509 certificate (PEM or DER)", file);
         cit_error_context("file", "%s", file);
@@ -1881,4 +1913,23 @@ bool cit__is_ca_key(const cit_object *o) {
     bool b = json_object_get(meta, "ca") != NULL;
     json_decref(meta);
     return b;
+}
+
+int cit__ca_guard(cit_ctx *ctx, const cit_object *o, const char *what) {
+    if (!ctx->store || strncmp(o->path, "ca/", 3) != 0)
+        return 0;
+    sqlite3_stmt *st = NULL;
+    if (cit__store_prepare(ctx->store, &st, "SELECT name FROM ca WHERE key_object = ?") < 0)
+        return 0; /* a store without the ca table (older schema) has no CA */
+    sqlite3_bind_text(st, 1, o->path, -1, SQLITE_STATIC);
+    int r = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        r = cit_error_set(CIT_E_HAS_DEPENDENTS, "%s is the key of CA %s: %s would strand the CA", o->path,
+                          (const char *)sqlite3_column_text(st, 0), what);
+        cit_error_cause("the CA's certificate names this key; certificates and CRLs are signed with it");
+        cit_error_step("a CA is replaced by a new one (`citadel ca init NEW`), not by changing its key");
+        cit_error_context("path", "%s", o->path);
+    }
+    sqlite3_finalize(st);
+    return r;
 }

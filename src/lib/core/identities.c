@@ -723,6 +723,9 @@ _public_ int cit_identity_list(json_t **out, cit_ctx *ctx) {
 }
 
 int cit__authority_guard(cit_ctx *ctx, const cit_object *o, const char *what) {
+    int g = cit__ca_guard(ctx, o, what);
+    if (g < 0)
+        return g;
     if (!o->metadata || !cit__is_authority(o))
         return 0;
     json_t *deps = json_array();

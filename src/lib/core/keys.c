@@ -1367,7 +1367,9 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
     json_t *deps = json_array();
     r = cit__collect_dependents(s, o.id, deps, 0);
     if (r == 0 && !force && (r = cit__authority_guard(ctx, &o, "deleting it")) < 0)
-        cit_error_step("or repeat with --force: approvals already made keep working, no new ones can be made");
+        cit_error_step(cit__is_ca_key(&o) || strncmp(o.path, "ca/", 3) == 0
+                           ? "or repeat with --force: the CA can then issue nothing more"
+                           : "or repeat with --force: approvals already made keep working, no new ones can be made");
     if (r < 0)
         goto done;
     if (json_array_size(deps) && !force) {

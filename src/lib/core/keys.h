@@ -99,3 +99,6 @@ int cit__x509_name_parse(const char *subject, X509_NAME **out);
 /* Whether o is the TPM-held key of a certificate authority (ca.c): it signs certificates and
  * CRLs only. */
 bool cit__is_ca_key(const cit_object *o);
+/* CIT_E_HAS_DEPENDENTS when o is the key or key-encryption key of a CA (what: the action
+ * refused, for the message): deleting, rotating or renaming it would strand the CA. */
+int cit__ca_guard(cit_ctx *ctx, const cit_object *o, const char *what);

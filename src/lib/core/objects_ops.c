@@ -148,6 +148,8 @@ _public_ int cit_object_rename(json_t **out, cit_ctx *ctx, const char *from, con
         r = cit__ctx_store(ctx, &s);
     if (r == 0)
         r = cit__object_find(s, from, &o);
+    if (r == 0 && (r = cit__ca_guard(ctx, &o, "renaming it")) < 0)
+        cit__object_clear(&o);
     if (r < 0)
         return r;
     if ((r = cit__profile_check(ctx, to, NULL)) < 0) {
