@@ -224,6 +224,8 @@ int cit_secret_list(json_t **out, cit_ctx *ctx);
 /* ---- policies (docs/policy.md) ---- */
 /* Compiles a YAML policy file and stores it under its name (replace: a new version). */
 int cit_policy_compile(json_t **out, cit_ctx *ctx, const char *file, bool replace);
+/* The same from YAML text in memory (at most the same size as a file). */
+int cit_policy_compile_text(json_t **out, cit_ctx *ctx, const char *yaml, size_t len, bool replace);
 /* A policy from flags: the PCRs in pcrs at their values now, and/or the object's password. */
 int cit_policy_create(json_t **out, cit_ctx *ctx, const char *name, const char *pcrs, const char *bank,
                       bool password);

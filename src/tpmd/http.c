@@ -59,6 +59,7 @@ static unsigned http_status(int code) {
     case CIT_E_INVALID_PATH:
     case CIT_E_ALG_UNSUPPORTED:
     case CIT_E_AUDIT_STREAM_UNKNOWN:
+    case CIT_E_POLICY_INVALID: /* a malformed policy document, not an unmet one */
         return 400;
     case CIT_E_OBJECT_KIND:
     case CIT_E_SIGNATURE_INVALID:
@@ -309,6 +310,25 @@ static int h_key_lock(call *k) {
     return 0;
 }
 
+typedef struct sign_job {
+    call *k;
+    const cit_key_sign_options *o;
+} sign_job;
+
+/* On the TPM thread (tpmq.c), which holds the TPM lock. */
+static int sign_on_tpm(void *arg) {
+    sign_job *j = arg;
+    call *k = j->k;
+    int r = cit_key_sign(&k->out, k->d->ctx, j->o);
+    if (r == 0 && !j->o->approval &&
+        strcmp(json_string_value(json_object_get(k->out, "algorithm")) ?: "", "ed25519") == 0) {
+        /* keep it unsealed for the next signatures; a profile that requires approvals refuses */
+        if (cit_keycache_unlock(k->d->kc, k->d->ctx, j->o->path, NULL) < 0)
+            cit_error_clear();
+    }
+    return r;
+}
+
 /* Signs body's data_hex (or digest_hex) with the key at path; ed25519 keys from the session cache. */
 static int do_sign(call *k, const char *path) {
     static const field f[] = {{"data_hex", 's'}, {"digest_hex", 's'}, {"digest", 's'},
@@ -348,14 +368,10 @@ static int do_sign(call *k, const char *path) {
         .input_is_digest = has_digest,
         .approval = approval,
     };
-    lock(k);
-    r = cit_key_sign(&k->out, k->d->ctx, &o);
-    if (r == 0 && !approval && strcmp(json_string_value(json_object_get(k->out, "algorithm")) ?: "", "ed25519") == 0) {
-        /* keep it unsealed for the next signatures; a profile that requires approvals refuses */
-        if (cit_keycache_unlock(k->d->kc, k->d->ctx, path, NULL) < 0)
-            cit_error_clear();
-    }
-    unlock(k);
+    char actor[80];
+    snprintf(actor, sizeof actor, "tpmd:%s", k->rq->key_id);
+    sign_job j = {.k = k, .o = &o};
+    r = tpmq_run(k->d->tq, actor, sign_on_tpm, &j);
     free(data);
     if (r == 0) {
         atomic_fetch_add(&k->d->sign_total, 1);
@@ -407,12 +423,35 @@ static int h_delete(call *k) {
 static int h_objects(call *k) { return LOCKED(k, cit_object_list(&k->out, k->d->ctx, query(k, "kind"))); }
 static int h_policies(call *k) { return LOCKED(k, cit_policy_list(&k->out, k->d->ctx)); }
 
+/* {"yaml": TEXT, "replace"?}: a YAML policy (docs/policy.md), compiled and stored under its own
+ * name; or {"name", "pcrs"?, "bank"?, "password"?}: a policy from flags, as `policy create`. */
 static int h_policy_create(call *k) {
-    static const field f[] = {{"name", 's'}, {"pcrs", 's'}, {"bank", 's'}, {"password", 'b'}, {0}};
+    static const field f[] = {{"name", 's'}, {"pcrs", 's'},    {"bank", 's'},
+                              {"password", 'b'}, {"yaml", 's'}, {"replace", 'b'}, {0}};
     int r = parse_body(k->rq, f, &k->body);
-    if (r == 0)
-        r = need(k->body, "name");
     if (r < 0)
+        return r;
+    json_t *yaml = json_object_get(k->body, "yaml");
+    if (yaml) {
+        if (str(k->body, "name") || str(k->body, "pcrs") || str(k->body, "bank") ||
+            json_object_get(k->body, "password")) {
+            cit_error_set(CIT_E_INPUT_INVALID, "give either yaml or name with pcrs/password, not both");
+            cit_error_cause("a YAML policy carries its own name and requirements");
+            return CIT_E_INPUT_INVALID;
+        }
+        r = LOCKED(k, cit_policy_compile_text(&k->out, k->d->ctx, json_string_value(yaml), json_string_length(yaml),
+                                              json_is_true(json_object_get(k->body, "replace"))));
+        if (r == 0) {
+            snprintf(k->object, sizeof k->object, "%s", json_string_value(json_object_get(k->out, "policy")) ?: "");
+            k->status = 201;
+        }
+        return r;
+    }
+    if (json_object_get(k->body, "replace")) {
+        cit_error_set(CIT_E_INPUT_INVALID, "replace goes with yaml");
+        return CIT_E_INPUT_INVALID;
+    }
+    if ((r = need(k->body, "name")) < 0)
         return r;
     snprintf(k->object, sizeof k->object, "%s", str(k->body, "name"));
     r = LOCKED(k, cit_policy_create(&k->out, k->d->ctx, str(k->body, "name"), str(k->body, "pcrs"),

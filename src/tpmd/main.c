@@ -291,13 +291,16 @@ int main(int argc, char **argv) {
         return cit_code_exit_status(cit_error_last()->code);
     }
     json_decref(st);
-    if (cit_keycache_new(&d->kc, c->idle_lock) < 0 || auditq_start(&d->aq, d) < 0) {
+    if (cit_keycache_new(&d->kc, c->idle_lock) < 0 || auditq_start(&d->aq, d) < 0 || tpmq_start(&d->tq, d) < 0) {
         fatal("cannot start");
+        tpmq_stop(d->tq);
+        auditq_stop(d->aq);
         cit_ctx_close(d->ctx);
         return 1;
     }
     if (tpmd_tls_setup(d) < 0) {
         fatal("TLS set-up refused");
+        tpmq_stop(d->tq);
         auditq_stop(d->aq);
         cit_keycache_free(d->kc);
         cit_ctx_close(d->ctx);
@@ -344,6 +347,7 @@ int main(int argc, char **argv) {
     if (!d->mhd) {
         cit_error_set(CIT_E_USAGE, "cannot listen on %s: %s", listen, errno ? strerror(errno) : "libmicrohttpd refused");
         fatal("cannot start the HTTP service");
+        tpmq_stop(d->tq);
         auditq_stop(d->aq);
         cit_keycache_free(d->kc);
         cit_ctx_close(d->ctx);
@@ -421,6 +425,7 @@ int main(int argc, char **argv) {
     }
     int left = atomic_load(&d->inflight);
     MHD_stop_daemon(d->mhd);
+    tpmq_stop(d->tq);
     json_t *sp = json_pack("{s:i}", "unfinished_requests", left);
     auditq_append(d->aq, "tpmd.stop", sp);
     json_decref(sp);

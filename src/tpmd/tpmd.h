@@ -43,6 +43,7 @@ typedef struct tpmd_config {
 } tpmd_config;
 
 typedef struct auditq auditq;
+typedef struct tpmq tpmq;
 
 /* A client connection, watched for slow headers (socket context of MHD). */
 typedef struct tpmd_conn {
@@ -59,6 +60,7 @@ typedef struct tpmd {
     pthread_rwlock_t keys_lock; /* SIGHUP swaps the key set */
     tpmd_keyset *keys;          /* NULL: no keys configured (loopback or --insecure-no-auth) */
     auditq *aq;
+    tpmq *tq;                   /* the TPM thread: signature requests run back to back */
     struct MHD_Daemon *mhd;
     pthread_mutex_t conns_lock;
     tpmd_conn *conns;
@@ -112,6 +114,14 @@ int auditq_append(auditq *q, const char *event, json_t *payload);
 /* Appends without waiting (authentication failures). */
 void auditq_post(auditq *q, const char *event, json_t *payload);
 void auditq_stop(auditq *q);
+
+/* tpmq.c: the TPM thread */
+int tpmq_start(tpmq **out, tpmd *d);
+/* Runs fn(arg) on the TPM thread under the TPM lock, the context's actor set to actor; returns
+ * its result with its error state (cit_error_last) carried over to the calling thread. */
+int tpmq_run(tpmq *q, const char *actor, int (*fn)(void *arg), void *arg);
+/* Runs what is queued, then stops the thread. */
+void tpmq_stop(tpmq *q);
 
 /* tls.c */
 /* Loads TLS material for the configuration: files, or the TPM identity's key (its certificate

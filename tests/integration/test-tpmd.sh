@@ -421,6 +421,55 @@ test_tpmd_load_keepalive() {
     done
 }
 
+test_tpmd_policy_yaml_upload() {
+    init_vtpm
+    keys_file
+    start_tpmd --keys-file "$T/keys"
+    printf 'name: boot-integrity\nrequires:\n  pcr:\n    - index: 7\n    - index: 11\n      bank: sha256\n  auth_value: true\n' >p.yaml
+    body=$(python3 -c 'import json,sys; print(json.dumps({"yaml": open(sys.argv[1]).read()}))' p.yaml)
+    KEY=$READ req POST /v1/policies "$body"
+    assert_eq "$CODE" 403 "a read key cannot create policies"
+    KEY=$ADMIN req POST /v1/policies "$body"
+    assert_eq "$CODE" 201 "yaml upload: $(cat "$T/resp")"
+    assert_eq "$(json "$T/resp" 'd["policy"]')" boot-integrity
+    http_digest=$(json "$T/resp" 'd["digest"]')
+    # the same digest as the CLI compiles from the same file in another workspace on the same TPM
+    stop_tpmd
+    cp p.yaml p2.yaml
+    sed -i 's/boot-integrity/cli-copy/' p2.yaml
+    cli_digest=$(citadel tpm --json policy compile p2.yaml | json - 'd["digest"]')
+    assert_eq "$http_digest" "$cli_digest" "HTTP and CLI compile the same policy"
+    start_tpmd --keys-file "$T/keys"
+    # once more without replace: it exists (409); with replace: a new version (201)
+    KEY=$ADMIN req POST /v1/policies "$body"
+    assert_eq "$CODE" 409 "exists: $(cat "$T/resp")"
+    body2=$(python3 -c 'import json,sys; print(json.dumps({"yaml": open(sys.argv[1]).read(), "replace": True}))' p.yaml)
+    KEY=$ADMIN req POST /v1/policies "$body2"
+    assert_eq "$CODE" 201 "replace: $(cat "$T/resp")"
+    # bad YAML: 400 with the policy code, line and column; nothing stored
+    KEY=$ADMIN req POST /v1/policies '{"yaml": "name: p\nrequires:\n  pcr:\n    - index: 7\n  colour: blue\n"}'
+    assert_eq "$CODE" 400 "unknown key: $(cat "$T/resp")"
+    assert_eq "$(errcode)" TPM0052
+    assert_contains "$(cat "$T/resp")" "colour"
+    KEY=$ADMIN req POST /v1/policies '{"yaml": "name: x\nrequires: {}\n", "name": "x"}'
+    assert_eq "$CODE" 400 "yaml and name together"
+    KEY=$ADMIN req POST /v1/policies '{"name": "y", "pcrs": "7", "replace": true}'
+    assert_eq "$CODE" 400 "replace without yaml"
+    KEY=$READ req GET /v1/policies
+    assert_contains "$(cat "$T/resp")" boot-integrity
+    assert_not_contains "$(cat "$T/resp")" '"p"'
+    stop_tpmd
+    # the uploads are in the audit log under the admin's key id
+    n=$(python3 - "$TPM_STORE_PATH" <<'PY'
+import sqlite3, sys, json
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("SELECT actor, payload FROM audit_entries WHERE stream='tpmd' AND event='policy.create'").fetchall()
+print(sum(1 for a, p in rows if b"boot-integrity" in bytes(p) and b"alice" in bytes(p)))
+PY
+)
+    [ "$n" -ge 2 ] || fail "policy.create entries for boot-integrity by alice: $n"
+}
+
 tls_ca() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
         -days 2 -subj /CN=test-ca >/dev/null 2>&1

@@ -95,18 +95,12 @@ done:
     return r;
 }
 
-_public_ int cit_policy_compile(json_t **out, cit_ctx *ctx, const char *file, bool replace) {
-    cit_error_clear();
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int r = cit__read_input(file, CIT_POLICY_MAX, "the policy", true, &buf, &len);
-    if (r < 0)
-        return r;
+/* The YAML text of a policy, compiled and stored; label names it in errors (a file or "request"). */
+static int compile_buf(json_t **out, cit_ctx *ctx, const uint8_t *buf, size_t len, bool replace, const char *label) {
     json_t *pol = NULL;
-    r = cit__policy_parse(&pol, (const char *)buf, len);
+    int r = cit__policy_parse(&pol, (const char *)buf, len);
     if (r < 0) {
-        cit_error_context("file", "%s", file);
-        free(buf);
+        cit_error_context("file", "%s", label);
         return r;
     }
     cit_store *s;
@@ -115,8 +109,34 @@ _public_ int cit_policy_compile(json_t **out, cit_ctx *ctx, const char *file, bo
     if (r == 0)
         r = store_policy(ctx, pol, (const char *)buf, replace, out);
     json_decref(pol);
-    free(buf);
     return r < 0 ? r : 0;
+}
+
+_public_ int cit_policy_compile(json_t **out, cit_ctx *ctx, const char *file, bool replace) {
+    cit_error_clear();
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r = cit__read_input(file, CIT_POLICY_MAX, "the policy", true, &buf, &len);
+    if (r < 0)
+        return r;
+    r = compile_buf(out, ctx, buf, len, replace, file);
+    free(buf);
+    return r;
+}
+
+_public_ int cit_policy_compile_text(json_t **out, cit_ctx *ctx, const char *yaml, size_t len, bool replace) {
+    cit_error_clear();
+    /* the stored source is text: no NUL inside (the file reader refuses those too) */
+    if (memchr(yaml, 0, len)) {
+        cit_error_set(CIT_E_INPUT_INVALID, "the policy text contains a NUL byte");
+        return CIT_E_INPUT_INVALID;
+    }
+    char *buf = len <= CIT_POLICY_MAX ? strndup(yaml, len) : NULL;
+    if (len <= CIT_POLICY_MAX && !buf)
+        return cit_error_set(CIT_E_INTERNAL, "out of memory");
+    int r = compile_buf(out, ctx, (const uint8_t *)(buf ? buf : yaml), len, replace, "request");
+    free(buf);
+    return r;
 }
 
 _public_ int cit_policy_create(json_t **out, cit_ctx *ctx, const char *name, const char *pcrs, const char *bank,
