@@ -7,6 +7,8 @@
 #   /bigclose  17 MiB delimited by the close (no Content-Length)
 #   /slow      answers after 5 seconds
 #   /notes     204 No Content
+#   /interim   a 100 Continue, then the answer
+#   HEAD       headers with a Content-Length of 100, and no body (as HTTP wants)
 # Usage: http-test-server.py READY_FILE [--cert F --key F]; writes its URL to READY_FILE.
 import json, socket, ssl, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,12 +62,21 @@ class H(BaseHTTPRequestHandler):
         elif p == "/slow":
             time.sleep(5)
             self._send(200, b"{}")
+        elif p == "/interim":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self._send(200, b'{"after":"interim"}')
         elif p == "/notes":
             self.send_response(204)
             self.send_header("Connection", "close")
             self.end_headers()
         else:
             self._send(404, b'{"error":"no route"}')
+
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "100")
+        self.send_header("Connection", "close")
+        self.end_headers()
 
     do_GET = do_POST = do_PUT = do_DELETE = handle_any
 

@@ -185,6 +185,14 @@ test_net_http_bodies_and_limits() {
     assert_eq "$DRC" 0
     assert_contains "$(cat drv.err)" "status 204"
     assert_eq "$(stat -c %s body)" 0
+    # an interim 100 Continue before the answer; HEAD has no body whatever Content-Length says
+    drv GET "$U/interim"
+    assert_eq "$DRC" 0 "$(cat drv.err)"
+    assert_eq "$(json body 'd["after"]')" interim
+    drv HEAD "$U/echo" --timeout 5
+    assert_eq "$DRC" 0 "$(cat drv.err)"
+    assert_contains "$(cat drv.err)" "status 200"
+    assert_eq "$(stat -c %s body)" 0
     # over the 16 MiB cap, with Content-Length and delimited by the close
     for p in big bigclose; do
         drv GET "$U/$p"
@@ -238,4 +246,10 @@ test_net_tls_host_name_is_checked() {
     drv GET "$U/chunked" --cacert ca.pem
     assert_eq "$DRC" 0 "$(cat drv.err)"
     assert_eq "$(stat -c %s body)" $((7 + 8 + 5000))
+    # a TLS server that does not answer in time
+    s=$SECONDS
+    drv GET "$U/slow" --cacert ca.pem --timeout 1
+    assert_eq "$DRC" 6
+    assert_contains "$(cat drv.err)" "error[TPM0198]"
+    [ $((SECONDS - s)) -le 3 ] || fail "the timeout took $((SECONDS - s)) s"
 }
