@@ -42,6 +42,9 @@ typedef struct conn {
     cit_tls_creds *creds;
     uint64_t deadline; /* CLOCK_MONOTONIC, ms */
     const char *host;
+    /* a response from memory instead of a socket (cit__http_parse_response, for the fuzzer) */
+    const uint8_t *mem;
+    size_t mem_len, mem_off, mem_step;
 } conn;
 
 static uint64_t now_ms(void) {
@@ -307,6 +310,17 @@ static int send_all(conn *c, const char *b, size_t n) {
 
 /* Reads some bytes; 0 at the end of the stream. */
 static int recv_some(conn *c, char *b, size_t cap, size_t *got) {
+    if (c->mem) {
+        size_t n = c->mem_len - c->mem_off;
+        if (n > cap)
+            n = cap;
+        if (n > c->mem_step)
+            n = c->mem_step;
+        memcpy(b, c->mem + c->mem_off, n);
+        c->mem_off += n;
+        *got = n;
+        return 0;
+    }
     for (;;) {
         ssize_t n;
         if (c->s) {
@@ -561,6 +575,17 @@ static int read_response(conn *c, cit_http_resp *resp, bool head) {
     resp->len = blen;
 done:
     free(rb.b);
+    return r;
+}
+
+int cit__http_parse_response(cit_http_resp *resp, const uint8_t *raw, size_t len, size_t step, bool head) {
+    cit_error_clear();
+    conn c = {.fd = -1, .host = "memory", .mem = raw, .mem_len = len, .mem_step = step ? step : 1};
+    c.deadline = now_ms() + 60000;
+    cit_http_resp tmp = {0};
+    int r = read_response(&c, &tmp, head);
+    if (r == 0)
+        *resp = tmp;
     return r;
 }
 
