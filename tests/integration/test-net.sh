@@ -134,6 +134,14 @@ test_net_mutual_tls_client_key_in_tpm() {
     openssl x509 -in seen.pem -pubkey -noout >seen-pub.pem
     assert_eq "$(openssl pkey -pubin -in seen-pub.pem -outform DER | sha256sum)" \
         "$(openssl pkey -pubin -in node-pub.pem -outform DER | sha256sum)"
+    # a P-384 identity too (ECDSA with SHA-384 in the TPM)
+    citadel tpm identity init node384 --usage tls-client --algorithm ecc-p384 >/dev/null
+    citadel tpm identity csr node384 --subject /CN=node-384 --output node384.csr >/dev/null
+    issue node384.csr node384.pem
+    citadel tpm identity cert-import node384 --input node384.pem >/dev/null
+    drv GET "https://127.0.0.1:$P/" --cacert ca.pem --identity node384
+    assert_eq "$DRC" 0 "$(cat drv.err)"
+    assert_contains "$(cat body)" "CN=node-384"
     # without a client certificate the server refuses the handshake
     drv GET "https://127.0.0.1:$P/" --cacert ca.pem
     assert_eq "$DRC" 6
