@@ -697,6 +697,100 @@ static void test_ecdsa(void **state) {
     check_ecdsa(key_p521, TPM2_ALG_SHA512, 66);
 }
 
+/* The ECDSA DER encoder writes the bytes directly: it must equal i2d_ECDSA_SIG for r and s of
+ * every shape (leading zeros, high bit set, one byte, P-521 lengths with long-form lengths). */
+static void test_ecdsa_der_matches_openssl(void **state) {
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    for (int k = 0; k < 4000; k++) {
+        TPMT_SIGNATURE ts = {0};
+        ts.sigAlg = TPM2_ALG_ECDSA;
+        ts.signature.ecdsa.hash = TPM2_ALG_SHA256;
+        TPM2B_ECC_PARAMETER *parts[2] = {&ts.signature.ecdsa.signatureR, &ts.signature.ecdsa.signatureS};
+        for (int p = 0; p < 2; p++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t n = 1 + (size_t)(x % 66);
+            parts[p]->size = (UINT16)n;
+            for (size_t i = 0; i < n; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                parts[p]->buffer[i] = (uint8_t)x;
+            }
+            if (k % 5 == 1) /* leading zero bytes */
+                memset(parts[p]->buffer, 0, n / 2);
+            if (k % 7 == 2) /* the high bit */
+                parts[p]->buffer[0] |= 0x80;
+            if (k % 11 == 3 && n > 1) /* a zero with a set high bit after it */
+                parts[p]->buffer[0] = 0, parts[p]->buffer[1] |= 0x80;
+        }
+        uint8_t *enc = NULL;
+        size_t enc_len = 0;
+        assert_int_equal(cit__sig_encode(&enc, &enc_len, &ts, CIT_SIG_ENC_DER, 66), 0);
+        ECDSA_SIG *es = ECDSA_SIG_new();
+        BIGNUM *r = BN_bin2bn(parts[0]->buffer, parts[0]->size, NULL), *s = BN_bin2bn(parts[1]->buffer, parts[1]->size, NULL);
+        assert_int_equal(ECDSA_SIG_set0(es, r, s), 1);
+        uint8_t *want = NULL;
+        int wl = i2d_ECDSA_SIG(es, &want);
+        assert_true(wl > 0);
+        assert_int_equal(enc_len, (size_t)wl);
+        assert_memory_equal(enc, want, enc_len);
+        OPENSSL_free(want);
+        ECDSA_SIG_free(es);
+        free(enc);
+    }
+}
+
+/* The PEM written directly for P-256/P-384 TPM publics equals OpenSSL's, with coordinates the
+ * TPM gave with their leading zero bytes stripped too; RSA goes through OpenSSL. */
+static void test_tpm_public_pem_matches_openssl(void **state) {
+    const char *curves[2] = {"P-256", "P-384"};
+    TPM2_ECC_CURVE ids[2] = {TPM2_ECC_NIST_P256, TPM2_ECC_NIST_P384};
+    for (int c = 0; c < 2; c++) {
+        size_t cs = c ? 48 : 32;
+        for (int k = 0; k < 40; k++) {
+            EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curves[c]);
+            assert_non_null(pk);
+            BIGNUM *x = NULL, *y = NULL;
+            assert_int_equal(EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_EC_PUB_X, &x), 1);
+            assert_int_equal(EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_EC_PUB_Y, &y), 1);
+            TPM2B_PUBLIC pub = {0};
+            pub.publicArea.type = TPM2_ALG_ECC;
+            pub.publicArea.nameAlg = TPM2_ALG_SHA256;
+            pub.publicArea.parameters.eccDetail.curveID = ids[c];
+            pub.publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+            pub.publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+            pub.publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+            /* full size, or (every other key) without leading zeros as BN_bn2bin gives them */
+            if (k % 2) {
+                pub.publicArea.unique.ecc.x.size = (UINT16)BN_bn2bin(x, pub.publicArea.unique.ecc.x.buffer);
+                pub.publicArea.unique.ecc.y.size = (UINT16)BN_bn2bin(y, pub.publicArea.unique.ecc.y.buffer);
+            } else {
+                pub.publicArea.unique.ecc.x.size = (UINT16)cs;
+                pub.publicArea.unique.ecc.y.size = (UINT16)cs;
+                assert_int_equal(BN_bn2binpad(x, pub.publicArea.unique.ecc.x.buffer, (int)cs), (int)cs);
+                assert_int_equal(BN_bn2binpad(y, pub.publicArea.unique.ecc.y.buffer, (int)cs), (int)cs);
+            }
+            char *mine = NULL, *theirs = NULL;
+            assert_int_equal(cit__tpm_public_pem(&mine, &pub), 0);
+            assert_int_equal(cit__pubkey_pem(&theirs, pk), 0);
+            assert_string_equal(mine, theirs);
+            free(mine);
+            free(theirs);
+            BN_free(x);
+            BN_free(y);
+            EVP_PKEY_free(pk);
+        }
+    }
+    /* an RSA public goes through OpenSSL */
+    TPM2B_PUBLIC rsa = {0};
+    rsa.publicArea.type = TPM2_ALG_RSA;
+    rsa.publicArea.parameters.rsaDetail.keyBits = 2048;
+    rsa.publicArea.unique.rsa.size = 256;
+    memset(rsa.publicArea.unique.rsa.buffer, 0xc5, 256);
+    char *pem = NULL;
+    assert_int_equal(cit__tpm_public_pem(&pem, &rsa), 0);
+    assert_non_null(strstr(pem, "-----BEGIN PUBLIC KEY-----"));
+    free(pem);
+}
+
 static void test_ecdsa_short_components(void **state) {
     /* A TPM may return r or s without leading zeros; raw output must still be full size. */
     TPMT_SIGNATURE ts = {0};
@@ -963,6 +1057,8 @@ int main(void) {
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_ecdsa),
         cmocka_unit_test(test_ecdsa_short_components),
+        cmocka_unit_test(test_ecdsa_der_matches_openssl),
+        cmocka_unit_test(test_tpm_public_pem_matches_openssl),
         cmocka_unit_test(test_rsa_pkcs1),
         cmocka_unit_test(test_rsa_pss),
         cmocka_unit_test(test_rsa_pss_max_salt),

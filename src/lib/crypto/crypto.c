@@ -267,6 +267,65 @@ int cit__pubkey_pem(char **out, EVP_PKEY *pk) {
     return 0;
 }
 
+/* SubjectPublicKeyInfo DER prefixes (RFC 5480) of uncompressed P-256 and P-384 points: the
+ * AlgorithmIdentifier (id-ecPublicKey, the curve) and the BIT STRING header. */
+static const uint8_t spki_p256[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+                                    0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03,
+                                    0x42, 0x00};
+static const uint8_t spki_p384[] = {0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+                                    0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00};
+
+int cit__tpm_public_pem(char **out, const TPM2B_PUBLIC *pub) {
+    const TPMT_PUBLIC *p = pub ? &pub->publicArea : NULL;
+    size_t cs = 0;
+    const uint8_t *prefix = NULL;
+    size_t pl = 0;
+    if (p && p->type == TPM2_ALG_ECC && p->parameters.eccDetail.curveID == TPM2_ECC_NIST_P256)
+        cs = 32, prefix = spki_p256, pl = sizeof spki_p256;
+    else if (p && p->type == TPM2_ALG_ECC && p->parameters.eccDetail.curveID == TPM2_ECC_NIST_P384)
+        cs = 48, prefix = spki_p384, pl = sizeof spki_p384;
+    if (!cs || p->unique.ecc.x.size > cs || p->unique.ecc.y.size > cs || !p->unique.ecc.x.size ||
+        !p->unique.ecc.y.size) {
+        /* RSA, other curves, odd sizes: through OpenSSL (which also checks the point) */
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pk = NULL;
+        int r = cit__pubkey_from_tpm(&pk, pub);
+        return r < 0 ? r : cit__pubkey_pem(out, pk);
+    }
+    /* The encoding is fixed: writing it saves OpenSSL's encoder set-up (milliseconds on first
+     * use, in every `attest quote` process). The point is not validated here: it comes from the
+     * TPM, and whoever uses the key parses it. */
+    uint8_t der[sizeof spki_p256 + 1 + 2 * 48];
+    size_t n = 0;
+    memcpy(der, prefix, pl);
+    n = pl;
+    der[n++] = 0x04;
+    memset(der + n, 0, 2 * cs);
+    memcpy(der + n + cs - p->unique.ecc.x.size, p->unique.ecc.x.buffer, p->unique.ecc.x.size);
+    memcpy(der + n + 2 * cs - p->unique.ecc.y.size, p->unique.ecc.y.buffer, p->unique.ecc.y.size);
+    n += 2 * cs;
+    _cleanup_free_ char *b64 = NULL;
+    int r = cit__base64_encode(&b64, der, n);
+    if (r < 0)
+        return r;
+    size_t bl = strlen(b64), lines = (bl + 63) / 64;
+    static const char head[] = "-----BEGIN PUBLIC KEY-----\n", tail[] = "-----END PUBLIC KEY-----\n";
+    char *s = malloc(sizeof head + bl + lines + sizeof tail);
+    if (!s)
+        return oom();
+    size_t o = 0;
+    memcpy(s, head, sizeof head - 1);
+    o = sizeof head - 1;
+    for (size_t i = 0; i < bl; i += 64) {
+        size_t k = bl - i < 64 ? bl - i : 64;
+        memcpy(s + o, b64 + i, k);
+        o += k;
+        s[o++] = '\n';
+    }
+    memcpy(s + o, tail, sizeof tail); /* with its NUL */
+    *out = s;
+    return 0;
+}
+
 int cit__pubkey_der(uint8_t **out, size_t *out_len, EVP_PKEY *pk) {
     uint8_t *buf, *p;
     int n;
@@ -707,34 +766,48 @@ static const uint8_t *strip_zeros(const uint8_t *b, size_t *n) {
 }
 
 /* DER Ecdsa-Sig-Value from big-endian r and s. */
+/* One DER INTEGER (minimal: leading zeros stripped, 0x00 before a set high bit) at p; returns
+ * its length. b is big-endian and unsigned. */
+static size_t der_uint(uint8_t *p, const uint8_t *b, size_t n) {
+    while (n > 0 && b[0] == 0) {
+        b++;
+        n--;
+    }
+    bool pad = n == 0 || (b[0] & 0x80); /* zero is the single byte 0x00 */
+    size_t body = n + (pad ? 1 : 0), o = 0;
+    p[o++] = 0x02;
+    if (body >= 0x80)
+        p[o++] = 0x81;
+    p[o++] = (uint8_t)body;
+    if (pad)
+        p[o++] = 0;
+    memcpy(p + o, b, n);
+    return o + n;
+}
+
+/* ECDSA-Sig-Value (RFC 3279: SEQUENCE { r INTEGER, s INTEGER }) from r and s, written directly:
+ * this runs for every quote and signature verified, and BIGNUMs cost more than the encoding. */
 static int ecdsa_der(uint8_t **out, size_t *out_len, const uint8_t *r, size_t r_len,
                      const uint8_t *s, size_t s_len) {
-    _cleanup_(ECDSA_SIG_freep) ECDSA_SIG *sig = NULL;
-    BIGNUM *br, *bs;
-    uint8_t *der = NULL;
-    int n;
-
-    sig = ECDSA_SIG_new();
-    br = BN_bin2bn(r, (int)r_len, NULL);
-    bs = BN_bin2bn(s, (int)s_len, NULL);
-    if (!sig || !br || !bs || !ECDSA_SIG_set0(sig, br, bs)) {
-        BN_free(br);
-        BN_free(bs);
-        return cit__openssl_error(CIT_E_CRYPTO, "cannot build the ECDSA signature");
-    }
-    n = i2d_ECDSA_SIG(sig, NULL);
-    if (n <= 0)
-        return cit__openssl_error(CIT_E_CRYPTO, "cannot encode the ECDSA signature");
-    der = malloc((size_t)n);
+    if (r_len > 128 || s_len > 128)
+        return cit_error_set(CIT_E_INPUT_INVALID, "the ECDSA signature is too long");
+    uint8_t ints[2 * (3 + 1 + 128)];
+    size_t il = der_uint(ints, r, r_len);
+    il += der_uint(ints + il, s, s_len);
+    uint8_t *der = malloc(il + 4);
     if (!der)
         return oom();
-    uint8_t *p = der;
-    if (i2d_ECDSA_SIG(sig, &p) != n) {
-        free(der);
-        return cit__openssl_error(CIT_E_CRYPTO, "cannot encode the ECDSA signature");
-    }
+    size_t o = 0;
+    der[o++] = 0x30;
+    if (il >= 0x100) {
+        der[o++] = 0x82;
+        der[o++] = (uint8_t)(il >> 8);
+    } else if (il >= 0x80)
+        der[o++] = 0x81;
+    der[o++] = (uint8_t)il;
+    memcpy(der + o, ints, il);
     *out = der;
-    *out_len = (size_t)n;
+    *out_len = o + il;
     return 0;
 }
 
@@ -869,7 +942,10 @@ int cit__sig_verify(EVP_PKEY *pk, cit_sig_scheme scheme, TPMI_ALG_HASH hash, con
     }
 
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
-    if (!ctx || EVP_PKEY_verify_init(ctx) <= 0 || EVP_PKEY_CTX_set_signature_md(ctx, md) <= 0)
+    /* ECDSA verifies the digest as it is (its length was checked above): naming the hash would
+     * only make OpenSSL fetch it by name again, on every quote a verifier checks */
+    if (!ctx || EVP_PKEY_verify_init(ctx) <= 0 ||
+        (scheme != CIT_SCHEME_ECDSA && EVP_PKEY_CTX_set_signature_md(ctx, md) <= 0))
         return cit__openssl_error(CIT_E_CRYPTO, "cannot set up signature verification");
     if (scheme == CIT_SCHEME_RSASSA && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0)
         return cit__openssl_error(CIT_E_CRYPTO, "cannot set up RSA PKCS#1 v1.5 verification");

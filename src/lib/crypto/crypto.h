@@ -21,6 +21,9 @@ typedef enum { CIT_SCHEME_ECDSA, CIT_SCHEME_RSASSA, CIT_SCHEME_RSAPSS } cit_sig_
 int cit__pubkey_from_tpm(EVP_PKEY **out, const TPM2B_PUBLIC *pub);
 /* SubjectPublicKeyInfo as PEM text (NUL-terminated) / DER bytes. */
 int cit__pubkey_pem(char **out, EVP_PKEY *pk);
+/* The PEM SubjectPublicKeyInfo of a TPM public area: P-256/P-384 written directly (the same
+ * bytes OpenSSL writes), anything else through OpenSSL. */
+int cit__tpm_public_pem(char **out, const TPM2B_PUBLIC *pub);
 int cit__pubkey_der(uint8_t **out, size_t *out_len, EVP_PKEY *pk);
 /* Parses a PEM SubjectPublicKeyInfo. CIT_E_INPUT_INVALID when it is not one. */
 int cit__pubkey_from_pem(EVP_PKEY **out, const char *pem, size_t len);
