@@ -126,10 +126,10 @@ $(B)/tests/%.so: tests/drivers/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -Wall -Wextra $(WERROR) -fPIC -shared -o $@ $< -ldl
 
-$(B)/tests/test-fuzz-%: tests/fuzz/fuzz-%.c $(B)/libcitadel.a
+$(B)/tests/test-fuzz-%: tests/fuzz/fuzz-%.c $(B)/libcitadel-net.a $(B)/libcitadel.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< \
-	    $(B)/libcitadel.a $(LDLIBS) $(shell pkg-config --libs cmocka)
+	$(CC) $(CPPFLAGS) $(NET_CFLAGS) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< \
+	    $(B)/libcitadel-net.a $(B)/libcitadel.a $(NET_LIBS) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
 $(B)/bench/%: bench/%.c $(B)/libcitadel.a
 	@mkdir -p $(dir $@)

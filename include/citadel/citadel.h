@@ -566,7 +566,8 @@ int cit_key_public_blob(cit_ctx *ctx, const char *path, uint8_t **blob, size_t *
 int cit_attest_certify(json_t **out, cit_ctx *ctx, const char *ak, const char *key_path,
                        const uint8_t *qualifying, size_t qlen);
 /* In software, no TPM: the AK's TPM2B_PUBLIC must be a restricted signing key (not decrypt)
- * with fixedTPM, fixedParent and sensitiveDataOrigin, RSA or NIST ECC. On success *spki_pem
+ * with fixedTPM, fixedParent and sensitiveDataOrigin, RSA or NIST ECC, its name algorithm and
+ * signing scheme (ECDSA, RSASSA, RSAPSS) with SHA-256 or stronger, no reserved attribute bit. On success *spki_pem
  * (its SubjectPublicKeyInfo PEM) and *name_hex (its TPM name) are the caller's (either may be
  * NULL) and *out is {"valid":true,"ak_name","ak_public_pem","attributes"}. On refusal returns
  * CIT_E_AK_PUBLIC_INVALID and *out is still set (the caller's): {"valid":false,"detail",...}. */
@@ -575,7 +576,7 @@ int cit_attest_ak_public_check(json_t **out, const uint8_t *ak_public, size_t le
  * checks[] in *out, each {"check","status","detail","code"?}: ak_public (as
  * cit_attest_ak_public_check: CIT_E_AK_PUBLIC_INVALID), format (TPM_GENERATED magic, type
  * TPM_ST_ATTEST_CERTIFY, a TPMT_SIGNATURE: CIT_E_CERTIFY_MALFORMED), signature (by the AK over
- * the attest bytes, SHA-256 or stronger: CIT_E_CERTIFY_SIGNATURE), qualifying (extraData ==
+ * the attest bytes, in the AK's own scheme: CIT_E_CERTIFY_SIGNATURE), qualifying (extraData ==
  * qualifying: CIT_E_CERTIFY_QUALIFYING), name (the certified name == the name of key_public:
  * CIT_E_CERTIFY_NAME), key_attributes (fixedTPM, fixedParent, sensitiveDataOrigin, sign, not
  * decrypt: CIT_E_CERTIFY_KEY_ATTRIBUTES). Returns 0 with *valid false and "code" (the first

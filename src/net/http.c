@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +42,9 @@ typedef struct conn {
     cit_tls_creds *creds;
     uint64_t deadline; /* CLOCK_MONOTONIC, ms */
     const char *host;
+    /* a response from memory instead of a socket (cit__http_parse_response, for the fuzzer) */
+    const uint8_t *mem;
+    size_t mem_len, mem_off, mem_step;
 } conn;
 
 static uint64_t now_ms(void) {
@@ -153,8 +157,12 @@ static int tcp_connect(conn *c, const url *u) {
             close(fd);
             continue;
         }
-        /* blocking from here, each wait bounded by poll */
+        /* blocking from here, each wait bounded by poll (and a send by SO_SNDTIMEO) */
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        int ms = remaining(c);
+        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c->fd = fd;
@@ -302,22 +310,39 @@ static int send_all(conn *c, const char *b, size_t n) {
 
 /* Reads some bytes; 0 at the end of the stream. */
 static int recv_some(conn *c, char *b, size_t cap, size_t *got) {
+    if (c->mem) {
+        size_t n = c->mem_len - c->mem_off;
+        if (n > cap)
+            n = cap;
+        if (n > c->mem_step)
+            n = c->mem_step;
+        memcpy(b, c->mem + c->mem_off, n);
+        c->mem_off += n;
+        *got = n;
+        return 0;
+    }
     for (;;) {
-        if (!c->s || gnutls_record_check_pending(c->s) == 0) {
-            int r = wait_fd(c, POLLIN, "reading the response");
-            if (r < 0)
-                return r;
-        }
         ssize_t n;
         if (c->s) {
+            /* GnuTLS may hold buffered bytes the socket no longer shows: it waits on its own */
+            int ms = remaining(c);
+            if (ms <= 0)
+                return timeout_error(c, "reading the response");
+            gnutls_record_set_timeout(c->s, (unsigned)ms);
             n = gnutls_record_recv(c->s, b, cap);
-            if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+            /* AGAIN also follows a post-handshake message (a TLS 1.3 session ticket): read on */
+            if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN)
                 continue;
+            if (n == GNUTLS_E_TIMEDOUT)
+                return timeout_error(c, "reading the response");
             if (n == GNUTLS_E_PREMATURE_TERMINATION) /* a close without close_notify ends the body too */
                 n = 0;
             if (n < 0)
                 return tls_error(c, (int)n, "receive");
         } else {
+            int r = wait_fd(c, POLLIN, "reading the response");
+            if (r < 0)
+                return r;
             n = recv(c->fd, b, cap, 0);
             if (n < 0 && (errno == EINTR || errno == EAGAIN))
                 continue;
@@ -397,31 +422,52 @@ static bool header(const char *h, const char *end, const char *name, char *v, si
     return false;
 }
 
-static int read_response(conn *c, cit_http_resp *resp) {
+static int read_response(conn *c, cit_http_resp *resp, bool head) {
     rbuf rb = {0};
     char *hend = NULL;
     int r = 0;
-    /* the status line and headers */
-    while (!(hend = rb.b ? strstr(rb.b, "\r\n\r\n") : NULL)) {
-        if (rb.len > CIT_HTTP_HEADER_MAX) {
-            r = malformed(c, "its headers are longer than the cap");
-            goto done;
-        }
-        if (rb.eof) {
-            r = malformed(c, rb.len ? "the connection closed inside the headers" : "the server closed the connection "
-                                                                                   "without answering");
-            goto done;
-        }
-        if ((r = fill(c, &rb)) < 0)
-            goto done;
-    }
     unsigned major = 0, minor = 0, status = 0;
-    if (sscanf(rb.b, "HTTP/%u.%u %3u", &major, &minor, &status) != 3 || major != 1 || status < 100 || status > 999) {
-        r = malformed(c, "bad status line");
-        goto done;
+    for (;;) {
+        /* the status line and headers */
+        while (!(hend = rb.b ? strstr(rb.b, "\r\n\r\n") : NULL)) {
+            if (rb.len > CIT_HTTP_HEADER_MAX) {
+                r = malformed(c, "its headers are longer than the cap");
+                goto done;
+            }
+            if (rb.eof) {
+                r = malformed(c, rb.len ? "the connection closed inside the headers"
+                                        : "the server closed the connection without answering");
+                goto done;
+            }
+            if ((r = fill(c, &rb)) < 0)
+                goto done;
+        }
+        if (sscanf(rb.b, "HTTP/%u.%u %3u", &major, &minor, &status) != 3 || major != 1 || status < 100 ||
+            status > 999) {
+            r = malformed(c, "bad status line");
+            goto done;
+        }
+        if (status >= 200 || status == 101)
+            break;
+        /* an interim response (100 Continue, 103 Early Hints): the final one follows */
+        size_t used = (size_t)(hend - rb.b) + 4;
+        memmove(rb.b, rb.b + used, rb.len - used);
+        rb.len -= used;
+        rb.b[rb.len] = 0;
     }
     char *hs = strstr(rb.b, "\r\n") + 2;
     size_t body_off = (size_t)(hend - rb.b) + 4;
+    if (head || status == 204 || status == 304 || status == 101) { /* no body, whatever the headers say */
+        char *out = strdup("");
+        if (!out) {
+            r = cit_error_set(CIT_E_INTERNAL, "out of memory");
+            goto done;
+        }
+        resp->status = (int)status;
+        resp->body = out;
+        resp->len = 0;
+        goto done;
+    }
     char v[64];
     bool chunked = header(hs, hend + 2, "Transfer-Encoding", v, sizeof v) && strcasestr(v, "chunked");
     long long clen = -1;
@@ -532,6 +578,17 @@ done:
     return r;
 }
 
+int cit__http_parse_response(cit_http_resp *resp, const uint8_t *raw, size_t len, size_t step, bool head) {
+    cit_error_clear();
+    conn c = {.fd = -1, .host = "memory", .mem = raw, .mem_len = len, .mem_step = step ? step : 1};
+    c.deadline = now_ms() + 60000;
+    cit_http_resp tmp = {0};
+    int r = read_response(&c, &tmp, head);
+    if (r == 0)
+        *resp = tmp;
+    return r;
+}
+
 static bool token(const char *s) {
     if (!s || !*s || strlen(s) > 32)
         return false;
@@ -607,7 +664,7 @@ int cit_http_request(cit_http_resp *resp, const char *method, const char *url_s,
     if (r == 0 && body_len)
         r = send_all(&c, body, body_len);
     if (r == 0)
-        r = read_response(&c, &tmp);
+        r = read_response(&c, &tmp, strcmp(method, "HEAD") == 0);
     if (r < 0) {
         cit_error_context("url", "%s", url_s);
     } else

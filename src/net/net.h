@@ -82,3 +82,7 @@ int cit_http_request(cit_http_resp *resp, const char *method, const char *url, c
                      const char *const *headers /* "Name: value", NULL-terminated, may be NULL */,
                      unsigned timeout_sec);
 void cit_http_resp_free(cit_http_resp *r);
+
+/* Internal (tests/fuzz/fuzz-http.c): parses a raw HTTP response held in memory as
+ * cit_http_request parses one from the network, delivered step bytes per read (0: 1). */
+int cit__http_parse_response(cit_http_resp *resp, const uint8_t *raw, size_t len, size_t step, bool head);

@@ -25,6 +25,8 @@
 
 #define TPM_GENERATED 0xff544347u
 #define QUALIFYING_MAX 64
+/* TPMA_OBJECT bits 0, 3, 8, 9, 12-15 and 20-31 are reserved (bit 19 is x509sign) */
+#define TPMA_RESERVED 0xfff0f309u
 
 /* ---- the public area of a stored object ---- */
 
@@ -236,11 +238,13 @@ static void verdict(verdicts *v, const char *check, int code, const char *fmt, .
     json_array_append_new(v->checks, j);
 }
 
-/* A TPM2B_PUBLIC that fills the buffer exactly. */
+/* A TPM2B_PUBLIC that fills the buffer exactly, its size field included (Tss2_MU accepts a
+ * size field of 0 before a public area: one TPM2B_PUBLIC, one encoding). */
 static bool parse_public(const uint8_t *b, size_t len, TPM2B_PUBLIC *pub) {
     size_t off = 0;
     memset(pub, 0, sizeof *pub);
-    return b && len && Tss2_MU_TPM2B_PUBLIC_Unmarshal(b, len, &off, pub) == TSS2_RC_SUCCESS && off == len;
+    return b && len > 2 && (size_t)((b[0] << 8) | b[1]) == len - 2 &&
+           Tss2_MU_TPM2B_PUBLIC_Unmarshal(b, len, &off, pub) == TSS2_RC_SUCCESS && off == len;
 }
 
 /* The attributes missing (or present and forbidden) for a key bound to its TPM; "" when none. */
@@ -253,6 +257,9 @@ static void bound_attributes(TPMA_OBJECT a, bool restricted, char *why, size_t w
 #define FORBID(bit, label)                                                                                            \
     if ((a & (bit)) && off < wl)                                                                                      \
         off += (size_t)snprintf(why + off, wl - off, "%s" label, off ? ", " : "");
+    if ((a & TPMA_RESERVED) && off < wl) /* a TPM makes no object with these */
+        off += (size_t)snprintf(why + off, wl - off, "%sreserved attribute bits 0x%08x set", off ? ", " : "",
+                                (unsigned)(a & TPMA_RESERVED));
     NEED(TPMA_OBJECT_FIXEDTPM, "not fixedTPM")
     NEED(TPMA_OBJECT_FIXEDPARENT, "not fixedParent")
     NEED(TPMA_OBJECT_SENSITIVEDATAORIGIN, "not sensitiveDataOrigin")
@@ -271,6 +278,28 @@ static json_t *attributes_json(TPMA_OBJECT a) {
                      "sensitive_data_origin", (a & TPMA_OBJECT_SENSITIVEDATAORIGIN) != 0);
 }
 
+static bool strong_hash(TPMI_ALG_HASH h) { return h == TPM2_ALG_SHA256 || h == TPM2_ALG_SHA384 || h == TPM2_ALG_SHA512; }
+
+/* The AK's signing scheme (in its public area): -1 when it is not one we verify. */
+static int ak_scheme(const TPM2B_PUBLIC *pub, TPMT_SIG_SCHEME *out) {
+    const TPMT_PUBLIC *p = &pub->publicArea;
+    if (p->type == TPM2_ALG_ECC) {
+        out->scheme = p->parameters.eccDetail.scheme.scheme;
+        out->details.any.hashAlg = p->parameters.eccDetail.scheme.details.anySig.hashAlg;
+        return out->scheme == TPM2_ALG_ECDSA && strong_hash(out->details.any.hashAlg) ? 0 : -1;
+    }
+    if (p->type == TPM2_ALG_RSA) {
+        out->scheme = p->parameters.rsaDetail.scheme.scheme;
+        out->details.any.hashAlg = p->parameters.rsaDetail.scheme.details.anySig.hashAlg;
+        return (out->scheme == TPM2_ALG_RSASSA || out->scheme == TPM2_ALG_RSAPSS) &&
+                       strong_hash(out->details.any.hashAlg)
+                   ? 0
+                   : -1;
+    }
+    out->scheme = p->type;
+    return -1;
+}
+
 /* The AK checks on a parsed public area: 0 or CIT_E_AK_PUBLIC_INVALID with why. */
 static int ak_public_ok(const uint8_t *b, size_t len, TPM2B_PUBLIC *pub, EVP_PKEY **pk, char *why, size_t wl) {
     if (!parse_public(b, len, pub)) {
@@ -280,6 +309,18 @@ static int ak_public_ok(const uint8_t *b, size_t len, TPM2B_PUBLIC *pub, EVP_PKE
     bound_attributes(pub->publicArea.objectAttributes, true, why, wl);
     if (why[0])
         return CIT_E_AK_PUBLIC_INVALID;
+    if (!strong_hash(pub->publicArea.nameAlg)) {
+        snprintf(why, wl, "the AK's name algorithm 0x%04x is not SHA-256 or stronger", pub->publicArea.nameAlg);
+        return CIT_E_AK_PUBLIC_INVALID;
+    }
+    /* a restricted key signs with its own scheme only: one the verifier accepts, fixed here */
+    TPMT_SIG_SCHEME sch = {0};
+    if (ak_scheme(pub, &sch) < 0) {
+        snprintf(why, wl, "the AK's signing scheme (0x%04x with hash 0x%04x) is not ECDSA, RSASSA or RSAPSS with "
+                          "SHA-256 or stronger",
+                 sch.scheme, sch.details.any.hashAlg);
+        return CIT_E_AK_PUBLIC_INVALID;
+    }
     if (cit__pubkey_from_tpm(pk, pub) < 0) {
         snprintf(why, wl, "the AK is not an RSA or NIST ECC key: %s", cit_error_last()->message);
         cit_error_clear();
@@ -335,14 +376,12 @@ _public_ int cit_attest_ak_public_check(json_t **out, const uint8_t *ak_public, 
 static bool signature_ok(EVP_PKEY *pk, const TPM2B_PUBLIC *akpub, const uint8_t *attest, size_t al,
                          const TPMT_SIGNATURE *sig, char *why, size_t wl) {
     bool ecc = akpub->publicArea.type == TPM2_ALG_ECC;
-    bool known = ecc ? sig->sigAlg == TPM2_ALG_ECDSA : sig->sigAlg == TPM2_ALG_RSASSA || sig->sigAlg == TPM2_ALG_RSAPSS;
     TPMI_ALG_HASH h = sig->signature.any.hashAlg;
-    if (!known) {
-        snprintf(why, wl, "the signature scheme 0x%04x does not go with the AK's key type", sig->sigAlg);
-        return false;
-    }
-    if (h != TPM2_ALG_SHA256 && h != TPM2_ALG_SHA384 && h != TPM2_ALG_SHA512) {
-        snprintf(why, wl, "the signature uses hash 0x%04x: SHA-256 or stronger is required", h);
+    TPMT_SIG_SCHEME aks = {0};
+    ak_scheme(akpub, &aks);
+    if (sig->sigAlg != aks.scheme || h != aks.details.any.hashAlg) {
+        snprintf(why, wl, "the signature (scheme 0x%04x, hash 0x%04x) is not in the AK's scheme (0x%04x, hash 0x%04x)",
+                 sig->sigAlg, h, aks.scheme, aks.details.any.hashAlg);
         return false;
     }
     uint8_t md[EVP_MAX_MD_SIZE];
