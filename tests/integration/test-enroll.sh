@@ -302,3 +302,27 @@ test_enroll_rsa_ek() {
     assert_contains "$(openssl x509 -in "$T/ak.pem" -noout -text)" "rsaEncryption"
     node n1 node config >/dev/null
 }
+
+# Every route of docs/openapi-enroll.yaml exists (answers something other than "no route"), and a
+# route that is not there is TPM0152.
+test_enroll_openapi_routes_exist() {
+    server_setup
+    start_enrolld
+    python3 - "$ROOT/docs/openapi-enroll.yaml" >"$T/routes" <<'PY'
+import sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))
+for path, ops in d["paths"].items():
+    for m in ops:
+        p = path.replace("{id}", "0123abcd").replace("{node}", "n1").replace("{decision}", "approve")
+        print(m.upper(), p)
+PY
+    [ "$(wc -l <"$T/routes")" -ge 13 ] || fail "too few routes in the OpenAPI file"
+    while read -r m p; do
+        printf '{}' >"$T/empty.json"
+        req "$m" "$p" "$T/empty.json" -H "X-API-Key: $ADMIN_KEY"
+        [ "$CODE" != 404 ] || [ "$(errcode)" != TPM0152 ] || fail "$m $p: no such route"
+    done <"$T/routes"
+    req GET /v1/nosuch ""
+    assert_eq "$CODE" 404
+    assert_eq "$(errcode)" TPM0152
+}
