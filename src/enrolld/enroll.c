@@ -190,7 +190,12 @@ static int check_ek(enrolld *d, const uint8_t *der, size_t dl, EVP_PKEY *ek, jso
         return r;
     json_t *checks = json_array();
     cit_tpm_attrs none = {.manufacturer = "unknown"}; /* the server does not know the TPM */
-    r = cit__ekcert_verify(checks, cert, d->ek_trust, ek, &none);
+    pthread_mutex_lock(&d->reload_lock);
+    X509_STORE *trust = d->ek_trust;
+    X509_STORE_up_ref(trust);
+    pthread_mutex_unlock(&d->reload_lock);
+    r = cit__ekcert_verify(checks, cert, trust, ek, &none);
+    X509_STORE_free(trust);
     if (r == CIT_E_EK_TPM_ATTRIBUTES) {
         r = 0;
         size_t i;

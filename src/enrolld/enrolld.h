@@ -51,7 +51,8 @@ typedef struct enrolld {
     cit_ca *ca;   /* open once, used under ctx_lock */
     char *ca_pem;
     X509 *ca_cert;
-    X509_STORE *ek_trust; /* manufacturer CAs */
+    X509_STORE *ek_trust; /* manufacturer CAs; SIGHUP swaps it (and keys) under reload_lock */
+    pthread_mutex_t reload_lock;
     json_t *pcr_policy;
     enr_store *db;
     tpmd_keyset *keys;

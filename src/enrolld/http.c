@@ -195,9 +195,13 @@ static bool valid_segment(const char *s) {
 
 static int admin_auth(enrolld *d, struct MHD_Connection *c, enr_req *rq) {
     const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
-    if (key && d->keys) {
-        char id[64] = "";
-        if (tpmd_keys_check(d->keys, key, id) == ROLE_ADMIN) {
+    pthread_mutex_lock(&d->reload_lock);
+    bool have_keys = d->keys != NULL;
+    char id[64] = "";
+    int role = key && have_keys ? tpmd_keys_check(d->keys, key, id) : ROLE_NONE;
+    pthread_mutex_unlock(&d->reload_lock);
+    if (key && have_keys) {
+        if (role == ROLE_ADMIN) {
             snprintf(rq->actor, sizeof rq->actor, "key:%s", id);
             return 0;
         }

@@ -48,6 +48,7 @@ static const char usage[] =
     "  --max-body BYTES     request body limit (default 262144): 413 beyond\n"
     "  --max-connections N  (default 256)   --timeout SECONDS  idle timeout (default 30)\n"
     "  --ready-file F       write the URL once listening\n"
+    "  SIGHUP reloads the manufacturer trust store and the admin API keys; SIGTERM drains.\n"
     "  --insecure-http      plain HTTP on a loopback address (tests only; no mutual TLS)\n"
     "  --help, --version\n";
 
@@ -179,28 +180,58 @@ static int load_tokens(enrolld *d) {
 }
 
 /* The manufacturer trust store: the workspace's "manufacturers" store, --ek-ca, the built-in CAs. */
-static int load_ek_trust(enrolld *d) {
-    d->ek_trust = X509_STORE_new();
-    if (!d->ek_trust)
+static int load_ek_trust(enrolld *d, X509_STORE **out) {
+    X509_STORE *st = X509_STORE_new();
+    if (!st)
         return cit_error_set(CIT_E_INTERNAL, "out of memory");
     size_t added = 0, n = 0;
     char *pem = NULL;
-    if (cit_ca_trust_bundle(d->ctx, "manufacturers", &pem) == 0 && pem) {
-        cit__ekcert_store_add_pem(d->ek_trust, pem, strlen(pem), &n);
+    pthread_mutex_lock(&d->ctx_lock);
+    int tr = cit_ca_trust_bundle(d->ctx, "manufacturers", &pem);
+    pthread_mutex_unlock(&d->ctx_lock);
+    if (tr == 0 && pem) {
+        cit__ekcert_store_add_pem(st, pem, strlen(pem), &n);
         added += n;
     }
     free(pem);
     cit_error_clear();
     if (d->cfg.ek_ca) {
-        int r = cit__ekcert_store_add_path(d->ek_trust, d->cfg.ek_ca, &n);
-        if (r < 0)
+        int r = cit__ekcert_store_add_path(st, d->cfg.ek_ca, &n);
+        if (r < 0) {
+            X509_STORE_free(st);
             return r;
+        }
         added += n;
     }
     n = 0;
-    cit__ekcert_store_add_pem(d->ek_trust, cit__ek_vendor_cas, cit__ek_vendor_cas_len, &n);
+    cit__ekcert_store_add_pem(st, cit__ek_vendor_cas, cit__ek_vendor_cas_len, &n);
     enr_log("EK manufacturer trust store: %zu certificate(s) from the workspace and --ek-ca, %zu built in", added, n);
+    *out = st;
     return 0;
+}
+
+/* SIGHUP: the manufacturer trust store and the admin API keys again; the old ones stay on failure. */
+static void reload(enrolld *d) {
+    X509_STORE *st = NULL;
+    tpmd_keyset *k = NULL;
+    if (load_ek_trust(d, &st) < 0) {
+        enr_log("SIGHUP: keeping the old trust store: %s", cit_error_last()->message);
+        return;
+    }
+    if ((d->cfg.keys_file || env("ENROLLD_API_KEY")) && tpmd_keys_load(&k, d->cfg.keys_file, env("ENROLLD_API_KEY")) < 0) {
+        enr_log("SIGHUP: keeping the old trust store and keys: %s", cit_error_last()->message);
+        X509_STORE_free(st);
+        return;
+    }
+    pthread_mutex_lock(&d->reload_lock);
+    X509_STORE *old_st = d->ek_trust;
+    tpmd_keyset *old_k = d->keys;
+    d->ek_trust = st;
+    d->keys = k;
+    pthread_mutex_unlock(&d->reload_lock);
+    X509_STORE_free(old_st);
+    tpmd_keyset_free(old_k);
+    enr_audit(d, NULL, "enroll.server-reload", json_pack("{s:i}", "api_keys", k ? (int)k->n : 0), 0);
 }
 
 int main(int argc, char **argv) {
@@ -208,6 +239,7 @@ int main(int argc, char **argv) {
     enrolld *d = &D;
     enrolld_config *c = &d->cfg;
     pthread_mutex_init(&d->ctx_lock, NULL);
+    pthread_mutex_init(&d->reload_lock, NULL);
     const char *listen = env("ENROLLD_LISTEN") ?: "127.0.0.1:7702", *ready_file = NULL, *pcrs = "0,2,4,7";
     c->store_path = env("TPM_STORE_PATH");
     c->backend = env("TPM_BACKEND");
@@ -335,7 +367,7 @@ int main(int argc, char **argv) {
     if (!d->ca_cert)
         sr = cit_error_set(CIT_E_INTERNAL, "the CA certificate does not parse");
     if (sr == 0)
-        sr = load_ek_trust(d);
+        sr = load_ek_trust(d, &d->ek_trust);
     if (sr == 0)
         sr = load_tokens(d);
     if (sr == 0 && (c->keys_file || env("ENROLLD_API_KEY")))
@@ -366,6 +398,7 @@ int main(int argc, char **argv) {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -412,8 +445,13 @@ int main(int argc, char **argv) {
             enr_log("warning: cannot write %s", ready_file);
     }
     int sig = 0;
-    while ((sig = sigwaitinfo(&sigs, NULL)) < 0 && errno == EINTR)
-        ;
+    for (;;) {
+        sig = sigwaitinfo(&sigs, NULL);
+        if (sig == SIGHUP)
+            reload(d);
+        else if (sig == SIGTERM || sig == SIGINT)
+            break;
+    }
     enr_log("%s: draining %d request(s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", atomic_load(&d->inflight));
     atomic_store(&d->draining, true);
     MHD_socket lfd = MHD_quiesce_daemon(d->mhd);
