@@ -397,7 +397,12 @@ static int do_enroll(cli_env *e, const cli_args *a, json_t **out) {
     free(ct);
     if (r < 0 || (r = cit_attest_credential_activate(&act, e->ctx, ak, cred, NULL)) < 0)
         goto done;
-    if ((r = attest(e, ak, devid, nonce, json_object_get(start, "pcrs"), cli_get(a, "eventlog"), &quote, &certify)) < 0)
+    /* on a hardware TPM the firmware's event log goes with the quote unless another is named */
+    const char *evlog = cli_get(a, "eventlog");
+    static const char bios_log[] = "/sys/kernel/security/tpm0/binary_bios_measurements";
+    if (!evlog && strcmp(cit_ctx_backend(e->ctx), "device") == 0 && access(bios_log, R_OK) == 0)
+        evlog = bios_log;
+    if ((r = attest(e, ak, devid, nonce, json_object_get(start, "pcrs"), evlog, &quote, &certify)) < 0)
         goto done;
     json_t *fb = json_pack("{s:s,s:O,s:O}", "secret", jstr(act, "secret_hex") ?: "", "quote", quote, "certify", certify);
     char path[128];
@@ -603,7 +608,7 @@ const cli_verb cli_verbs_node[] = {
       {"ak", "PATH", "the attestation key (default enroll/ak)"},
       {"identity", "NAME", "the DevID identity (default devid)"},
       {"algorithm", "ALG", "ecc-p256 (default) or rsa-2048: the EK and the AK (the DevID key is ecc-p256)"},
-      {"eventlog", "FILE", "send this event log with the quote"},
+      {"eventlog", "FILE", "send this event log with the quote (device backend default: the firmware's)"},
       {"wait", "SECONDS", "wait this long for an operator's approval"},
       {"new-keys", NULL, "delete the AK and DevID identity and make new ones (after a TPM clear)"}}},
     {"fetch", do_fetch, NULL, 0, 0, "fetch the enrollment's status; once approved, store the certificates",
