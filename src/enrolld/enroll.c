@@ -610,7 +610,25 @@ int enr_finish(enrolld *d, enr_req *rq, const char *id, json_t *body, json_t **o
     json_object_set_new(nrec, "attested", json_integer((json_int_t)time(NULL)));
     json_object_del(nrec, "secret_sha256"); /* used once */
     const char *status = "pending";
-    if (d->cfg.auto_approve) {
+    /* a host name held by another TPM's approved enrollment is never auto-approved: an operator
+     * decides whether this is a replacement machine or an impersonation */
+    bool host_taken = false;
+    json_t *approved = NULL;
+    if (d->cfg.auto_approve && d->db->list(d->db, "approved", &approved) == 0) {
+        size_t i;
+        json_t *n;
+        json_array_foreach(approved, i, n) {
+            const char *f = jstr(n, "ek_fingerprint");
+            if (jstr(n, "host") && strcmp(jstr(n, "host"), host) == 0 && f && jstr(rec, "ek_fingerprint") &&
+                strcmp(f, jstr(rec, "ek_fingerprint")) != 0)
+                host_taken = true;
+        }
+    }
+    json_decref(approved);
+    cit_error_clear();
+    if (host_taken)
+        json_object_set_new(nrec, "held_for_operator", json_string("the host name belongs to another TPM's approved enrollment"));
+    if (d->cfg.auto_approve && !host_taken) {
         if ((r = issue_certs(d, nrec)) < 0) {
             json_decref(nrec);
             goto done;
@@ -686,7 +704,8 @@ static json_t *public_view(json_t *node) {
                           json_object_get(node, "host"), "status", json_object_get(node, "status"), "created",
                           json_object_get(node, "created"), "updated", json_object_get(node, "updated"));
     const char *keys[] = {"group", "ek_fingerprint", "ak_name", "pcrs", "quote", "ek_checks", "ak_serial", "devid_serial",
-                          "not_after", "decided_by", "reason", "ak_cert", "devid_cert", "renewed", NULL};
+                          "not_after", "decided_by", "reason", "ak_cert", "devid_cert", "renewed", "held_for_operator",
+                          "superseded_by", NULL};
     for (int i = 0; keys[i]; i++)
         if (json_object_get(rec, keys[i]))
             json_object_set(j, keys[i], json_object_get(rec, keys[i]));

@@ -341,3 +341,21 @@ test_attack_node_certificate_as_admin() {
     assert_eq "$(errcode)" TPM0151
     assert_eq "$(admin --json show ops-admin | jq -r .status)" approved
 }
+
+# Another TPM enrolling under a host name that an approved node holds is not auto-approved: it
+# waits for an operator, and the first node keeps working.
+test_attack_host_name_takeover() {
+    server_setup
+    node_setup n1
+    node_setup n2
+    start_enrolld --auto-approve
+    enroll n1 --host web-1 >/dev/null
+    node n2 node enroll --server "$U" --ca-file "$T/ca.pem" --host web-1 >/dev/null
+    assert_eq "$(node n2 --json node status | jq -r .status)" pending
+    assert_contains "$(admin --json show web-1 | jq -r .held_for_operator)" "another TPM"
+    assert_eq "$(admin --json list --status approved | jq -r '.nodes|length')" 1
+    node n1 node config >/dev/null
+    # the same TPM enrolling again is approved (and supersedes its earlier enrollment)
+    enroll n1 --host web-1 >/dev/null
+    assert_eq "$(node n1 --json node status | jq -r .status)" approved
+}
