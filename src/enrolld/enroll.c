@@ -727,6 +727,7 @@ static int revoke_serial(enrolld *d, const char *serial, const char *reason) {
     json_t *o = NULL;
     pthread_mutex_lock(&d->ctx_lock);
     int r = cit_ca_revoke(&o, d->ctx, serial, reason);
+    d->crl_at = 0; /* the next CRL request signs a new one */
     pthread_mutex_unlock(&d->ctx_lock);
     json_decref(o);
     return r;
@@ -968,8 +969,19 @@ done:
 
 int enr_crl(enrolld *d, char **pem) {
     json_t *o = NULL;
+    int r = 0;
+    int64_t now = (int64_t)time(NULL);
     pthread_mutex_lock(&d->ctx_lock);
-    int r = cit_ca_crl(&o, d->ca, pem);
+    if (!d->crl_pem || !d->crl_at || now - d->crl_at >= 60) {
+        char *fresh = NULL;
+        if ((r = cit_ca_crl(&o, d->ca, &fresh)) == 0) {
+            free(d->crl_pem);
+            d->crl_pem = fresh;
+            d->crl_at = now;
+        }
+    }
+    if (r == 0 && !(*pem = strdup(d->crl_pem)))
+        r = cit_error_set(CIT_E_INTERNAL, "out of memory");
     pthread_mutex_unlock(&d->ctx_lock);
     json_decref(o);
     return r;

@@ -59,6 +59,8 @@ typedef struct enrolld {
     char **tokens; /* SHA-256 hex of each token */
     size_t ntokens;
     char *tls_cert_pem, *tls_key_pem;
+    char *crl_pem;  /* the last CRL signed, under ctx_lock: anyone may ask for it, so it is signed */
+    int64_t crl_at; /* again only after a revocation here or a minute */
     struct MHD_Daemon *mhd;
     atomic_int inflight;
     atomic_bool draining;

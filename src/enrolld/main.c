@@ -479,6 +479,7 @@ int main(int argc, char **argv) {
     }
     free(d->tls_cert_pem);
     free(d->ca_pem);
+    free(d->crl_pem);
     int cr = cit_ctx_close(d->ctx);
     enr_log("stopped");
     return cr < 0 ? 1 : 0;
