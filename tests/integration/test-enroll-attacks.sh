@@ -359,3 +359,67 @@ test_attack_host_name_takeover() {
     enroll n1 --host web-1 >/dev/null
     assert_eq "$(node n1 --json node status | jq -r .status)" approved
 }
+
+# A software AK (the gap behind PYSEC-2022-184): a key made with openssl, its TPM2B_PUBLIC
+# claiming restricted, fixedTPM, fixedParent (tpm2_loadexternal takes any attributes for a
+# public-only object), sent with a genuine, trusted EK. The server cannot tell from the public
+# area, so it answers a credential; but the TPM releases it only to an object it can authorize:
+# the public-only one has no authValue (TPM_RC_AUTH_UNAVAILABLE), and with its private part the
+# TPM refuses fixedTPM on an external object. A guessed secret is refused, nothing is issued, and
+# no quote by that key is ever looked at.
+test_attack_software_ak() {
+    server_setup
+    start_swtpm
+    export TPM2TOOLS_TCTI=$SWTPM_TCTI
+    sw() { TPM_BACKEND=swtpm TPM_TCTI=$SWTPM_TCTI "$@"; }
+    mkdir -p "$T/sw"
+    sw node sw init >/dev/null
+    sw factory_ek_cert sw
+    start_enrolld
+    sw start_body sw
+    # the forged AK
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/soft.key" 2>/dev/null
+    openssl pkey -in "$T/soft.key" -pubout -out "$T/soft.pub.pem"
+    attrs="restricted|sign|fixedtpm|fixedparent|sensitivedataorigin|userwithauth"
+    tpm2_loadexternal -C n -G ecc:ecdsa-sha256:null -u "$T/soft.pub.pem" -a "$attrs" -c "$T/soft.ctx" >/dev/null
+    tpm2_readpublic -c "$T/soft.ctx" -o "$T/soft.tpm2b" >/dev/null
+    tpm2_flushcontext -t
+    jq --arg ak "$(base64 -w0 "$T/soft.tpm2b")" '.ak_public=$ak' "$T/sw/start.json" >"$T/b.json"
+    mv "$T/b.json" "$T/sw/start.json"
+    req POST /v1/enroll/start "$T/sw/start.json"
+    assert_eq "$CODE" 200 "the forged attributes pass the public-area check: $(cat "$T/resp")"
+    cp "$T/resp" "$T/sw/started.json"
+    ID=$(jq -r .enrollment_id "$T/resp")
+    # the credential in tpm2-tools' format (header 0xBADCC0DE, version 1, the two TPM2Bs)
+    { printf '\xba\xdc\xc0\xde\x00\x00\x00\x01'
+      jq -r .credential.credential_blob "$T/resp" | base64 -d
+      jq -r .credential.encrypted_secret "$T/resp" | base64 -d; } >"$T/cred.bin"
+    tpm2_createek -c 0x81010001 -G ecc -u "$T/ek.pub" >/dev/null
+    activate() {
+        tpm2_startauthsession --policy-session -S "$T/s.ctx"
+        tpm2_policysecret -S "$T/s.ctx" -c e >/dev/null
+        rc=0
+        tpm2_activatecredential -c "$1" -C 0x81010001 -i "$T/cred.bin" -o "$T/out.bin" -P "session:$T/s.ctx" \
+            >"$T/o" 2>&1 || rc=$?
+        tpm2_flushcontext "$T/s.ctx" 2>/dev/null || true
+        return $rc
+    }
+    tpm2_loadexternal -C n -G ecc:ecdsa-sha256:null -u "$T/soft.pub.pem" -a "$attrs" -c "$T/soft.ctx" >/dev/null
+    ! activate "$T/soft.ctx" || fail "the TPM released the secret to a public-only object"
+    assert_contains "$(cat "$T/o")" "0x12F"
+    tpm2_flushcontext -t
+    rc=0
+    tpm2_loadexternal -C n -G ecc:ecdsa-sha256:null -r "$T/soft.key" -a "$attrs" -c "$T/soft2.ctx" >"$T/o" 2>&1 || rc=$?
+    assert_ne "$rc" 0 "the TPM loaded a software key marked fixedTPM"
+    # the genuine AK of this TPM does not have that name either
+    expect_fail 9 TPM0097 sw node sw attest credential activate --ak enroll/ak --input "$T/cred.bin"
+    # all that is left is guessing
+    jq --arg s "$(openssl rand -hex 32)" --arg n "$(jq -r .nonce "$T/resp")" \
+        '{secret:$s, quote:{attest:"AA==",signature:"AA==",pcrs:{},nonce:$n}, certify:{attest:"AA==",signature:"AA=="}}' \
+        -n >"$T/f.json"
+    s=$(audit_seq)
+    req POST "/v1/enroll/$ID/finish" "$T/f.json"
+    assert_eq "$(errcode)" TPM0172
+    assert_rejected_audited "$s" TPM0172
+    assert_eq "$(admin --json show "$ID" | jq -r .status)" started
+}
