@@ -16,6 +16,7 @@
 
 #include "citadel/citadel.h"
 #include "enrolld/store.h"
+#include "net/net.h"
 #include "tpmd/tpmd.h" /* the API keys file (tpmd_keys_load / tpmd_keys_check) */
 
 #define ENR_SECRET_BYTES 32
@@ -28,6 +29,7 @@ typedef struct enrolld_config {
     const char *db_path;
     const char *ca_name;
     const char *tls_cert, *tls_key;
+    const char *tls_identity; /* the server's TLS key in the TPM (a tls-server identity) */
     const char *keys_file;
     const char *ek_ca;       /* extra manufacturer CAs (PEM bundle, DER file or directory) */
     const char *tokens_file; /* enrollment tokens, one per line: required when given */
@@ -59,6 +61,7 @@ typedef struct enrolld {
     char **tokens; /* SHA-256 hex of each token */
     size_t ntokens;
     char *tls_cert_pem, *tls_key_pem;
+    cit_tls_creds *tls; /* --tls-identity: handshakes signed in the TPM (under ctx_lock) */
     char *crl_pem;  /* the last CRL signed, under ctx_lock: anyone may ask for it, so it is signed */
     int64_t crl_at; /* again only after a revocation here or a minute */
     struct MHD_Daemon *mhd;

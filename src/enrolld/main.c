@@ -31,7 +31,9 @@ static const char usage[] =
     "  --backend B, --tcti CONF, --vtpm-state F   its TPM, as for the CLI\n"
     "  --db FILE            the enrollment database (SQLite; default <store>.enrolld.db)\n"
     "  --ca NAME            the workspace's CA that issues node certificates (default: enroll)\n"
-    "  --tls-cert F, --tls-key F   the server's TLS certificate (chain) and key, PEM (required)\n"
+    "  --tls-cert F, --tls-key F   the server's TLS certificate (chain) and key, PEM\n"
+    "  --tls-identity NAME  or the TLS key in the TPM: a tls-server identity of the workspace (its\n"
+    "                       certificate, or --tls-cert); every handshake is signed in the TPM\n"
     "  --keys-file F        admin API keys, \"ID admin KEY\" lines, mode 0600 (ENROLLD_KEYS_FILE);\n"
     "                       ENROLLD_API_KEY adds an admin key \"env\"\n"
     "  --admin-cn NAME      a client certificate of the CA with this CN authenticates an admin\n"
@@ -234,9 +236,19 @@ static void reload(enrolld *d) {
     enr_audit(d, NULL, "enroll.server-reload", json_pack("{s:i}", "api_keys", k ? (int)k->n : 0), 0);
 }
 
+static enrolld *the_server; /* for the GnuTLS certificate callback, which carries no user pointer */
+
+static int tls_cert_cb(gnutls_session_t s, const gnutls_datum_t *req_ca_dn, int nreqs,
+                       const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
+                       unsigned int *pcert_length, gnutls_privkey_t *privkey) {
+    cit_tls_creds_gnutls(the_server->tls, pcert, pcert_length, privkey);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static enrolld D;
     enrolld *d = &D;
+    the_server = d;
     enrolld_config *c = &d->cfg;
     pthread_mutex_init(&d->ctx_lock, NULL);
     pthread_mutex_init(&d->reload_lock, NULL);
@@ -271,11 +283,11 @@ int main(int argc, char **argv) {
             continue;
         }
         static const char *const names[] = {"--listen", "--store-path", "--backend", "--tcti", "--vtpm-state", "--db",
-                                            "--ca", "--tls-cert", "--tls-key", "--keys-file", "--admin-cn", "--ek-ca",
+                                            "--ca", "--tls-cert", "--tls-key", "--tls-identity", "--keys-file", "--admin-cn", "--ek-ca",
                                             "--tokens-file", "--pcrs", "--pcr-policy", "--nonce-ttl", "--cert-days",
                                             "--max-body", "--max-connections", "--timeout", "--ready-file", NULL};
         const char **slots[] = {&listen, &c->store_path, &c->backend, &c->tcti, &c->vtpm_state, &c->db_path,
-                                &c->ca_name, &c->tls_cert, &c->tls_key, &c->keys_file, &c->admin_cn, &c->ek_ca,
+                                &c->ca_name, &c->tls_cert, &c->tls_key, &c->tls_identity, &c->keys_file, &c->admin_cn, &c->ek_ca,
                                 &c->tokens_file, &pcrs, &c->pcr_policy, &nonce_ttl, &cert_days, &max_body,
                                 &max_conns, &timeout, &ready_file};
         int k = 0;
@@ -330,8 +342,9 @@ int main(int argc, char **argv) {
         r = parse_listen(listen, &ss, c->host, sizeof c->host, &c->port, &loopback);
     if (r == 0 && c->insecure_http && !loopback)
         r = bad("--insecure-http only on a loopback address");
-    if (r == 0 && !c->insecure_http && (!c->tls_cert || !c->tls_key))
-        r = bad("enrolld serves HTTPS: give --tls-cert and --tls-key (a certificate from `citadel ca issue`)");
+    if (r == 0 && !c->insecure_http && !c->tls_identity && (!c->tls_cert || !c->tls_key))
+        r = bad("enrolld serves HTTPS: give --tls-cert and --tls-key (a certificate from `citadel ca issue`), "
+                "or --tls-identity");
     if (r < 0) {
         cit_error_render(stderr, cit_error_last(), CIT_FORMAT_TEXT);
         return 2;
@@ -378,7 +391,16 @@ int main(int argc, char **argv) {
         if (!d->pcr_policy || !json_is_object(json_object_get(d->pcr_policy, "sha256")))
             sr = bad("--pcr-policy %s is not {\"sha256\": {\"PCR\": \"hex\"}}: %s", c->pcr_policy, je.text);
     }
-    if (sr == 0 && !c->insecure_http) {
+    if (sr == 0 && !c->insecure_http && c->tls_identity) {
+        char *chain = NULL;
+        if (c->tls_cert)
+            sr = read_text(c->tls_cert, 1 << 20, &chain);
+        if (sr == 0)
+            sr = cit_tls_creds_identity(&d->tls, d->ctx, &d->ctx_lock, c->tls_identity, chain);
+        if (sr == 0)
+            cit_tls_creds_set_actor(d->tls, "enrolld:tls");
+        free(chain);
+    } else if (sr == 0 && !c->insecure_http) {
         sr = private_file(c->tls_key, "the TLS key");
         if (sr == 0)
             sr = read_text(c->tls_cert, 1 << 20, &d->tls_cert_pem);
@@ -414,7 +436,10 @@ int main(int argc, char **argv) {
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, c->max_conns, NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, c->timeout, NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)enr_completed, d};
-    if (!c->insecure_http) {
+    if (d->tls) {
+        opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)tls_cert_cb};
+        opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, d->ca_pem};
+    } else if (!c->insecure_http) {
         opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, d->tls_cert_pem};
         opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, d->tls_key_pem};
         /* asks clients for a certificate (optional at the TLS level: node and admin routes check) */
@@ -436,8 +461,8 @@ int main(int argc, char **argv) {
               json_pack("{s:s,s:s,s:s,s:b,s:i}", "url", url, "db", c->db_path, "pcrs", c->pcrs, "auto_approve",
                         c->auto_approve, "nonce_ttl", (int)c->nonce_ttl),
               0);
-    enr_log("listening on %s (CA %s, database %s, PCRs %s, %s)", url, c->ca_name, c->db_path, c->pcrs,
-            c->auto_approve ? "auto-approve" : "operator approval");
+    enr_log("listening on %s (CA %s, database %s, PCRs %s, %s%s)", url, c->ca_name, c->db_path, c->pcrs,
+            c->auto_approve ? "auto-approve" : "operator approval", d->tls ? ", TLS key in the TPM" : "");
     if (ready_file) {
         char line[160];
         int len = snprintf(line, sizeof line, "%s\n", url);
@@ -478,6 +503,7 @@ int main(int argc, char **argv) {
         free(d->tls_key_pem);
     }
     free(d->tls_cert_pem);
+    cit_tls_creds_free(d->tls);
     free(d->ca_pem);
     free(d->crl_pem);
     int cr = cit_ctx_close(d->ctx);

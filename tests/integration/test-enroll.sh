@@ -326,3 +326,32 @@ PY
     assert_eq "$CODE" 404
     assert_eq "$(errcode)" TPM0152
 }
+
+# The server's own TLS key in its TPM (--tls-identity): both ends of the mutual TLS sign their
+# handshakes in their TPMs; openssl s_client verifies the server's certificate.
+test_enroll_server_key_in_tpm() {
+    server_setup
+    node_setup n1
+    srv identity init enrolld-tls --usage tls-server >/dev/null
+    srv identity csr enrolld-tls --subject CN=127.0.0.1 --output "$T/srv/id.csr" >/dev/null
+    srv ca issue --ca enroll --csr "$T/srv/id.csr" --profile tls-server --san IP:127.0.0.1 \
+        --output "$T/srv/id.pem" >/dev/null
+    srv identity cert-import enrolld-tls --input "$T/srv/id.pem" >/dev/null
+    rm -f "$T/ready"
+    "$ENROLLD_BIN" --store-path "$T/srv/store.db" --tls-identity enrolld-tls --keys-file "$T/srv/keys" \
+        --auto-approve --listen 127.0.0.1:0 --ready-file "$T/ready" >>"$T/enrolld.log" 2>&1 &
+    ENROLLD_PID=$!
+    trap 'stop_enrolld; stop_swtpm' EXIT
+    local deadline=$((SECONDS + 20))
+    until [ -s "$T/ready" ]; do
+        kill -0 "$ENROLLD_PID" 2>/dev/null || fail "enrolld exited: $(tail -20 "$T/enrolld.log")"
+        [ $SECONDS -lt $deadline ] || fail "enrolld did not come up"
+        sleep 0.02
+    done
+    U=$(cat "$T/ready")
+    assert_contains "$(cat "$T/enrolld.log")" "TLS key in the TPM"
+    echo | openssl s_client -connect "${U#https://}" -CAfile "$T/ca.pem" -verify_return_error >"$T/o" 2>&1 ||
+        fail "s_client: $(tail -5 "$T/o")"
+    assert_eq "$(enroll n1 --json | jq -r .status)" approved
+    node n1 node config >/dev/null
+}
