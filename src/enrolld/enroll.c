@@ -912,8 +912,9 @@ int enr_node_renew(enrolld *d, enr_req *rq, json_t *node, json_t *body, json_t *
     json_t *rec = json_deep_copy(json_object_get(node, "record"));
     json_t *report = NULL;
     char *devid_spki = NULL;
-    char old_serial[80];
+    char old_serial[80], old_ak[80];
     snprintf(old_serial, sizeof old_serial, "%s", jstr(rec, "devid_serial") ?: "");
+    snprintf(old_ak, sizeof old_ak, "%s", jstr(rec, "ak_serial") ?: "");
     const char *nonce = jstr(rec, "renew_nonce");
     int r = 0;
     if (!nonce) {
@@ -951,6 +952,8 @@ int enr_node_renew(enrolld *d, enr_req *rq, json_t *node, json_t *body, json_t *
     }
     if (old_serial[0] && strcmp(old_serial, jstr(rec, "devid_serial")) != 0 && revoke_serial(d, old_serial, "superseded") < 0)
         enr_log("warning: the superseded DevID certificate %s was not revoked: %s", old_serial, cit_error_last()->message);
+    if (old_ak[0] && strcmp(old_ak, jstr(rec, "ak_serial")) != 0 && revoke_serial(d, old_ak, "superseded") < 0)
+        enr_log("warning: the superseded AK certificate %s was not revoked: %s", old_ak, cit_error_last()->message);
     *out = json_pack("{s:s,s:s,s:O,s:O,s:O,s:s}", "host", host, "status", "approved", "devid_cert",
                      json_object_get(rec, "devid_cert"), "ak_cert", json_object_get(rec, "ak_cert"), "devid_serial",
                      json_object_get(rec, "devid_serial"), "ca_cert", d->ca_pem);

@@ -176,6 +176,7 @@ test_enroll_renew() {
     start_enrolld --auto-approve
     enroll n1 >/dev/null
     old=$(node n1 --json node status | jq -r .devid_serial)
+    oldak=$(admin --json show n1 | jq -r .ak_serial)
     # not due yet: nothing asked of the server
     nd=$(node n1 --json node renew --before 30)
     assert_eq "$(printf '%s' "$nd" | jq -r .status)" not-due
@@ -185,6 +186,8 @@ test_enroll_renew() {
     assert_ne "$new" "$old"
     assert_eq "$(srv --json ca status "$old" | jq -r .status)" revoked
     assert_eq "$(srv --json ca status "$new" | jq -r .status)" valid
+    assert_eq "$(srv --json ca status "$oldak" | jq -r .status)" revoked
+    assert_eq "$(srv --json ca status "$(admin --json show n1 | jq -r .ak_serial)" | jq -r .status)" valid
     node n1 --json node config >/dev/null
     assert_eq "$(audit_last | jq -r .event)" enroll.renew
 }
