@@ -51,6 +51,9 @@ unsigned long long cit_tls_creds_tpm_signs(const cit_tls_creds *c);
 bool cit_tls_creds_in_tpm(const cit_tls_creds *c);
 /* The actor recorded in the operation log for the TPM signatures (default "tls"); copied. */
 void cit_tls_creds_set_actor(cit_tls_creds *c, const char *actor);
+/* Takes lock(arg)/unlock(arg) around each TPM signature instead of sign_lock (a daemon whose
+ * TPM lock is more than a mutex, e.g. tpmd's, which lets waiters ahead of its TPM thread). */
+void cit_tls_creds_set_lock_fns(cit_tls_creds *c, void (*lock)(void *), void (*unlock)(void *), void *arg);
 
 /* ---- HTTP/1.1 client ---- */
 

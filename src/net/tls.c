@@ -29,6 +29,8 @@ struct cit_tls_creds {
     bool tpm;
     cit_ctx *ctx;
     pthread_mutex_t *lock;
+    void (*lock_fn)(void *), (*unlock_fn)(void *); /* instead of lock, when set */
+    void *lock_arg;
     char path[256]; /* the identity's key path */
     char actor[64];
     gnutls_pk_algorithm_t pk;
@@ -149,11 +151,15 @@ static int tpm_sign_digest(cit_tls_creds *k, const uint8_t *md, size_t mdlen, gn
     cit_key_sign_options o = {.path = k->path, .data = md, .data_len = mdlen, .digest = dig,
                               .input_is_digest = true, .encoding = "der", .tls_handshake = true};
     json_t *out = NULL;
-    if (k->lock)
+    if (k->lock_fn)
+        k->lock_fn(k->lock_arg);
+    else if (k->lock)
         pthread_mutex_lock(k->lock);
     cit_ctx_set_actor(k->ctx, k->actor);
     int r = cit_key_sign(&out, k->ctx, &o);
-    if (k->lock)
+    if (k->lock_fn)
+        k->unlock_fn(k->lock_arg);
+    else if (k->lock)
         pthread_mutex_unlock(k->lock);
     if (r < 0)
         return GNUTLS_E_PK_SIGN_FAILED;
@@ -330,4 +336,12 @@ bool cit_tls_creds_in_tpm(const cit_tls_creds *c) { return c && c->tpm; }
 
 void cit_tls_creds_set_actor(cit_tls_creds *c, const char *actor) {
     snprintf(c->actor, sizeof c->actor, "%s", actor ? actor : "tls");
+}
+
+void cit_tls_creds_set_lock_fns(cit_tls_creds *c, void (*lock)(void *), void (*unlock)(void *), void *arg) {
+    if (!c)
+        return;
+    c->lock_fn = lock && unlock ? lock : NULL;
+    c->unlock_fn = lock && unlock ? unlock : NULL;
+    c->lock_arg = arg;
 }

@@ -57,10 +57,10 @@ static void *writer(void *arg) {
             q->tail = NULL;
         pthread_mutex_unlock(&q->m);
         if (q->shared)
-            pthread_mutex_lock(&q->d->tpm_lock);
+            tpmd_tpm_lock(q->d);
         int r = cit_audit_append_batch(q->ctx, recs, n, NULL);
         if (q->shared)
-            pthread_mutex_unlock(&q->d->tpm_lock);
+            tpmd_tpm_unlock(q->d);
         if (r < 0)
             tpmd_log("audit: cannot append %zu entries: %s", n, cit_error_last()->message);
         else {

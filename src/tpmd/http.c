@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "basic/util.h"
+#include "policy/policy.h"
 #include "tpmd.h"
 
 /* ---- answers ---- */
@@ -59,7 +60,6 @@ static unsigned http_status(int code) {
     case CIT_E_INVALID_PATH:
     case CIT_E_ALG_UNSUPPORTED:
     case CIT_E_AUDIT_STREAM_UNKNOWN:
-    case CIT_E_POLICY_INVALID: /* a malformed policy document, not an unmet one */
         return 400;
     case CIT_E_OBJECT_KIND:
     case CIT_E_SIGNATURE_INVALID:
@@ -231,12 +231,12 @@ typedef struct call {
 } call;
 
 static void lock(call *k) {
-    pthread_mutex_lock(&k->d->tpm_lock);
+    tpmd_tpm_lock(k->d);
     char actor[80];
     snprintf(actor, sizeof actor, "tpmd:%s", k->rq->key_id);
     cit_ctx_set_actor(k->d->ctx, actor);
 }
-static void unlock(call *k) { pthread_mutex_unlock(&k->d->tpm_lock); }
+static void unlock(call *k) { tpmd_tpm_unlock(k->d); }
 
 #define LOCKED(k, expr) ({ lock(k); int _r = (expr); unlock(k); _r; })
 
@@ -439,12 +439,23 @@ static int h_policy_create(call *k) {
             cit_error_cause("a YAML policy carries its own name and requirements");
             return CIT_E_INPUT_INVALID;
         }
+        /* parsed once outside the TPM lock: a malformed document is the caller's error (400,
+         * not the 422 of an unmet policy), and the audit entry names the policy either way */
+        json_t *pol = NULL;
+        r = cit__policy_parse(&pol, json_string_value(yaml), json_string_length(yaml));
+        if (r < 0) {
+            if (r == CIT_E_POLICY_INVALID)
+                k->status = 400;
+            return r;
+        }
+        snprintf(k->object, sizeof k->object, "%s", json_string_value(json_object_get(pol, "name")) ?: "");
+        json_decref(pol);
         r = LOCKED(k, cit_policy_compile_text(&k->out, k->d->ctx, json_string_value(yaml), json_string_length(yaml),
                                               json_is_true(json_object_get(k->body, "replace"))));
-        if (r == 0) {
-            snprintf(k->object, sizeof k->object, "%s", json_string_value(json_object_get(k->out, "policy")) ?: "");
+        if (r == 0)
             k->status = 201;
-        }
+        else if (r == CIT_E_POLICY_INVALID)
+            k->status = 400;
         return r;
     }
     if (json_object_get(k->body, "replace")) {
@@ -903,7 +914,8 @@ enum MHD_Result tpmd_access(void *cls, struct MHD_Connection *c, const char *url
         return fail(d, c, CIT_E_API_NO_ROUTE, "no route %s %s", method, url);
     k.arg = arg;
     int code = r->fn(&k);
-    unsigned status = code < 0 ? http_status(code) : k.status ? k.status : 200;
+    /* a handler may pick the status of its failure (k.status), else the code's class does */
+    unsigned status = k.status ? k.status : code < 0 ? http_status(code) : 200;
     if (r->event) {
         /* a changing request is answered only once its audit entry is committed */
         cit_error saved = *cit_error_last();

@@ -282,6 +282,16 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    /* signals go to the main thread only (every thread started from here on,
+     * the TPM thread, the audit writer and the HTTP threads, inherits this mask) */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     /* the one TPM context; opened now, so a broken workspace stops the start */
     cit_ctx_options o = {.store_path = c->store_path, .backend = c->backend, .tcti = c->tcti,
                          .vtpm_state = c->vtpm_state};
@@ -306,15 +316,6 @@ int main(int argc, char **argv) {
         cit_ctx_close(d->ctx);
         return cit_code_exit_status(cit_error_last()->code);
     }
-
-    /* signals go to the main thread only (the HTTP threads inherit this mask) */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     /* A request waits for the TPM lock and for its audit commit, so a thread that handled many
      * connections would hold all of them up (and audit entries would never batch): by default

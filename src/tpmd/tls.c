@@ -32,6 +32,8 @@ int tpmd_tls_setup(tpmd *d) {
             return r;
         }
         cit_tls_creds_set_actor(d->tls, "tpmd:tls");
+        /* handshakes wait ahead of the TPM thread's next batch, like every other user */
+        cit_tls_creds_set_lock_fns(d->tls, tpmd_tpm_lock_cb, tpmd_tpm_unlock_cb, d);
         return 0;
     }
     if (!d->cfg.tls_cert && !d->cfg.tls_key)

@@ -55,7 +55,8 @@ typedef struct tpmd_conn {
 typedef struct tpmd {
     tpmd_config cfg;
     cit_ctx *ctx;               /* the one TPM context, used under tpm_lock */
-    pthread_mutex_t tpm_lock;
+    pthread_mutex_t tpm_lock;   /* taken through tpmd_tpm_lock, which counts the waiters */
+    atomic_int tpm_waiters;     /* threads waiting for tpm_lock: the TPM thread lets them go first */
     cit_keycache *kc;           /* unsealed ed25519 keys (thread-safe on its own) */
     pthread_rwlock_t keys_lock; /* SIGHUP swaps the key set */
     tpmd_keyset *keys;          /* NULL: no keys configured (loopback or --insecure-no-auth) */
@@ -116,6 +117,12 @@ void auditq_post(auditq *q, const char *event, json_t *payload);
 void auditq_stop(auditq *q);
 
 /* tpmq.c: the TPM thread */
+/* The TPM lock for everything but the TPM thread: counted, so that thread, which would take
+ * the lock again before a woken waiter is even scheduled, steps aside between its batches. */
+void tpmd_tpm_lock(tpmd *d);
+void tpmd_tpm_unlock(tpmd *d);
+void tpmd_tpm_lock_cb(void *d);   /* the same, for src/net's TLS credentials */
+void tpmd_tpm_unlock_cb(void *d);
 int tpmq_start(tpmq **out, tpmd *d);
 /* Runs fn(arg) on the TPM thread under the TPM lock, the context's actor set to actor; returns
  * its result with its error state (cit_error_last) carried over to the calling thread. */

@@ -5,12 +5,14 @@
  * next request thread had to be woken and scheduled before the TPM worked again, and on a
  * two-core machine busy with HTTP that gap was a third of the TPM's time. Here the thread that
  * owns the TPM never waits for a scheduler while work is queued; request threads only sleep
- * on their own semaphore. Other routes still take the TPM lock directly (it excludes them
- * from a batch in progress), so the context is never used by two threads at once.
+ * on their own semaphore. Other routes still take the TPM lock (tpmd_tpm_lock, counted), so
+ * the context is never used by two threads at once, and the TPM thread lets them in between
+ * its batches.
  */
 #include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tpmd.h"
 
@@ -33,6 +35,27 @@ struct tpmq {
     bool stop;
 };
 
+void tpmd_tpm_lock(tpmd *d) {
+    atomic_fetch_add(&d->tpm_waiters, 1);
+    pthread_mutex_lock(&d->tpm_lock);
+    atomic_fetch_sub(&d->tpm_waiters, 1);
+}
+void tpmd_tpm_unlock(tpmd *d) { pthread_mutex_unlock(&d->tpm_lock); }
+void tpmd_tpm_lock_cb(void *d) { tpmd_tpm_lock(d); }
+void tpmd_tpm_unlock_cb(void *d) { tpmd_tpm_unlock(d); }
+
+/* The TPM thread lets threads that wait for the TPM lock (other routes, TLS handshakes, the
+ * mock backend's audit writer) take it before its next batch: a mutex is not fair, and the
+ * TPM thread would otherwise take it back within a microsecond, every time, while a woken
+ * waiter is still being scheduled. Bounded: after 100 ms it goes ahead anyway (a waiter that
+ * holds the lock is waited for by the mutex itself). */
+static void yield_to_waiters(tpmd *d) {
+    for (int i = 0; i < 2000 && atomic_load(&d->tpm_waiters) > 0; i++) {
+        struct timespec ts = {0, 50 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void *worker(void *arg) {
     tpmq *q = arg;
     pthread_mutex_lock(&q->m);
@@ -44,6 +67,7 @@ static void *worker(void *arg) {
         tpmq_job *j = q->head;
         q->head = q->tail = NULL;
         pthread_mutex_unlock(&q->m);
+        yield_to_waiters(q->d);
         pthread_mutex_lock(&q->d->tpm_lock);
         while (j) {
             tpmq_job *next = j->next; /* j belongs to its requester again after the post */

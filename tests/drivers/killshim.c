@@ -11,6 +11,10 @@
  * An append renames the head file twice: the pending record (before its commit) and the
  * committed one (after it). before:1 dies before anything, after:1 between the head file and
  * the commit, before:2 between the commit and the committed record.
+ *
+ * CIT_KILL_SUFFIX=.tpmstate counts and kills at renames onto the vTPM state file instead (a
+ * `segments close` saves the TPM state after initialising the rollback counter and after its
+ * increment).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -22,10 +26,15 @@
 
 static int seen;
 
+static const char *suffix(void) {
+    const char *s = getenv("CIT_KILL_SUFFIX");
+    return s && *s ? s : ".audit-head";
+}
+
 static void maybe_kill(const char *when, const char *newpath) {
-    const char *spec = getenv("CIT_KILL_HEAD");
-    size_t n = strlen(newpath), sl = strlen(".audit-head");
-    if (!spec || n < sl || strcmp(newpath + n - sl, ".audit-head") != 0)
+    const char *spec = getenv("CIT_KILL_HEAD"), *sx = suffix();
+    size_t n = strlen(newpath), sl = strlen(sx);
+    if (!spec || n < sl || strcmp(newpath + n - sl, sx) != 0)
         return;
     size_t wl = strlen(when);
     if (strncmp(spec, when, wl) == 0 && spec[wl] == ':' && strtol(spec + wl + 1, NULL, 10) == seen)
@@ -36,8 +45,9 @@ int rename(const char *oldpath, const char *newpath) {
     static int (*real)(const char *, const char *);
     if (!real)
         real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
-    size_t n = strlen(newpath), sl = strlen(".audit-head");
-    if (n >= sl && strcmp(newpath + n - sl, ".audit-head") == 0)
+    const char *sx = suffix();
+    size_t n = strlen(newpath), sl = strlen(sx);
+    if (n >= sl && strcmp(newpath + n - sl, sx) == 0)
         seen++;
     maybe_kill("before", newpath);
     maybe_kill("stop", newpath);

@@ -42,26 +42,53 @@ static const char *const corpus[] = {
     "{\"pcrs\":{\"sha256\":{\"0\":\"00\",\"7\":\"ab\"}},\"nonce\":\"0011\"}",
 };
 
-static void compare(const char *buf, size_t len) {
+/* jansson drops a NUL byte right after a token it read one byte past (a number, true, false,
+ * null): the input with those bytes removed, which the fast reader must read as jansson did. */
+static size_t drop_jansson_nuls(char *out, const char *buf, size_t len) {
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] == 0 && i > 0 && ((buf[i - 1] >= '0' && buf[i - 1] <= '9') || (buf[i - 1] >= 'a' && buf[i - 1] <= 'z')))
+            continue;
+        out[o++] = buf[i];
+    }
+    return o;
+}
+
+static void disagree(const char *buf, size_t len, json_t *a, json_t *b) {
+    fprintf(stderr, "disagree on %zu bytes (jansson %s, fast %s): ", len, a ? "accepts" : "refuses",
+            b ? "accepts" : "refuses");
+    for (size_t i = 0; i < len && i < 200; i++)
+        fprintf(stderr, (unsigned char)buf[i] >= 0x20 && (unsigned char)buf[i] < 0x7f ? "%c" : "\\x%02x",
+                (unsigned char)buf[i]);
+    fprintf(stderr, "\n");
+    fail();
+}
+
+static void compare(const char *src, size_t len) {
+    /* an exact-size copy: a read past the end is a heap overflow ASan sees */
+    char *buf = malloc(len ? len : 1);
+    assert_non_null(buf);
+    memcpy(buf, src, len);
     json_t *a = json_loadb(buf, len, 0, NULL);
     json_t *b = cit__json_parse(buf, len);
-    /* jansson's stream reader drops a NUL byte that follows a token it read one byte past (a
-     * number): it accepts "[1\0]". The fast reader refuses every NUL byte: stricter is fine. */
     if (a && !b && memchr(buf, 0, len)) {
-        json_decref(a);
-        return;
-    }
-    if ((a == NULL) != (b == NULL) || (a && !json_equal(a, b))) {
-        fprintf(stderr, "disagree on %zu bytes (jansson %s, fast %s): ", len, a ? "accepts" : "refuses",
-                b ? "accepts" : "refuses");
-        for (size_t i = 0; i < len && i < 200; i++)
-            fprintf(stderr, (unsigned char)buf[i] >= 0x20 && (unsigned char)buf[i] < 0x7f ? "%c" : "\\x%02x",
-                    (unsigned char)buf[i]);
-        fprintf(stderr, "\n");
-        fail();
-    }
+        /* the fast reader refuses every NUL byte; jansson accepted one it drops */
+        char *d = malloc(len ? len : 1);
+        assert_non_null(d);
+        size_t dl = drop_jansson_nuls(d, buf, len);
+        char *e = malloc(dl ? dl : 1);
+        assert_non_null(e);
+        memcpy(e, d, dl);
+        b = cit__json_parse(e, dl);
+        if (!b || !json_equal(a, b))
+            disagree(buf, len, a, b);
+        free(d);
+        free(e);
+    } else if ((a == NULL) != (b == NULL) || (a && !json_equal(a, b)))
+        disagree(buf, len, a, b);
     json_decref(a);
     json_decref(b);
+    free(buf);
 }
 
 static void test_corpus(void **state) {

@@ -259,6 +259,36 @@ test_audit_fault_head_file_phases() {
     af_final_check
 }
 
+# A segment close killed at each save of the vTPM state (killshim with CIT_KILL_SUFFIX
+# .tpmstate: after defining the rollback counter, after its first increment, after the close's
+# increment), the first close of a log and a later one: the log verifies without `audit
+# rollback` (a TPM counter initialised for a segment that never committed is not a rollback),
+# and the next close works.
+test_audit_fault_close_phases() {
+    [ -z "${CIT_SANITIZE:-}" ] || return 0 # a preloaded library may not come before ASan's
+    local n rc closes
+    for n in 1 2 3 4; do
+        for closes in 0 1; do
+            rm -f "$TPM_STORE_PATH"* acked
+            af_setup
+            citadel tpm audit append --event fault.close --payload "first" >/dev/null
+            [ "$closes" == 0 ] || citadel tpm audit segments close >/dev/null
+            citadel tpm audit append --event fault.close --payload "second" >/dev/null
+            rc=0
+            CIT_KILL_SUFFIX=.tpmstate CIT_KILL_HEAD=after:$n LD_PRELOAD=$AF_SHIM "$CITADEL_BIN" tpm audit segments close \
+                >out.shim 2>err.shim || rc=$?
+            [ "$rc" == 137 ] || [ "$rc" == 0 ] || fail "close killed after state save $n exited $rc: $(cat err.shim)"
+            af_verify "a close killed after state save $n (earlier closes: $closes)"
+            citadel tpm audit append --event fault.close --payload "third" >/dev/null
+            citadel tpm audit segments close >/dev/null || fail "the close after a kill at save $n failed"
+            af_verify "the close after a kill at save $n (earlier closes: $closes)"
+            citadel tpm --json audit rollback >rb.json
+            assert_eq "$(json rb.json 'd["nv_counter"]["status"]')" pass
+        done
+    done
+    assert_eq "$AF_RECOVERED" 0 "kills that needed \`audit rollback\`"
+}
+
 # Two appends interleaved: A commits and is stopped before it writes its committed record;
 # B appends meanwhile; then A resumes. A's late record must not replace B's newer one (the log
 # would then hold an entry the head file never acknowledged: a false TPM0105).

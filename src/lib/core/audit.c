@@ -1473,6 +1473,29 @@ static int db_counter(cit_store *s, int64_t *v) {
     return r;
 }
 
+/* The value the counter's first increment gave it, recorded so that a close that died after
+ * initialising the counter and before its segment committed (the TPM at that value, the store
+ * with no segment) is told apart from segments rolled back. */
+#define COUNTER_BASE_META "audit_counter_base"
+
+static int counter_base(cit_store *s, bool *known, int64_t *base) {
+    _cleanup_free_ char *v = NULL;
+    *known = false;
+    *base = 0;
+    int r = cit__store_meta_get(s, COUNTER_BASE_META, &v);
+    if (r < 0)
+        return r;
+    if (v) {
+        uint64_t u = 0;
+        if (cit_parse_u64(v, &u) < 0 || u > INT64_MAX)
+            return cit_error_set(CIT_E_STORE_IO, "the store's %s is not a number", COUNTER_BASE_META);
+        *known = true;
+        *base = (int64_t)u;
+    }
+    return 0;
+}
+
+
 static int rollback_check(cit_ctx *ctx, cit_store *s, int64_t count, verdict *v, json_t *report, bool fix_nv) {
     head_file hf;
     int r = head_read(s, &hf);
@@ -1530,7 +1553,8 @@ static int rollback_check(cit_ctx *ctx, cit_store *s, int64_t count, verdict *v,
     cit__object_clear(&co); /* the metadata it read */
     if (counter_defined) {
         cit_error_clear();
-        bool uninit = false;
+        bool uninit = false, base_known = false;
+        int64_t base = 0;
         if ((r = counter_read_ex(ctx, &have_nv, &nv, &uninit)) < 0) {
             json_decref(nj);
             return r;
@@ -1547,7 +1571,14 @@ static int rollback_check(cit_ctx *ctx, cit_store *s, int64_t count, verdict *v,
         else if (!have_nv && dbc > 0)
             fail_at(v, CIT_E_AUDIT_ROLLBACK, 0, "the store records NV counter value %" PRId64
                     " but the TPM's counter %s is gone", dbc, COUNTER_PATH);
-        else if (have_nv && nv > dbc) {
+        else if (have_nv && nv > dbc && dbc == 0 && (r = counter_base(s, &base_known, &base)) < 0) {
+            json_decref(nj);
+            return r;
+        } else if (have_nv && nv > dbc && dbc == 0 && (!base_known || nv == base)) {
+            /* initialised by a first close that died before its segment committed (or before
+             * the base was recorded): no segment was ever recorded against it */
+            json_object_set_new(nj, "status", json_string("initialised, no segment yet"));
+        } else if (have_nv && nv > dbc) {
             /* the segment whose counter value the TPM reached is missing */
             fail_at(v, CIT_E_AUDIT_ROLLBACK, count + 1,
                     "the TPM counter is at %" PRId64 " but the store's newest segment recorded %" PRId64
@@ -1721,11 +1752,26 @@ _public_ int cit_audit_rollback(json_t **out, cit_ctx *ctx, bool accept) {
 
 /* ---- segments ---- */
 
+static int counter_record_base(cit_store *s, int64_t value) {
+    char b[32];
+    snprintf(b, sizeof b, "%" PRId64, value);
+    return cit__store_meta_set(s, COUNTER_BASE_META, b);
+}
+
 static int counter_ensure(cit_ctx *ctx, int64_t *value) {
     bool exists = false, uninit = false;
     int r = counter_read_ex(ctx, &exists, value, &uninit);
-    if (r < 0 || (exists && !uninit))
+    if (r < 0)
         return r;
+    if (exists && !uninit) {
+        /* initialised by a close that died before recording the base (nothing committed since) */
+        bool known = false;
+        int64_t base = 0, dbc = 0;
+        if ((r = counter_base(ctx->store, &known, &base)) == 0 && !known && (r = db_counter(ctx->store, &dbc)) == 0 &&
+            dbc == 0)
+            r = counter_record_base(ctx->store, *value);
+        return r;
+    }
     json_t *j = NULL;
     /* a counter is initialised (by its first increment) before any segment records a value
      * against it; a define whose increment a crash cut off is completed here */
@@ -1737,7 +1783,7 @@ static int counter_ensure(cit_ctx *ctx, int64_t *value) {
         return r;
     *value = json_integer_value(json_object_get(j, "value"));
     json_decref(j);
-    return 0;
+    return counter_record_base(ctx->store, *value);
 }
 
 static int segments_close_locked(json_t **out, cit_ctx *ctx, cit_store *s);

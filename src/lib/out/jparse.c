@@ -6,15 +6,19 @@
  * This one scans the text in place: string bodies with memchr-like loops, numbers with strtoll
  * and strtod, and hands jansson finished values (json_stringn_nocheck after its own UTF-8 check).
  *
- * It accepts exactly what json_loadb(buf, len, 0, ...) accepts (tests/unit/test-jparse.c
+ * It accepts exactly what json_loadb(buf, len, 0, ...) accepts (tests/fuzz/fuzz-jparse.c
  * compares the two on a corpus and on random mutations of it): an object or array at the top,
  * nothing after it but white space; no NUL in strings (\u0000 refused); valid UTF-8 and valid
  * surrogate pairs; no control characters in strings; integers that fit json_int_t, reals that
  * do not overflow; the last of duplicate keys wins; values at most 2048 deep (as jansson counts).
  * One difference, on the strict side: jansson's stream reader drops a NUL byte that directly
- * follows a number ("[1\0]" loads); here every NUL byte outside a string is an error too.
+ * follows a token it read one byte past (a number or true/false/null: "[1\0]" loads); here
+ * every NUL byte is an error. Reals are read in the C locale whatever the program's locale.
  */
+#define _GNU_SOURCE /* strtod_l */
 #include <errno.h>
+#include <locale.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -202,6 +206,10 @@ static int string(P *s, const char **out, size_t *len) {
     return -1;
 }
 
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static void make_c_locale(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
+
 static json_t *number(P *s) {
     const char *start = s->p;
     bool real = false;
@@ -252,8 +260,12 @@ static json_t *number(P *s) {
         if (errno != ERANGE)
             v = json_integer((json_int_t)x);
     } else {
-        double d = strtod(text, NULL);
-        if (!(errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL)))
+        /* in the C locale whatever the program set: "1.5" is never read as 1 under a
+         * comma-decimal locale (jansson converts the point to the locale's for the same reason) */
+        pthread_once(&c_locale_once, make_c_locale);
+        char *end = NULL;
+        double d = c_locale ? strtod_l(text, &end, c_locale) : strtod(text, &end);
+        if (end == text + n && !(errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL)))
             v = json_real(d);
     }
     free(heap);
