@@ -247,6 +247,7 @@ int enr_start(enrolld *d, enr_req *rq, json_t *body, json_t **out) {
     json_t *checks = NULL, *akj = NULL, *cred = NULL;
     uint8_t secret[ENR_SECRET_BYTES];
     int r = 0;
+    int64_t open_n = 0;
     if (!token_ok(d, jstr(body, "token"))) {
         r = cit_error_set(CIT_E_ENROLL_TOKEN, "%s enrollment token", jstr(body, "token") ? "an unknown" : "no");
         goto done;
@@ -258,6 +259,15 @@ int enr_start(enrolld *d, enr_req *rq, json_t *body, json_t **out) {
     const char *group = jstr(body, "group") ?: "default";
     if (!valid_name(group)) {
         r = cit_error_set(CIT_E_INPUT_INVALID, "group must be a name (letters, digits, '.', '-', '_'; 1-64)");
+        goto done;
+    }
+    /* started enrollments whose nonce expired are marked expired; the open ones are capped, so a
+     * flood of starts (without --tokens-file anyone can start) cannot grow the database forever */
+    if ((r = d->db->expire(d->db, (int64_t)time(NULL), &open_n)) < 0)
+        goto done;
+    if (open_n >= d->cfg.max_pending) {
+        r = cit_error_set(CIT_E_ENROLL_BUSY, "the server already holds %lld open enrollments (--max-pending %lld)",
+                          (long long)open_n, (long long)d->cfg.max_pending);
         goto done;
     }
     if ((r = need_field(body, "ek_public")) < 0 || (r = need_field(body, "devid_csr")) < 0 ||
@@ -519,6 +529,13 @@ done:
 }
 
 static int revoke_serial(enrolld *d, const char *serial, const char *reason);
+static int revoke_both(enrolld *d, const char *devid, const char *ak, const char *reason);
+static void revoke_orphans(enrolld *d, const json_t *rec, const char *keep_devid, const char *keep_ak);
+
+static int64_t node_version(const json_t *node) {
+    json_t *v = json_object_get(node, "version");
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
 
 /* A TPM that proved itself again (a retried enrollment, a re-enrollment after a TPM clear)
  * replaces its earlier enrollments: they become "superseded" and their certificates are revoked
@@ -544,9 +561,11 @@ static void supersede_others(enrolld *d, enr_req *rq, const char *id, const char
         json_t *rec = json_deep_copy(json_object_get(node, "record"));
         json_object_set_new(rec, "superseded_by", json_string(id));
         bool changed = false;
-        if (d->db->transition(d->db, oid, st, "superseded", rec, &changed) == 0 && changed) {
-            if (revoke_serial(d, jstr(rec, "devid_serial"), "superseded") < 0 ||
-                revoke_serial(d, jstr(rec, "ak_serial"), "superseded") < 0)
+        enr_cas cas = {.version = node_version(node)};
+        st = jstr(node, "status");
+        if (d->db->update(d->db, oid, "started|pending|approved", "superseded", rec, &cas, &changed) == 0 && changed) {
+            /* the serials of the record just committed (the version makes it the one read) */
+            if (revoke_both(d, jstr(rec, "devid_serial"), jstr(rec, "ak_serial"), "superseded") < 0)
                 enr_log("warning: certificates of %s not revoked: %s", oid, cit_error_last()->message);
             enr_audit(d, rq, "enroll.supersede",
                       json_pack("{s:s,s:s,s:s,s:s}", "enrollment", oid, "host", jstr(node, "host"), "was", st,
@@ -575,6 +594,11 @@ int enr_finish(enrolld *d, enr_req *rq, const char *id, json_t *body, json_t **o
     }
     json_t *rec = json_object_get(node, "record");
     host = jstr(rec, "host");
+    if (strcmp(jstr(node, "status"), "expired") == 0) {
+        r = cit_error_set(CIT_E_ENROLL_NONCE_EXPIRED, "the nonce of enrollment %s expired", id);
+        cit_error_cause("the server gives %u seconds between start and finish", d->cfg.nonce_ttl);
+        goto done;
+    }
     if (strcmp(jstr(node, "status"), "started") != 0) {
         r = cit_error_set(CIT_E_ENROLL_REPLAY, "enrollment %s was already finished (it is %s)", id, jstr(node, "status"));
         goto done;
@@ -637,7 +661,30 @@ int enr_finish(enrolld *d, enr_req *rq, const char *id, json_t *body, json_t **o
         json_object_set_new(nrec, "decided_by", json_string("auto-approve policy"));
     }
     bool changed = false;
-    r = d->db->transition(d->db, id, "started", status, nrec, &changed);
+    /* one compare-and-set: still the version read (a replayed finish loses) and, to approved, no
+     * other TPM's approved enrollment under this host (two racing TPMs are not both approved) */
+    enr_cas cas = {.version = node_version(node),
+                   .sole_host_ek = strcmp(status, "approved") == 0 ? (jstr(rec, "ek_fingerprint") ?: "") : NULL};
+    r = d->db->update(d->db, id, "started", status, nrec, &cas, &changed);
+    if (r == 0 && !changed && strcmp(status, "approved") == 0) {
+        /* lost: either a replay, or another TPM was approved under this host meanwhile; the
+         * certificates just issued are revoked, and in the second case the node waits for an operator */
+        revoke_orphans(d, nrec, NULL, NULL);
+        json_t *again = NULL;
+        if (d->db->get(d->db, id, &again) == 0 && strcmp(jstr(again, "id"), id) == 0 &&
+            node_version(again) == node_version(node) && strcmp(jstr(again, "status"), "started") == 0) {
+            const char *drop[] = {"ak_cert", "devid_cert", "ak_serial", "devid_serial", "not_after", "decided_by", NULL};
+            for (int i = 0; drop[i]; i++)
+                json_object_del(nrec, drop[i]);
+            json_object_set_new(nrec, "held_for_operator",
+                                json_string("the host name belongs to another TPM's approved enrollment"));
+            status = "pending";
+            r = d->db->update(d->db, id, "started", status, nrec, &cas, &changed);
+        }
+        json_decref(again);
+        cit_error_clear();
+    } else if (r < 0 && strcmp(status, "approved") == 0)
+        revoke_orphans(d, nrec, NULL, NULL);
     json_decref(nrec);
     if (r == 0 && !changed)
         r = cit_error_set(CIT_E_ENROLL_REPLAY, "enrollment %s was finished by another request", id);
@@ -730,52 +777,155 @@ static int revoke_serial(enrolld *d, const char *serial, const char *reason) {
     d->crl_at = 0; /* the next CRL request signs a new one */
     pthread_mutex_unlock(&d->ctx_lock);
     json_decref(o);
+    if (r == CIT_E_CA_ALREADY_REVOKED) { /* e.g. `citadel ca revoke SERIAL` first: the goal is reached */
+        cit_error_clear();
+        r = 0;
+    }
+    return r;
+}
+
+/* Revokes the record's DevID and AK certificates, each attempted whatever the other did; the
+ * first error is returned (and logged for both). */
+static int revoke_both(enrolld *d, const char *devid, const char *ak, const char *reason) {
+    int r1 = revoke_serial(d, devid, reason);
+    cit_error e1 = *cit_error_last();
+    if (r1 < 0)
+        enr_log("warning: the DevID certificate %s was not revoked: %s", devid, e1.message);
+    int r2 = revoke_serial(d, ak, reason);
+    if (r2 < 0)
+        enr_log("warning: the AK certificate %s was not revoked: %s", ak, cit_error_last()->message);
+    if (r1 < 0) {
+        cit_error_restore(&e1);
+        return r1;
+    }
+    return r2;
+}
+
+/* Certificates issued into rec for a step whose compare-and-set then lost: nobody tracks them,
+ * so they are revoked at once. */
+static void revoke_orphans(enrolld *d, const json_t *rec, const char *keep_devid, const char *keep_ak) {
+    const char *dv = jstr(rec, "devid_serial"), *ak = jstr(rec, "ak_serial");
+    if (dv && keep_devid && strcmp(dv, keep_devid) == 0)
+        dv = NULL;
+    if (ak && keep_ak && strcmp(ak, keep_ak) == 0)
+        ak = NULL;
+    cit_error saved = *cit_error_last();
+    if (revoke_both(d, dv, ak, "cessationOfOperation") == 0 && (dv || ak))
+        enr_log("revoked the certificates issued for a step that lost its race (DevID %s, AK %s)", dv ? dv : "-",
+                ak ? ak : "-");
+    cit_error_restore(&saved);
+}
+
+/* The node an admin decision acts on: an enrollment id always; a host name only when it names
+ * at most one open (started, pending, approved) enrollment, since anyone allowed to start an
+ * enrollment can put a host name on it. */
+static int resolve_for_decision(enrolld *d, const char *nodename, json_t **node) {
+    int r = d->db->get(d->db, nodename, node);
+    if (r < 0 || strcmp(jstr(*node, "id"), nodename) == 0)
+        return r;
+    json_t *ids = NULL;
+    if ((r = d->db->expire(d->db, (int64_t)time(NULL), NULL)) < 0 ||
+        (r = d->db->host_ids(d->db, nodename, "started|pending|approved", &ids)) < 0) {
+        json_decref(*node);
+        *node = NULL;
+        return r;
+    }
+    if (json_array_size(ids) > 1) {
+        char list[400] = "";
+        size_t i, n = 0;
+        json_t *v;
+        json_array_foreach(ids, i, v) {
+            if (i == 5) {
+                snprintf(list + n, sizeof list - n, ", ...");
+                break;
+            }
+            n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", json_string_value(v));
+            if (n >= sizeof list)
+                break;
+        }
+        r = cit_error_set(CIT_E_ENROLL_AMBIGUOUS, "host %.80s has %zu open enrollments: give the enrollment id",
+                          nodename, json_array_size(ids));
+        cit_error_cause("enrollments: %s", list);
+        cit_error_step("`citadel enroll list` shows each one's EK fingerprint and status");
+        cit_error_context("node", "%.80s", nodename);
+    } else if (json_array_size(ids) == 1) {
+        json_decref(*node);
+        *node = NULL;
+        r = d->db->get(d->db, json_string_value(json_array_get(ids, 0)), node);
+    }
+    json_decref(ids);
+    if (r < 0) {
+        json_decref(*node);
+        *node = NULL;
+    }
     return r;
 }
 
 int enr_admin_decide(enrolld *d, enr_req *rq, const char *nodename, const char *verb, json_t *body, json_t **out) {
-    json_t *node = NULL;
+    json_t *node = NULL, *rec = NULL;
     const char *reason = jstr(body, "reason");
-    int r = d->db->get(d->db, nodename, &node);
+    int r = resolve_for_decision(d, nodename, &node);
     if (r < 0) {
         reject(d, rq, verb, NULL, nodename, r);
         return r;
     }
     char id[80];
     snprintf(id, sizeof id, "%s", jstr(node, "id"));
-    const char *st = jstr(node, "status");
-    json_t *rec = json_deep_copy(json_object_get(node, "record"));
     const char *from, *to;
-    if (strcmp(verb, "approve") == 0)
+    bool approve = strcmp(verb, "approve") == 0, revoke = strcmp(verb, "revoke") == 0;
+    if (approve)
         from = "pending", to = "approved";
     else if (strcmp(verb, "deny") == 0)
         from = "pending|started", to = "denied";
     else
         from = "approved|pending", to = "revoked";
-    if (!strstr(from, st)) {
-        r = cit_error_set(CIT_E_ENROLL_STATE, "node %s is %s: it cannot be %s", jstr(node, "host"), st,
-                          strcmp(verb, "approve") == 0 ? "approved" : strcmp(verb, "deny") == 0 ? "denied" : "revoked");
-        goto done;
+    /* a compare-and-set on the version read: a renewal that commits meanwhile makes this one
+     * read again (a few times), so the certificates revoked are the ones committed */
+    for (int attempt = 0;; attempt++) {
+        const char *st = jstr(node, "status");
+        json_decref(rec);
+        rec = json_deep_copy(json_object_get(node, "record"));
+        char w[40];
+        snprintf(w, sizeof w, "|%s|", from);
+        char sw[40];
+        snprintf(sw, sizeof sw, "|%s|", st);
+        if (!strstr(w, sw)) {
+            r = cit_error_set(CIT_E_ENROLL_STATE, "node %s is %s: it cannot be %s", jstr(node, "host"), st,
+                              approve ? "approved" : strcmp(verb, "deny") == 0 ? "denied" : "revoked");
+            goto done;
+        }
+        if (approve && (r = issue_certs(d, rec)) < 0)
+            goto done;
+        json_object_set_new(rec, "decided_by", json_string(rq->actor));
+        if (reason)
+            json_object_set_new(rec, "reason", json_string(reason));
+        bool changed = false;
+        enr_cas cas = {.version = node_version(node)};
+        r = d->db->update(d->db, id, from, to, rec, &cas, &changed);
+        if (approve && (r < 0 || !changed))
+            revoke_orphans(d, rec, NULL, NULL);
+        if (r < 0)
+            goto done;
+        if (changed)
+            break;
+        json_decref(node);
+        node = NULL;
+        if (approve || attempt >= 4 || (r = d->db->get(d->db, id, &node)) < 0) {
+            if (r == 0)
+                r = cit_error_set(CIT_E_ENROLL_STATE, "node %s changed while it was being decided", id);
+            goto done;
+        }
     }
-    if (strcmp(verb, "approve") == 0 && (r = issue_certs(d, rec)) < 0)
-        goto done;
-    if (strcmp(verb, "revoke") == 0) {
-        /* the certificates first: from this moment the CRL and the TLS check refuse them */
+    if (revoke) {
+        /* after the commit: the serials of the record committed (no renewal can add others now:
+         * it would lose its compare-and-set and revoke its own) */
         const char *rs = reason && (strcmp(reason, "keyCompromise") == 0 || strcmp(reason, "superseded") == 0)
                              ? reason
                              : "cessationOfOperation";
-        if ((r = revoke_serial(d, jstr(rec, "devid_serial"), rs)) < 0 || (r = revoke_serial(d, jstr(rec, "ak_serial"), rs)) < 0)
+        if ((r = revoke_both(d, jstr(rec, "devid_serial"), jstr(rec, "ak_serial"), rs)) < 0) {
+            cit_error_step("the node is revoked in the database; revoke the certificates with `citadel ca revoke SERIAL`");
             goto done;
-    }
-    json_object_set_new(rec, "decided_by", json_string(rq->actor));
-    if (reason)
-        json_object_set_new(rec, "reason", json_string(reason));
-    bool changed = false;
-    if ((r = d->db->transition(d->db, id, from, to, rec, &changed)) < 0)
-        goto done;
-    if (!changed) {
-        r = cit_error_set(CIT_E_ENROLL_STATE, "node %s changed while it was being decided", jstr(node, "host"));
-        goto done;
+        }
     }
     json_decref(node);
     node = NULL;
@@ -792,7 +942,7 @@ int enr_admin_decide(enrolld *d, enr_req *rq, const char *nodename, const char *
     enr_audit(d, rq, ev, p, 0);
 done:
     if (r < 0)
-        reject(d, rq, verb, id, jstr(node, "host"), r);
+        reject(d, rq, verb, id, node ? jstr(node, "host") : jstr(rec, "host"), r);
     json_decref(rec);
     json_decref(node);
     return r;
@@ -891,8 +1041,9 @@ int enr_node_renew_start(enrolld *d, enr_req *rq, json_t *node, json_t **out) {
     json_object_set_new(rec, "renew_nonce", json_string(nonce));
     json_object_set_new(rec, "renew_expires", json_integer(expires));
     bool changed = false;
+    enr_cas cas = {.version = node_version(node)};
     if (r == 0)
-        r = d->db->transition(d->db, jstr(node, "id"), "approved", "approved", rec, &changed);
+        r = d->db->update(d->db, jstr(node, "id"), "approved", "approved", rec, &cas, &changed);
     if (r == 0 && !changed)
         r = cit_error_set(CIT_E_ENROLL_STATE, "the node is no longer approved");
     json_decref(rec);
@@ -943,17 +1094,21 @@ int enr_node_renew(enrolld *d, enr_req *rq, json_t *node, json_t *body, json_t *
     json_object_set_new(rec, "renewed", json_integer((json_int_t)time(NULL)));
     if ((r = issue_certs(d, rec)) < 0)
         goto done;
+    /* one compare-and-set on the version read: it consumes the renewal nonce (the record written
+     * has none), so a second renewal with the same nonce, or one racing a revoke, loses; the
+     * certificates it issued are then revoked (nobody would track them) */
     bool changed = false;
-    if ((r = d->db->transition(d->db, id, "approved", "approved", rec, &changed)) < 0)
-        goto done;
-    if (!changed) {
-        r = cit_error_set(CIT_E_ENROLL_STATE, "the node was revoked during the renewal");
+    enr_cas cas = {.version = node_version(node)};
+    r = d->db->update(d->db, id, "approved", "approved", rec, &cas, &changed);
+    if (r == 0 && !changed)
+        r = cit_error_set(CIT_E_ENROLL_STATE, "the node changed during the renewal (revoked, or renewed by another request)");
+    if (r < 0) {
+        revoke_orphans(d, rec, old_serial, old_ak);
         goto done;
     }
-    if (old_serial[0] && strcmp(old_serial, jstr(rec, "devid_serial")) != 0 && revoke_serial(d, old_serial, "superseded") < 0)
-        enr_log("warning: the superseded DevID certificate %s was not revoked: %s", old_serial, cit_error_last()->message);
-    if (old_ak[0] && strcmp(old_ak, jstr(rec, "ak_serial")) != 0 && revoke_serial(d, old_ak, "superseded") < 0)
-        enr_log("warning: the superseded AK certificate %s was not revoked: %s", old_ak, cit_error_last()->message);
+    revoke_both(d, old_serial[0] && strcmp(old_serial, jstr(rec, "devid_serial")) != 0 ? old_serial : NULL,
+                old_ak[0] && strcmp(old_ak, jstr(rec, "ak_serial")) != 0 ? old_ak : NULL, "superseded");
+    cit_error_clear();
     *out = json_pack("{s:s,s:s,s:O,s:O,s:O,s:s}", "host", host, "status", "approved", "devid_cert",
                      json_object_get(rec, "devid_cert"), "ak_cert", json_object_get(rec, "ak_cert"), "devid_serial",
                      json_object_get(rec, "devid_serial"), "ca_cert", d->ca_pem);

@@ -38,6 +38,7 @@ typedef struct enrolld_config {
     char pcrs[64];           /* the PCRs a node quotes, "0,2,4,7" */
     uint32_t pcr_mask;
     unsigned nonce_ttl;      /* seconds */
+    int64_t max_pending;     /* open started enrollments at most (--max-pending) */
     size_t max_body;
     unsigned max_conns, timeout;
     int cert_days;           /* <= 0: the CA profiles' defaults */

@@ -45,6 +45,7 @@ static unsigned http_status(int code) {
         return 405;
     case CIT_E_ENROLL_REPLAY:
     case CIT_E_ENROLL_STATE:
+    case CIT_E_ENROLL_AMBIGUOUS:
         return 409;
     case CIT_E_ENROLL_NONCE_EXPIRED:
         return 410;
@@ -55,6 +56,7 @@ static unsigned http_status(int code) {
         return 400;
     case CIT_E_API_UNAVAILABLE:
     case CIT_E_ENROLL_DB:
+    case CIT_E_ENROLL_BUSY:
         return 503;
     }
     const cit_code_info *ci = cit_code_lookup(code < 0 ? -code : code);

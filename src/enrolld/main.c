@@ -45,6 +45,7 @@ static const char usage[] =
     "  --pcr-policy F       required PCR values, JSON {\"sha256\": {\"0\": \"hex\", ...}}\n"
     "  --require-eventlog   refuse quotes without the node's event log\n"
     "  --nonce-ttl SECONDS  how long a nonce is valid (default 300)\n"
+    "  --max-pending N      open (started, unexpired) enrollments at most (default 1000): 503 beyond\n"
     "  --auto-approve       approve nodes that pass every check (default: pending for an operator)\n"
     "  --cert-days N        validity of issued certificates (default: the CA profile's)\n"
     "  --max-body BYTES     request body limit (default 262144): 413 beyond\n"
@@ -258,7 +259,8 @@ int main(int argc, char **argv) {
     c->tcti = env("TPM_TCTI");
     c->keys_file = env("ENROLLD_KEYS_FILE");
     c->ca_name = "enroll";
-    const char *nonce_ttl = "300", *max_body = "262144", *max_conns = "256", *timeout = "30", *cert_days = "0";
+    const char *nonce_ttl = "300", *max_body = "262144", *max_conns = "256", *timeout = "30", *cert_days = "0",
+               *max_pending = "1000";
     int r = 0;
     for (int i = 1; i < argc && r == 0; i++) {
         const char *a = argv[i];
@@ -285,11 +287,11 @@ int main(int argc, char **argv) {
         static const char *const names[] = {"--listen", "--store-path", "--backend", "--tcti", "--vtpm-state", "--db",
                                             "--ca", "--tls-cert", "--tls-key", "--tls-identity", "--keys-file", "--admin-cn", "--ek-ca",
                                             "--tokens-file", "--pcrs", "--pcr-policy", "--nonce-ttl", "--cert-days",
-                                            "--max-body", "--max-connections", "--timeout", "--ready-file", NULL};
+                                            "--max-body", "--max-connections", "--timeout", "--ready-file", "--max-pending", NULL};
         const char **slots[] = {&listen, &c->store_path, &c->backend, &c->tcti, &c->vtpm_state, &c->db_path,
                                 &c->ca_name, &c->tls_cert, &c->tls_key, &c->tls_identity, &c->keys_file, &c->admin_cn, &c->ek_ca,
                                 &c->tokens_file, &pcrs, &c->pcr_policy, &nonce_ttl, &cert_days, &max_body,
-                                &max_conns, &timeout, &ready_file};
+                                &max_conns, &timeout, &ready_file, &max_pending};
         int k = 0;
         const char *eq = strchr(a, '=');
         size_t nl = eq ? (size_t)(eq - a) : strlen(a);
@@ -304,7 +306,10 @@ int main(int argc, char **argv) {
         else
             r = bad("%s needs a value", a);
     }
-    uint64_t v_ttl = 0, v_body = 0, v_conns = 0, v_to = 0, v_days = 0;
+    uint64_t v_ttl = 0, v_body = 0, v_conns = 0, v_to = 0, v_days = 0, v_pend = 0;
+    if (r == 0 && (cit_parse_u64(max_pending, &v_pend) < 0 || v_pend < 1 || v_pend > 10000000))
+        r = bad("--max-pending takes 1 to 10000000");
+    c->max_pending = (int64_t)v_pend;
     if (r == 0 && (cit_parse_u64(nonce_ttl, &v_ttl) < 0 || v_ttl < 1 || v_ttl > 86400))
         r = bad("--nonce-ttl takes 1 to 86400 seconds");
     if (r == 0 && (cit_parse_u64(max_body, &v_body) < 0 || v_body < 1024 || v_body > (64u << 20)))

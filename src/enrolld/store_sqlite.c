@@ -21,11 +21,12 @@ typedef struct sq {
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    "INSERT OR IGNORE INTO meta VALUES('schema','1');"
+    "INSERT OR IGNORE INTO meta VALUES('schema','2');"
     "CREATE TABLE IF NOT EXISTS nodes("
     "  id TEXT PRIMARY KEY, host TEXT NOT NULL, status TEXT NOT NULL,"
     "  ak_serial TEXT, devid_serial TEXT,"
-    "  created INTEGER NOT NULL, updated INTEGER NOT NULL, record TEXT NOT NULL);"
+    "  created INTEGER NOT NULL, updated INTEGER NOT NULL, record TEXT NOT NULL,"
+    "  version INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS nodes_host ON nodes(host, created);"
     "CREATE INDEX IF NOT EXISTS nodes_status ON nodes(status);"
     "CREATE INDEX IF NOT EXISTS nodes_devid ON nodes(devid_serial);"
@@ -84,6 +85,8 @@ static json_t *row_json(sqlite3_stmt *st, bool with_record) {
     json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", (const char *)sqlite3_column_text(st, 0), "host",
                           (const char *)sqlite3_column_text(st, 1), "status", (const char *)sqlite3_column_text(st, 2),
                           "created", c, "updated", u);
+    if (j)
+        json_object_set_new(j, "version", json_integer(sqlite3_column_int64(st, 6)));
     if (with_record && j) {
         json_t *rec = json_loads((const char *)sqlite3_column_text(st, 5), 0, NULL);
         json_object_set_new(j, "record", rec ? rec : json_object());
@@ -116,7 +119,7 @@ static int get_where(enr_store *s, const char *sql, const char *a, const char *b
     return r;
 }
 
-#define COLS "id,host,status,created,updated,record"
+#define COLS "id,host,status,created,updated,record,version"
 
 static int sq_get(enr_store *s, const char *id_or_host, json_t **out) {
     return get_where(s,
@@ -131,19 +134,25 @@ static int sq_get_by_serial(enr_store *s, const char *serial, json_t **out) {
                      out);
 }
 
-static int sq_transition(enr_store *s, const char *id, const char *from, const char *to, const json_t *record,
-                         bool *changed) {
+static int sq_update(enr_store *s, const char *id, const char *from, const char *to, const json_t *record,
+                     const enr_cas *cas, bool *changed) {
     sq *q = s->impl;
     char *text = json_dumps(record, JSON_COMPACT);
     if (!text)
         return cit_error_set(CIT_E_INTERNAL, "out of memory");
     sqlite3_stmt *st = NULL;
     int r = 0;
+    *changed = false;
     pthread_mutex_lock(&q->lock);
-    /* instr('|'||from||'|', '|'||status||'|'): status is one of the "|"-separated list */
+    /* instr('|'||from||'|', '|'||status||'|'): status is one of the "|"-separated list; the
+     * version and the host's sole approved EK are checked in the same statement */
     if (sqlite3_prepare_v2(q->db,
-                           "UPDATE nodes SET status=?2, record=?3, updated=?4, ak_serial=?6, devid_serial=?7 "
-                           "WHERE id=?1 AND instr('|'||?5||'|', '|'||status||'|') > 0",
+                           "UPDATE nodes SET status=?2, record=?3, updated=?4, ak_serial=?6, devid_serial=?7, "
+                           "version=version+1 "
+                           "WHERE id=?1 AND instr('|'||?5||'|', '|'||status||'|') > 0 AND (?8 < 0 OR version=?8) "
+                           "AND (?9 IS NULL OR NOT EXISTS(SELECT 1 FROM nodes o WHERE o.host=nodes.host "
+                           "AND o.status='approved' AND o.id<>nodes.id "
+                           "AND ifnull(json_extract(o.record,'$.ek_fingerprint'),'')<>?9))",
                            -1, &st, NULL) != SQLITE_OK)
         r = db_error(q, "preparing the node update");
     else {
@@ -154,6 +163,8 @@ static int sq_transition(enr_store *s, const char *id, const char *from, const c
         sqlite3_bind_text(st, 5, from, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 6, rec_str(record, "ak_serial"), -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 7, rec_str(record, "devid_serial"), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, cas ? cas->version : -1);
+        sqlite3_bind_text(st, 9, cas && cas->sole_host_ek ? cas->sole_host_ek : NULL, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
             r = db_error(q, "updating the node");
         else
@@ -162,6 +173,66 @@ static int sq_transition(enr_store *s, const char *id, const char *from, const c
     sqlite3_finalize(st);
     pthread_mutex_unlock(&q->lock);
     free(text);
+    return r;
+}
+
+static int sq_transition(enr_store *s, const char *id, const char *from, const char *to, const json_t *record,
+                         bool *changed) {
+    return sq_update(s, id, from, to, record, NULL, changed);
+}
+
+static int sq_expire(enr_store *s, int64_t now, int64_t *open) {
+    sq *q = s->impl;
+    sqlite3_stmt *st = NULL, *ct = NULL;
+    int r = 0;
+    pthread_mutex_lock(&q->lock);
+    if (sqlite3_prepare_v2(q->db,
+                           "UPDATE nodes SET status='expired', updated=?1, version=version+1 WHERE status='started' "
+                           "AND ifnull(json_extract(record,'$.nonce_expires'),0) < ?1",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db, "SELECT count(*) FROM nodes WHERE status='started'", -1, &ct, NULL) != SQLITE_OK)
+        r = db_error(q, "preparing the expiry of started enrollments");
+    else {
+        sqlite3_bind_int64(st, 1, now);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = db_error(q, "expiring the started enrollments");
+        else if (sqlite3_step(ct) != SQLITE_ROW)
+            r = db_error(q, "counting the started enrollments");
+        else if (open)
+            *open = sqlite3_column_int64(ct, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_finalize(ct);
+    pthread_mutex_unlock(&q->lock);
+    return r;
+}
+
+static int sq_host_ids(enr_store *s, const char *host, const char *statuses, json_t **out) {
+    sq *q = s->impl;
+    sqlite3_stmt *st = NULL;
+    int r = 0;
+    json_t *arr = json_array();
+    pthread_mutex_lock(&q->lock);
+    if (sqlite3_prepare_v2(q->db,
+                           "SELECT id FROM nodes WHERE host=?1 AND instr('|'||?2||'|', '|'||status||'|') > 0 "
+                           "ORDER BY created DESC, rowid DESC",
+                           -1, &st, NULL) != SQLITE_OK)
+        r = db_error(q, "preparing the host's enrollments query");
+    else {
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, statuses, -1, SQLITE_STATIC);
+        int sr;
+        while ((sr = sqlite3_step(st)) == SQLITE_ROW)
+            json_array_append_new(arr, json_string((const char *)sqlite3_column_text(st, 0)));
+        if (sr != SQLITE_DONE)
+            r = db_error(q, "reading the host's enrollments");
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->lock);
+    if (r < 0)
+        json_decref(arr);
+    else
+        *out = arr;
     return r;
 }
 
@@ -290,6 +361,9 @@ int enr_store_sqlite_open(enr_store **out, const char *path) {
     s->get = sq_get;
     s->get_by_serial = sq_get_by_serial;
     s->transition = sq_transition;
+    s->update = sq_update;
+    s->expire = sq_expire;
+    s->host_ids = sq_host_ids;
     s->list = sq_list;
     s->config_set = sq_config_set;
     s->config_get = sq_config_get;
@@ -301,6 +375,17 @@ int enr_store_sqlite_open(enr_store **out, const char *path) {
              sqlite3_exec(q->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
              sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK)
         r = db_error(q, "preparing the enrollment database");
+    else {
+        /* schema 1 had no version column: add it (every node at version 0) */
+        sqlite3_stmt *st = NULL;
+        bool has = sqlite3_prepare_v2(q->db, "SELECT version FROM nodes LIMIT 0", -1, &st, NULL) == SQLITE_OK;
+        sqlite3_finalize(st);
+        if (!has && sqlite3_exec(q->db,
+                                 "ALTER TABLE nodes ADD COLUMN version INTEGER NOT NULL DEFAULT 0;"
+                                 "UPDATE meta SET value='2' WHERE key='schema';",
+                                 NULL, NULL, NULL) != SQLITE_OK)
+            r = db_error(q, "adding the version column to the enrollment database");
+    }
     if (r < 0) {
         cit_error_context("file", "%s", path);
         sq_close(s);

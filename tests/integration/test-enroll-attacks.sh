@@ -423,3 +423,75 @@ test_attack_software_ak() {
     assert_rejected_audited "$s" TPM0172
     assert_eq "$(admin --json show "$ID" | jq -r .status)" started
 }
+
+# A certificate revoked by hand first (`citadel ca revoke SERIAL`): revoking the node afterwards
+# still succeeds (already revoked counts as done) and revokes the other certificate too: the AK
+# certificate is on the CRL (openssl verify -crl_check).
+test_attack_revoke_after_ca_revoke() {
+    server_setup
+    node_setup n1
+    start_enrolld --auto-approve
+    enroll n1 >/dev/null
+    admin --json show n1 >"$T/show.json"
+    jq -r .ak_cert "$T/show.json" >"$T/ak.pem"
+    jq -r .devid_cert "$T/show.json" >"$T/devid.pem"
+    serial=$(openssl x509 -noout -serial -in "$T/devid.pem" | cut -d= -f2)
+    srv ca revoke "$serial" --reason keyCompromise >/dev/null
+    assert_eq "$(admin --json revoke n1 | jq -r .status)" revoked
+    admin crl --output "$T/crl.pem" >/dev/null
+    for c in ak devid; do
+        rc=0
+        openssl verify -crl_check -CRLfile "$T/crl.pem" -CAfile "$T/ca.pem" "$T/$c.pem" >"$T/o" 2>&1 || rc=$?
+        assert_ne "$rc" 0
+        assert_contains "$(cat "$T/o")" "revoked"
+    done
+}
+
+# Anyone may start an enrollment without --tokens-file, with any host name: starts for web-1 by
+# another TPM make `approve web-1` ambiguous, so it refuses and names the enrollment ids; the id
+# always works. Started enrollments expire with their nonce and then no longer count.
+test_attack_host_name_flood_ambiguous() {
+    server_setup
+    node_setup n1
+    node_setup n2
+    start_enrolld --nonce-ttl 4
+    enroll n1 --host web-1 >/dev/null
+    real=$(admin --json list --status pending | jq -r '.nodes[0].id')
+    start_body n2
+    jq '.host="web-1"' "$T/n2/start.json" >"$T/n2/web1.json"
+    req POST /v1/enroll/start "$T/n2/web1.json"
+    assert_eq "$CODE" 200
+    fake=$(jq -r .enrollment_id "$T/resp")
+    s=$(audit_seq)
+    expect_fail 14 TPM0187 admin approve web-1
+    assert_contains "$ERR" "$real"
+    assert_contains "$ERR" "$fake"
+    assert_rejected_audited "$s" TPM0187
+    expect_fail 14 TPM0187 admin revoke web-1
+    assert_eq "$(admin --json show "$real" | jq -r .status)" pending
+    # once the attacker's nonce expired, the host name names one enrollment again
+    sleep 5.1 # the nonce's lifetime, not a wait for a server
+    assert_eq "$(admin --json approve web-1 | jq -r .id)" "$real"
+    assert_eq "$(admin --json show "$fake" | jq -r .status)" expired
+    assert_eq "$(node n1 --json node fetch | jq -r .status)" approved
+}
+
+# The open (started) enrollments are capped (--max-pending): beyond, 503 with its code, audited;
+# expired ones do not count.
+test_attack_start_flood_capped() {
+    server_setup
+    node_setup n1
+    start_enrolld --max-pending 2 --nonce-ttl 2
+    start_body n1
+    started n1
+    started n1
+    s=$(audit_seq)
+    post_start n1
+    assert_eq "$CODE" 503
+    assert_eq "$(errcode)" TPM0186
+    assert_rejected_audited "$s" TPM0186
+    assert_eq "$(nodes_count)" 2
+    sleep 3.1 # the nonce's lifetime, not a wait for a server
+    started n1
+    assert_eq "$(admin --json list --status expired | jq -r '.nodes|length')" 2
+}
