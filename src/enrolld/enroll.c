@@ -679,6 +679,7 @@ int enr_finish(enrolld *d, enr_req *rq, const char *id, json_t *body, json_t **o
             json_object_set_new(nrec, "held_for_operator",
                                 json_string("the host name belongs to another TPM's approved enrollment"));
             status = "pending";
+            cas.sole_host_ek = NULL;
             r = d->db->update(d->db, id, "started", status, nrec, &cas, &changed);
         }
         json_decref(again);

@@ -495,3 +495,52 @@ test_attack_start_flood_capped() {
     started n1
     assert_eq "$(admin --json list --status expired | jq -r '.nodes|length')" 2
 }
+
+# A renewal racing a revoke (each step is a compare-and-set on the node's version): whichever
+# commits first, once both are over every DevID and AK certificate the CA ever issued is revoked
+# (a renewal that lost revokes what it had just issued; a revoke after a renewal revokes the
+# renewed certificates). Several rounds with the revoke sent at different moments of the renewal.
+test_attack_renew_racing_revoke() {
+    server_setup
+    node_setup n1
+    start_enrolld --auto-approve
+    for delay in 0.05 0.2 0.35 0.5; do
+        enroll n1 >/dev/null
+        (node n1 node renew --before 400 >/dev/null 2>&1 || true) &
+        rp=$!
+        sleep "$delay"
+        admin revoke n1 >/dev/null
+        wait "$rp"
+        srv --json ca show enroll >"$T/issued.json"
+        left=$(jq -r '[.certificates[] | select((.profile=="devid" or .profile=="ak") and .status!="revoked") | .serial] | join(" ")' "$T/issued.json")
+        assert_eq "$left" "" "certificates left valid after the revoke (delay $delay)"
+        assert_eq "$(admin --json list --status approved | jq -r '.nodes|length')" 0
+    done
+    assert_ne "$(jq '[.certificates[] | select(.profile=="devid")] | length' "$T/issued.json")" 4
+}
+
+# Two TPMs finishing at the same moment under one host name (auto-approve): the host check is in
+# the compare-and-set, so exactly one is approved and the other waits for the operator, its
+# just-issued certificates revoked. Several rounds, each with its own host name.
+test_attack_host_name_race_auto_approve() {
+    server_setup
+    node_setup n1
+    node_setup n2
+    start_enrolld --auto-approve
+    for h in web-a web-b web-c; do
+        (enroll n1 --host "$h" >/dev/null) &
+        p1=$!
+        (enroll n2 --host "$h" >/dev/null) &
+        p2=$!
+        wait "$p1"
+        wait "$p2"
+        admin --json list >"$T/l.json"
+        assert_eq "$(jq --arg h "$h" '[.nodes[] | select(.host==$h and .status=="approved")] | length' "$T/l.json")" 1
+        assert_eq "$(jq --arg h "$h" '[.nodes[] | select(.host==$h and .status=="pending")] | length' "$T/l.json")" 1
+    done
+    # every DevID certificate the CA issued that is still valid is an approved node's
+    srv --json ca show enroll >"$T/issued.json"
+    valid=$(jq -r '[.certificates[] | select(.profile=="devid" and .status=="valid") | .serial | sub("^0+";"")] | sort | join(" ")' "$T/issued.json")
+    approved=$(jq -r '[.nodes[] | select(.status=="approved") | .devid_serial | sub("^0+";"")] | sort | join(" ")' "$T/l.json")
+    assert_eq "$valid" "$approved"
+}
