@@ -268,13 +268,15 @@ static void lib_once(void) {
     char *pem1 = NULL, *pem2 = NULL;
     cit_ca_issue_options ao = {.profile = "ak", .subject = "CN=bench-node AK", .hw_serial = secret, .hw_serial_len = 32};
     cit_ca_issue_options dv = {.profile = "devid", .subject = "CN=bench-node", .hw_serial = secret, .hw_serial_len = 32};
-    if (cit_ca_issue_key(&o, ca, sd, sl, &ao, &pem1) < 0)
+    if (cit_ca_begin(ca) < 0 || cit_ca_issue_key(&o, ca, sd, sl, &ao, &pem1) < 0)
         die_cit("issue ak");
     json_decref(o);
     PH(5);
     if (cit_ca_issue_csr(&o, ca, (const uint8_t *)csr_pem, strlen(csr_pem), &dv, &pem2) < 0)
         die_cit("issue devid");
     json_decref(o);
+    if (cit_ca_commit(ca) < 0)
+        die_cit("commit");
     PH(6);
     cit_memzero(secret, sizeof secret);
     free(sd);

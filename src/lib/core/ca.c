@@ -55,6 +55,17 @@ struct cit_ca {
     X509 *cert;       /* NULL only while a root signs itself */
     X509_NAME *subject_self; /* a root signing itself: its own name */
     EVP_PKEY *algo_key; /* tpm: a throwaway software key of the same type, see sign_tbs_alg */
+    /* cit_ca_begin .. cit_ca_commit: the issued certificates waiting to be recorded together */
+    bool batch;
+    bool batch_failed; /* an issue of the batch failed: the commit records nothing */
+    struct pending_cert *pending;
+    size_t npending, cap_pending;
+};
+
+/* A certificate issued in a batch, recorded at cit_ca_commit */
+struct pending_cert {
+    char *serial, *subject, *profile, *pem;
+    int64_t nb, na;
 };
 
 static const struct profile {
@@ -563,9 +574,24 @@ static const char *cert_db_status(cit_store *s, const char *serial, char *ca, si
 
 /* ---- open / close ---- */
 
+static void pending_clear(cit_ca *ca) {
+    for (size_t i = 0; i < ca->npending; i++) {
+        struct pending_cert *p = &ca->pending[i];
+        free(p->serial);
+        free(p->subject);
+        free(p->profile);
+        free(p->pem);
+    }
+    free(ca->pending);
+    ca->pending = NULL;
+    ca->npending = ca->cap_pending = 0;
+    ca->batch = ca->batch_failed = false;
+}
+
 _public_ void cit_ca_close(cit_ca *ca) {
     if (!ca)
         return;
+    pending_clear(ca); /* an open batch is rolled back */
     EVP_PKEY_free(ca->pkey); /* OpenSSL clears private key material when freeing */
     EVP_PKEY_free(ca->pub);
     EVP_PKEY_free(ca->algo_key);
@@ -946,7 +972,29 @@ static int issue(json_t **out, cit_ca *ca, EVP_PKEY *pub, const X509_NAME *subje
     if (r == 0)
         subj = name_text(subject);
     cit_store *s = ca->ctx->store;
-    if (r == 0 && (r = cit__store_begin(s)) == 0) {
+    if (r == 0 && ca->batch) {
+        /* recorded by cit_ca_commit, with the rest of the batch */
+        if (ca->npending == ca->cap_pending) {
+            size_t nc = ca->cap_pending ? 2 * ca->cap_pending : 4;
+            struct pending_cert *np = realloc(ca->pending, nc * sizeof *np);
+            if (!np)
+                r = cit_error_set(CIT_E_INTERNAL, "out of memory");
+            else {
+                ca->pending = np;
+                ca->cap_pending = nc;
+            }
+        }
+        if (r == 0) {
+            struct pending_cert *p = &ca->pending[ca->npending];
+            *p = (struct pending_cert){.serial = strdup(serial), .subject = strdup(subj ? subj : ""),
+                                       .profile = strdup(o->profile), .pem = strdup(pem),
+                                       .nb = asn1_time_unix(X509_get0_notBefore(x)),
+                                       .na = asn1_time_unix(X509_get0_notAfter(x))};
+            ca->npending++;
+            if (!p->serial || !p->subject || !p->profile || !p->pem)
+                r = cit_error_set(CIT_E_INTERNAL, "out of memory");
+        }
+    } else if (r == 0 && (r = cit__store_begin(s)) == 0) {
         r = record_cert(s, serial, ca->name, subj, o->profile, asn1_time_unix(X509_get0_notBefore(x)),
                         asn1_time_unix(X509_get0_notAfter(x)), pem);
         if (r == 0) {
@@ -969,10 +1017,63 @@ static int issue(json_t **out, cit_ca *ca, EVP_PKEY *pub, const X509_NAME *subje
         *cert_pem = pem;
         pem = NULL;
     }
+    if (r < 0 && ca->batch)
+        ca->batch_failed = true;
     X509_free(x);
     free(serial);
     free(pem);
     free(subj);
+    return r;
+}
+
+_public_ int cit_ca_begin(cit_ca *ca) {
+    cit_error_clear();
+    if (ca->batch) {
+        cit_error_set(CIT_E_USAGE, "CA %s already has a batch of certificates open", ca->name);
+        cit_error_step("finish it with cit_ca_commit or cit_ca_rollback first");
+        return CIT_E_USAGE;
+    }
+    ca->batch = true;
+    ca->batch_failed = false;
+    return 0;
+}
+
+_public_ void cit_ca_rollback(cit_ca *ca) {
+    if (ca)
+        pending_clear(ca);
+}
+
+_public_ int cit_ca_commit(cit_ca *ca) {
+    cit_error_clear();
+    if (!ca->batch) {
+        cit_error_set(CIT_E_USAGE, "CA %s has no batch of certificates open", ca->name);
+        cit_error_step("start one with cit_ca_begin");
+        return CIT_E_USAGE;
+    }
+    if (ca->batch_failed) {
+        pending_clear(ca);
+        cit_error_set(CIT_E_USAGE, "a certificate of this batch was not issued: none of the batch is recorded");
+        cit_error_cause("all or nothing: the certificates issued in the batch before the failure are void");
+        return CIT_E_USAGE;
+    }
+    int r = 0;
+    cit_store *s = ca->ctx->store;
+    if (ca->npending && !ca->plan && (r = cit__store_begin(s)) == 0) {
+        for (size_t i = 0; r == 0 && i < ca->npending; i++) {
+            struct pending_cert *p = &ca->pending[i];
+            r = record_cert(s, p->serial, ca->name, p->subject, p->profile, p->nb, p->na, p->pem);
+            if (r == 0) {
+                json_t *d = json_pack("{s:s,s:s,s:s}", "serial", p->serial, "profile", p->profile, "subject", p->subject);
+                r = cit__store_event(s, "ca.issue", ca->name, 0, "ok", d);
+                json_decref(d);
+            }
+        }
+        if (r == 0)
+            r = cit__store_commit(s);
+        else
+            cit__store_rollback(s);
+    }
+    pending_clear(ca);
     return r;
 }
 
