@@ -1017,8 +1017,6 @@ static int issue(json_t **out, cit_ca *ca, EVP_PKEY *pub, const X509_NAME *subje
         *cert_pem = pem;
         pem = NULL;
     }
-    if (r < 0 && ca->batch)
-        ca->batch_failed = true;
     X509_free(x);
     free(serial);
     free(pem);
@@ -1091,9 +1089,8 @@ static int check_issue_options(const cit_ca_issue_options *o) {
     return 0;
 }
 
-_public_ int cit_ca_issue_csr(json_t **out, cit_ca *ca, const uint8_t *csr, size_t csr_len,
-                              const cit_ca_issue_options *o, char **cert_pem) {
-    cit_error_clear();
+static int issue_csr(json_t **out, cit_ca *ca, const uint8_t *csr, size_t csr_len, const cit_ca_issue_options *o,
+                     char **cert_pem) {
     int r = check_issue_options(o);
     if (r < 0)
         return r;
@@ -1142,9 +1139,8 @@ _public_ int cit_ca_issue_csr(json_t **out, cit_ca *ca, const uint8_t *csr, size
     return r;
 }
 
-_public_ int cit_ca_issue_key(json_t **out, cit_ca *ca, const uint8_t *spki_der, size_t spki_len,
-                              const cit_ca_issue_options *o, char **cert_pem) {
-    cit_error_clear();
+static int issue_key(json_t **out, cit_ca *ca, const uint8_t *spki_der, size_t spki_len, const cit_ca_issue_options *o,
+                     char **cert_pem) {
     int r = check_issue_options(o);
     if (r < 0)
         return r;
@@ -1177,6 +1173,25 @@ _public_ int cit_ca_issue_key(json_t **out, cit_ca *ca, const uint8_t *spki_der,
     GENERAL_NAMES_free(sans);
     X509_NAME_free(subject);
     EVP_PKEY_free(pub);
+    return r;
+}
+
+/* In a batch, a failed issue fails the whole batch (all or nothing). */
+_public_ int cit_ca_issue_csr(json_t **out, cit_ca *ca, const uint8_t *csr, size_t csr_len,
+                              const cit_ca_issue_options *o, char **cert_pem) {
+    cit_error_clear();
+    int r = issue_csr(out, ca, csr, csr_len, o, cert_pem);
+    if (r < 0 && ca->batch)
+        ca->batch_failed = true;
+    return r;
+}
+
+_public_ int cit_ca_issue_key(json_t **out, cit_ca *ca, const uint8_t *spki_der, size_t spki_len,
+                              const cit_ca_issue_options *o, char **cert_pem) {
+    cit_error_clear();
+    int r = issue_key(out, ca, spki_der, spki_len, o, cert_pem);
+    if (r < 0 && ca->batch)
+        ca->batch_failed = true;
     return r;
 }
 
