@@ -1150,7 +1150,12 @@ static int issue_key(json_t **out, cit_ca *ca, const uint8_t *spki_der, size_t s
         return CIT_E_USAGE;
     }
     const uint8_t *p = spki_der;
-    EVP_PKEY *pub = spki_len <= CSR_MAX ? d2i_PUBKEY(NULL, &p, (long)spki_len) : NULL;
+    EVP_PKEY *pub = NULL;
+    cit_error saved = *cit_error_last();
+    if (spki_len > CSR_MAX || cit__pubkey_from_der(&pub, spki_der, spki_len) < 0) { /* P-256/P-384: no decoder */
+        cit_error_restore(&saved);
+        pub = spki_len <= CSR_MAX ? d2i_PUBKEY(NULL, &p, (long)spki_len) : NULL;
+    }
     if (!pub) {
         /* also PEM, for the CLI */
         BIO *b = spki_len <= CSR_MAX ? BIO_new_mem_buf(spki_der, (int)spki_len) : NULL;
