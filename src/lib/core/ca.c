@@ -12,6 +12,7 @@
  * stores (ca_trust) hold manufacturer roots and peer CAs.
  */
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -807,6 +808,35 @@ typedef struct issue_req {
     int pathlen;            /* CA certificates: -1 none */
 } issue_req;
 
+/* The certificate's SubjectPublicKeyInfo. A P-256/P-384 key is written from its point (the
+ * AlgorithmIdentifier is fixed): X509_set_pubkey would run OpenSSL 3's encoder and then its
+ * decoder on the key, most of the cost of building a certificate. Other keys: X509_set_pubkey. */
+static int set_pubkey(X509 *x, EVP_PKEY *pub) {
+    char group[16];
+    uint8_t pt[97];
+    size_t pl = 0;
+    int curve = NID_undef;
+    if (EVP_PKEY_get_base_id(pub) == EVP_PKEY_EC &&
+        EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) == 1 &&
+        EVP_PKEY_get_octet_string_param(pub, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt, sizeof pt, &pl) == 1 && pt[0] == 4) {
+        if (strcmp(group, "prime256v1") == 0 && pl == 65)
+            curve = NID_X9_62_prime256v1;
+        else if (strcmp(group, "secp384r1") == 0 && pl == 97)
+            curve = NID_secp384r1;
+    }
+    ERR_clear_error();
+    X509_PUBKEY *xp = X509_get_X509_PUBKEY(x);
+    if (curve == NID_undef || !xp)
+        return X509_set_pubkey(x, pub);
+    uint8_t *enc = OPENSSL_memdup(pt, pl);
+    if (!enc || !X509_PUBKEY_set0_param(xp, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT, OBJ_nid2obj(curve),
+                                        enc, (int)pl)) {
+        OPENSSL_free(enc);
+        return 0;
+    }
+    return 1;
+}
+
 /* Builds, signs and checks a certificate. signer issues it (a root: signer->cert NULL, its
  * own subject in signer->subject_self). *na_out the notAfter, *clamped when it was cut to the
  * issuer's. */
@@ -835,7 +865,7 @@ static int build_cert(cit_ca *signer, const issue_req *q, X509 **out, char **ser
     }
     const X509_NAME *issuer = signer->cert ? X509_get_subject_name(signer->cert) : signer->subject_self;
     if (!x || !X509_set_version(x, 2) || !X509_set_serialNumber(x, serial) ||
-        !X509_set_issuer_name(x, issuer) || !X509_set_subject_name(x, q->subject) || !X509_set_pubkey(x, q->pub) ||
+        !X509_set_issuer_name(x, issuer) || !X509_set_subject_name(x, q->subject) || !set_pubkey(x, q->pub) ||
         !ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(now - 60)) || !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na)) {
         r = cit__openssl_error(CIT_E_CRYPTO, "building the certificate");
         goto done;

@@ -245,6 +245,9 @@ int cit__pubkey_from_tpm(EVP_PKEY **out, const TPM2B_PUBLIC *pub) {
 
 /* ---- PEM / DER ---------------------------------------------------------------------------- */
 
+static size_t spki_ec_point_len(const uint8_t *der, size_t len, const char **group);
+static int spki_der_pem(char **out, const uint8_t *der, size_t n);
+
 int cit__pubkey_pem(char **out, EVP_PKEY *pk) {
     _cleanup_(BIO_freep) BIO *bio = NULL;
     char *data = NULL, *s;
@@ -252,6 +255,19 @@ int cit__pubkey_pem(char **out, EVP_PKEY *pk) {
 
     if (!pk)
         return cit_error_set(CIT_E_INTERNAL, "no key");
+    if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC) {
+        /* P-256/P-384 without OpenSSL's encoder set-up (cit__pubkey_der) */
+        uint8_t *der = NULL;
+        size_t dl = 0;
+        const char *g = NULL;
+        int r = cit__pubkey_der(&der, &dl, pk);
+        if (r < 0)
+            return r;
+        r = spki_ec_point_len(der, dl, &g) ? spki_der_pem(out, der, dl) : 1;
+        free(der);
+        if (r <= 0)
+            return r;
+    }
     bio = BIO_new(BIO_s_mem());
     if (!bio || !PEM_write_bio_PUBKEY(bio, pk))
         return cit__openssl_error(CIT_E_CRYPTO, "cannot encode the public key as PEM");
@@ -274,6 +290,8 @@ static const uint8_t spki_p256[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x
                                     0x42, 0x00};
 static const uint8_t spki_p384[] = {0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
                                     0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00};
+
+static int spki_der_pem(char **out, const uint8_t *der, size_t n);
 
 int cit__tpm_public_pem(char **out, const TPM2B_PUBLIC *pub) {
     const TPMT_PUBLIC *p = pub ? &pub->publicArea : NULL;
@@ -303,6 +321,11 @@ int cit__tpm_public_pem(char **out, const TPM2B_PUBLIC *pub) {
     memcpy(der + n + cs - p->unique.ecc.x.size, p->unique.ecc.x.buffer, p->unique.ecc.x.size);
     memcpy(der + n + 2 * cs - p->unique.ecc.y.size, p->unique.ecc.y.buffer, p->unique.ecc.y.size);
     n += 2 * cs;
+    return spki_der_pem(out, der, n);
+}
+
+/* A DER SubjectPublicKeyInfo as PEM ("PUBLIC KEY", 64-character lines). */
+static int spki_der_pem(char **out, const uint8_t *der, size_t n) {
     _cleanup_free_ char *b64 = NULL;
     int r = cit__base64_encode(&b64, der, n);
     if (r < 0)
