@@ -48,7 +48,11 @@ test_ca_file_key_profiles_verify_with_crl() {
 
     osslreq srv web.example.org -addext subjectAltName=DNS:web.example.org
     osslreq cli client-1
-    osslreq dev node-1
+    # a device's CSR that asks for server names and a HardwareModuleName of its own choosing
+    osslreq dev node-1 -addext "subjectAltName=DNS:enroll.example.com,IP:127.0.0.1,otherName:1.3.6.1.5.5.7.8.4;SEQUENCE:hwm" \
+        -config <(printf '[req]\ndistinguished_name=dn\n[dn]\n[hwm]\nt=OID:2.23.133.1.2\ns=FORMAT:HEX,OCTETSTRING:ffffffff\n')
+    osslreq cli2 client-2 -addext "subjectAltName=DNS:client-2.example.org,otherName:1.3.6.1.5.5.7.8.4;SEQUENCE:hwm" \
+        -config <(printf '[req]\ndistinguished_name=dn\n[dn]\n[hwm]\nt=OID:2.23.133.1.2\ns=FORMAT:HEX,OCTETSTRING:ffffffff\n')
     osslreq ak node-1-ak
     citadel --json ca issue --ca issuing --csr srv.csr --profile tls-server --output srv.pem >srv.json
     citadel ca issue --ca issuing --csr cli.csr --profile tls-client >cli.pem
@@ -63,7 +67,18 @@ test_ca_file_key_profiles_verify_with_crl() {
     assert_contains "$(ext srv.pem subjectAltName)" "DNS:web.example.org"
     assert_contains "$(ext cli.pem extendedKeyUsage)" "TLS Web Client Authentication"
     assert_not_contains "$(ext cli.pem extendedKeyUsage)" "Server"
-    assert_contains "$(ext dev.pem extendedKeyUsage)" "TLS Web Client Authentication, TLS Web Server Authentication"
+    # a device identity is no server name: client auth only, and no name from its CSR
+    assert_contains "$(ext dev.pem extendedKeyUsage)" "TLS Web Client Authentication"
+    assert_not_contains "$(ext dev.pem extendedKeyUsage)" "Server"
+    assert_not_contains "$(ext dev.pem subjectAltName)" "enroll.example.com"
+    assert_not_contains "$(ext dev.pem subjectAltName)" "127.0.0.1"
+    assert_not_contains "$(openssl asn1parse -in dev.pem)" "FFFFFFFF"
+    ! openssl verify -CAfile root.pem -untrusted int.pem -purpose sslserver dev.pem >/dev/null 2>&1 ||
+        fail "a DevID certificate verifies for TLS server use"
+    # other profiles keep a CSR's DNS names but never its otherName (the HardwareModuleName is the CA's)
+    citadel ca issue --ca issuing --csr cli2.csr --profile tls-client --output cli2.pem >/dev/null
+    assert_contains "$(ext cli2.pem subjectAltName)" "DNS:client-2.example.org"
+    assert_not_contains "$(openssl asn1parse -in cli2.pem)" "FFFFFFFF"
     assert_contains "$(ext ak.pem extendedKeyUsage)" "2.23.133.8.3"
     for c in srv cli dev ak; do
         assert_contains "$(ext $c.pem keyUsage)" "Digital Signature"
@@ -113,11 +128,11 @@ test_ca_file_key_profiles_verify_with_crl() {
     # list and show
     citadel --json ca list >list.json
     assert_eq "$(json list.json '[(c["name"], c["parent"], c["key"], c["issued"], c["revoked"]) for c in d["cas"]]')" \
-        '[["issuing", "root", "file", 4, 1], ["root", null, "file", 1, 0]]'
+        '[["issuing", "root", "file", 5, 1], ["root", null, "file", 1, 0]]'
     citadel ca show issuing >show.pem
     cmp show.pem int.pem || fail "ca show does not print the CA certificate"
     assert_eq "$(citadel --json ca show issuing | json - '[c["status"] for c in d["certificates"]]')" \
-        '["revoked", "valid", "valid", "valid"]'
+        '["revoked", "valid", "valid", "valid", "valid"]'
 }
 
 # 2. TPM-held CA keys: root and intermediate sign in the TPM; a leaf from a TPM identity's CSR

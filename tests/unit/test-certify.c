@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tss2/tss2_mu.h>
+
 #include "citadel/citadel.h"
 
 static char dir[64], store[128];
@@ -112,6 +114,25 @@ static void test_public_blob_is_what_certify_certifies(void **state) {
     free(spki);
     free(name);
     json_decref(rep);
+    /* a real AK's public with adminWithPolicy, or with an authPolicy: refused (its activation
+     * could be authorised by a policy rather than by being in the TPM) */
+    for (int variant = 0; variant < 2; variant++) {
+        TPM2B_PUBLIC p = {0};
+        size_t off = 0;
+        assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Unmarshal(ab, al, &off, &p), TSS2_RC_SUCCESS);
+        if (variant == 0)
+            p.publicArea.objectAttributes |= TPMA_OBJECT_ADMINWITHPOLICY;
+        else {
+            p.publicArea.authPolicy.size = 32;
+            memset(p.publicArea.authPolicy.buffer, 0x5a, 32);
+        }
+        uint8_t mb[sizeof(TPM2B_PUBLIC) + 8];
+        size_t ml = 0;
+        assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Marshal(&p, mb, sizeof mb, &ml), TSS2_RC_SUCCESS);
+        rep = NULL;
+        assert_int_equal(cit_attest_ak_public_check(&rep, mb, ml, &spki, &name), CIT_E_AK_PUBLIC_INVALID);
+        json_decref(rep);
+    }
     /* the identity's public is not an AK's */
     rep = NULL;
     assert_int_equal(cit_attest_ak_public_check(&rep, kb, kl, &spki, &name), CIT_E_AK_PUBLIC_INVALID);

@@ -77,7 +77,9 @@ static const struct profile {
 } profiles[] = {
     {"tls-server", "critical,digitalSignature", "critical,digitalSignature,keyEncipherment", "serverAuth", 90},
     {"tls-client", "critical,digitalSignature", NULL, "clientAuth", 90},
-    {"devid", "critical,digitalSignature", NULL, "clientAuth,serverAuth", 365},
+    /* a device identity authenticates the device to services: not a server name (a node could
+     * otherwise be issued a certificate its fleet would accept for any server) */
+    {"devid", "critical,digitalSignature", NULL, "clientAuth", 365},
     {"ak", "critical,digitalSignature", NULL, OID_TCG_KP_AIK, 365},
 };
 
@@ -97,6 +99,10 @@ static const struct {
 };
 
 /* ---- small helpers ---- */
+
+static bool device_profile(const char *profile) {
+    return profile && (strcmp(profile, "devid") == 0 || strcmp(profile, "ak") == 0);
+}
 
 static int check_name(const char *name, const char *what) {
     size_t n = name ? strlen(name) : 0;
@@ -912,22 +918,38 @@ done:
     return r;
 }
 
-/* SANs: from the CSR's extension request, the given text, and a HardwareModuleName. */
-static int collect_sans(X509_REQ *req, const char *san, const uint8_t *hw, size_t hwl, GENERAL_NAMES **out) {
+/* SANs: the HardwareModuleName first (device profiles), then the CSR's names, then the given
+ * text. A device certificate (devid, ak) takes no name from its CSR: the requester (a node, in
+ * enrollment) would choose the names the CA vouches for. Other profiles take the CSR's DNS, IP,
+ * URI and email names, never an otherName (a HardwareModuleName is the CA's to state). */
+static int collect_sans(X509_REQ *req, const char *san, const uint8_t *hw, size_t hwl, bool device,
+                        GENERAL_NAMES **out) {
     GENERAL_NAMES *all = sk_GENERAL_NAME_new_null();
     if (!all)
         return cit_error_set(CIT_E_INTERNAL, "out of memory");
     int r = 0;
-    if (req) {
+    if (hw && hwl) {
+        GENERAL_NAME *g = hw_module_name(hw, hwl);
+        if (!g)
+            r = cit__openssl_error(CIT_E_CRYPTO, "encoding the HardwareModuleName");
+        else
+            sk_GENERAL_NAME_push(all, g);
+    }
+    if (r == 0 && req && !device) {
         STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
         int i = exts ? X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1) : -1;
         GENERAL_NAMES *g = i >= 0 ? X509V3_EXT_d2i(sk_X509_EXTENSION_value(exts, i)) : NULL;
-        while (g && sk_GENERAL_NAME_num(g) > 0)
-            sk_GENERAL_NAME_push(all, sk_GENERAL_NAME_shift(g));
+        while (g && sk_GENERAL_NAME_num(g) > 0) {
+            GENERAL_NAME *n = sk_GENERAL_NAME_shift(g);
+            if (n->type == GEN_DNS || n->type == GEN_IPADD || n->type == GEN_URI || n->type == GEN_EMAIL)
+                sk_GENERAL_NAME_push(all, n);
+            else
+                GENERAL_NAME_free(n);
+        }
         GENERAL_NAMES_free(g);
         sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     }
-    if (san && *san) {
+    if (r == 0 && san && *san) {
         X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
         GENERAL_NAMES *g = e ? X509V3_EXT_d2i(e) : NULL;
         X509_EXTENSION_free(e);
@@ -939,13 +961,6 @@ static int collect_sans(X509_REQ *req, const char *san, const uint8_t *hw, size_
         while (g && sk_GENERAL_NAME_num(g) > 0)
             sk_GENERAL_NAME_push(all, sk_GENERAL_NAME_shift(g));
         GENERAL_NAMES_free(g);
-    }
-    if (r == 0 && hw && hwl) {
-        GENERAL_NAME *g = hw_module_name(hw, hwl);
-        if (!g)
-            r = cit__openssl_error(CIT_E_CRYPTO, "encoding the HardwareModuleName");
-        else
-            sk_GENERAL_NAME_push(all, g);
     }
     if (r < 0) {
         GENERAL_NAMES_free(all);
@@ -1160,7 +1175,7 @@ static int issue_csr(json_t **out, cit_ca *ca, const uint8_t *csr, size_t csr_le
     else if (!(subject = X509_NAME_dup(X509_REQ_get_subject_name(req))))
         r = cit__openssl_error(CIT_E_CRYPTO, "the CSR's subject");
     if (r == 0)
-        r = collect_sans(req, o->san, o->hw_serial, o->hw_serial_len, &sans);
+        r = collect_sans(req, o->san, o->hw_serial, o->hw_serial_len, device_profile(o->profile), &sans);
     if (r == 0)
         r = issue(out, ca, pub, subject, sans, o, cert_pem);
     GENERAL_NAMES_free(sans);
@@ -1202,7 +1217,7 @@ static int issue_key(json_t **out, cit_ca *ca, const uint8_t *spki_der, size_t s
     GENERAL_NAMES *sans = NULL;
     r = cit__x509_name_parse(o->subject, &subject);
     if (r == 0)
-        r = collect_sans(NULL, o->san, o->hw_serial, o->hw_serial_len, &sans);
+        r = collect_sans(NULL, o->san, o->hw_serial, o->hw_serial_len, device_profile(o->profile), &sans);
     if (r == 0)
         r = issue(out, ca, pub, subject, sans, o, cert_pem);
     GENERAL_NAMES_free(sans);

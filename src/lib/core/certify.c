@@ -313,6 +313,16 @@ static int ak_public_ok(const uint8_t *b, size_t len, TPM2B_PUBLIC *pub, EVP_PKE
         snprintf(why, wl, "the AK's name algorithm 0x%04x is not SHA-256 or stronger", pub->publicArea.nameAlg);
         return CIT_E_AK_PUBLIC_INVALID;
     }
+    /* Credential activation is what binds the AK to the EK: an AK whose admin role goes through a
+     * policy (TPM2_ActivateCredential is an admin command) could name a policy its owner can
+     * satisfy without the key being in this TPM. TPMs refuse that for keys loaded from a public
+     * part alone, but the check costs nothing: AKs made by citadel, tpm2-tools and
+     * go-attestation have neither. */
+    if ((pub->publicArea.objectAttributes & TPMA_OBJECT_ADMINWITHPOLICY) || pub->publicArea.authPolicy.size) {
+        snprintf(why, wl, "the AK has %s: its credential activation could be authorised by a policy",
+                 pub->publicArea.authPolicy.size ? "an authPolicy" : "adminWithPolicy");
+        return CIT_E_AK_PUBLIC_INVALID;
+    }
     /* a restricted key signs with its own scheme only: one the verifier accepts, fixed here */
     TPMT_SIG_SCHEME sch = {0};
     if (ak_scheme(pub, &sch) < 0) {
