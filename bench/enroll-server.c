@@ -15,7 +15,8 @@
  *         seed to the ECC EK, KDFa/KDFe, AES-CFB, HMAC); cit__attest_verify_buf of the quote
  *         with the recorded AK key (PEM parsed); cit_attest_certify_verify of the DevID key; the
  *         CSR parsed and its signature checked; cit_ca_issue_key (AK certificate) and
- *         cit_ca_issue_csr (DevID certificate), each recorded in the CA's store (SQLite).
+ *         cit_ca_issue_csr (DevID certificate) between cit_ca_begin and cit_ca_commit, as enrolld
+ *         issues them: both recorded in the CA's store in one SQLite transaction.
  *   raw   the same cryptography with OpenSSL alone: the request's EK certificate (DER), EK public
  *         key and CSR (PEM) parsed from their wire forms; X509_verify_cert of the EK certificate
  *         against the same store and its key compared with the EK; an ephemeral P-256 key, ECDH with the EK,
@@ -268,13 +269,15 @@ static void lib_once(void) {
     char *pem1 = NULL, *pem2 = NULL;
     cit_ca_issue_options ao = {.profile = "ak", .subject = "CN=bench-node AK", .hw_serial = secret, .hw_serial_len = 32};
     cit_ca_issue_options dv = {.profile = "devid", .subject = "CN=bench-node", .hw_serial = secret, .hw_serial_len = 32};
-    if (cit_ca_issue_key(&o, ca, sd, sl, &ao, &pem1) < 0)
+    if (cit_ca_begin(ca) < 0 || cit_ca_issue_key(&o, ca, sd, sl, &ao, &pem1) < 0)
         die_cit("issue ak");
     json_decref(o);
     PH(5);
     if (cit_ca_issue_csr(&o, ca, (const uint8_t *)csr_pem, strlen(csr_pem), &dv, &pem2) < 0)
         die_cit("issue devid");
     json_decref(o);
+    if (cit_ca_commit(ca) < 0)
+        die_cit("commit");
     PH(6);
     cit_memzero(secret, sizeof secret);
     free(sd);

@@ -615,6 +615,17 @@ int cit_ca_issue_csr(json_t **out, cit_ca *ca, const uint8_t *csr, size_t csr_le
  * restricted TPM key cannot sign a CSR). */
 int cit_ca_issue_key(json_t **out, cit_ca *ca, const uint8_t *spki_der, size_t spki_len,
                      const cit_ca_issue_options *o, char **cert_pem);
+/* Batches issues into one store transaction (enrolld: an enrollment's AK and DevID
+ * certificates). After cit_ca_begin, cit_ca_issue_csr and cit_ca_issue_key build, sign and return
+ * their certificates but do not record them; cit_ca_commit records all of them in one
+ * transaction (one sync). All or nothing: if an issue of the batch failed, or the commit fails,
+ * none is recorded, and cit_ca_rollback discards the batch: the caller must then discard the
+ * certificates returned since cit_ca_begin and never hand them out (the store does not know
+ * them, so they could not be revoked). cit_ca_close rolls back an open batch. CIT_E_USAGE: begin with a batch open,
+ * commit without one, commit after a failed issue. */
+int cit_ca_begin(cit_ca *ca);
+int cit_ca_commit(cit_ca *ca);
+void cit_ca_rollback(cit_ca *ca);
 /* Revokes by serial (hex); reason: RFC 5280 name (unspecified (NULL), keyCompromise,
  * cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold,
  * privilegeWithdrawn, aACompromise). CIT_E_CA_SERIAL_UNKNOWN, CIT_E_CA_ALREADY_REVOKED. */

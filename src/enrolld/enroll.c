@@ -498,12 +498,19 @@ static int issue_certs(enrolld *d, json_t *rec) {
                                .hw_serial_len = hl};
     cit_ca_issue_options dv = {.profile = "devid", .days = d->cfg.cert_days, .subject = subj, .hw_serial = hw,
                                .hw_serial_len = hl};
+    /* both certificates or neither, recorded in one store transaction (one sync) */
     pthread_mutex_lock(&d->ctx_lock);
-    r = cit_ca_issue_key(&o1, d->ca, spki, sl, &ao, &ak_pem);
+    r = cit_ca_begin(d->ca);
+    if (r == 0)
+        r = cit_ca_issue_key(&o1, d->ca, spki, sl, &ao, &ak_pem);
     if (r == 0) {
         const char *csr = jstr(rec, "devid_csr");
         r = cit_ca_issue_csr(&o2, d->ca, (const uint8_t *)csr, strlen(csr), &dv, &devid_pem);
     }
+    if (r == 0)
+        r = cit_ca_commit(d->ca);
+    else
+        cit_ca_rollback(d->ca);
     pthread_mutex_unlock(&d->ctx_lock);
     if (r < 0)
         goto done;

@@ -297,10 +297,102 @@ static void test_enrollment_api(void **state) {
     assert_int_equal(cit_ctx_close(ctx), 0);
 }
 
+/* cit_ca_begin/commit: a batch is recorded in one transaction, all or nothing */
+static int count_certs(cit_ctx *ctx) {
+    cit_store *s;
+    assert_int_equal(cit__ctx_store(ctx, &s), 0);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(s->db, "SELECT count(*) FROM ca_certs", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+static void test_batch(void **state) {
+    cit_ctx *ctx = open_ctx();
+    make_ca(ctx, "batch", NULL, false, NULL);
+    cit_ca *ca = NULL;
+    assert_int_equal(cit_ca_open(&ca, ctx, "batch"), 0);
+    int base = count_certs(ctx);
+    EVP_PKEY *leaf = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    uint8_t *spki = NULL;
+    int sl = i2d_PUBKEY(leaf, &spki);
+    cit_ca_issue_options o = {.profile = "ak", .subject = "CN=node-1 AK"};
+    cit_ca_issue_options od = {.profile = "devid", .subject = "CN=node-1"};
+    json_t *out = NULL;
+    char *p1 = NULL, *p2 = NULL, s1[80], s2[80];
+    const char *st = NULL;
+
+    /* commit without begin, begin twice */
+    assert_int_equal(cit_ca_commit(ca), CIT_E_USAGE);
+    assert_int_equal(cit_ca_begin(ca), 0);
+    assert_int_equal(cit_ca_begin(ca), CIT_E_USAGE);
+    /* two issued: nothing recorded before the commit, both after */
+    assert_int_equal(cit_ca_issue_key(&out, ca, spki, (size_t)sl, &o, &p1), 0);
+    snprintf(s1, sizeof s1, "%s", json_string_value(json_object_get(out, "serial")));
+    json_decref(out);
+    assert_int_equal(cit_ca_issue_key(&out, ca, spki, (size_t)sl, &od, &p2), 0);
+    snprintf(s2, sizeof s2, "%s", json_string_value(json_object_get(out, "serial")));
+    json_decref(out);
+    assert_int_equal(count_certs(ctx), base);
+    assert_int_equal(cit_ca_cert_status(ctx, s1, &st), 0);
+    assert_string_equal(st, "unknown");
+    assert_int_equal(cit_ca_commit(ca), 0);
+    assert_int_equal(count_certs(ctx), base + 2);
+    assert_int_equal(cit_ca_cert_status(ctx, s1, &st), 0);
+    assert_string_equal(st, "valid");
+    assert_int_equal(cit_ca_cert_status(ctx, s2, &st), 0);
+    assert_string_equal(st, "valid");
+    free(p1);
+    free(p2);
+    p1 = p2 = NULL;
+
+    /* the second issue fails: the commit records neither */
+    assert_int_equal(cit_ca_begin(ca), 0);
+    assert_int_equal(cit_ca_issue_key(&out, ca, spki, (size_t)sl, &o, &p1), 0);
+    snprintf(s1, sizeof s1, "%s", json_string_value(json_object_get(out, "serial")));
+    json_decref(out);
+    assert_int_equal(cit_ca_issue_csr(&out, ca, (const uint8_t *)"not a csr", 9, &od, &p2), CIT_E_CA_CSR_INVALID);
+    assert_int_equal(cit_ca_commit(ca), CIT_E_USAGE);
+    assert_int_equal(count_certs(ctx), base + 2);
+    assert_int_equal(cit_ca_cert_status(ctx, s1, &st), 0);
+    assert_string_equal(st, "unknown");
+    free(p1);
+    p1 = NULL;
+
+    /* rolled back: nothing; a batch left open at close is rolled back too */
+    assert_int_equal(cit_ca_begin(ca), 0);
+    assert_int_equal(cit_ca_issue_key(&out, ca, spki, (size_t)sl, &o, &p1), 0);
+    json_decref(out);
+    free(p1);
+    p1 = NULL;
+    cit_ca_rollback(ca);
+    assert_int_equal(count_certs(ctx), base + 2);
+    assert_int_equal(cit_ca_commit(ca), CIT_E_USAGE);
+    assert_int_equal(cit_ca_begin(ca), 0);
+    assert_int_equal(cit_ca_issue_key(&out, ca, spki, (size_t)sl, &o, &p1), 0);
+    json_decref(out);
+    free(p1);
+    cit_ca_close(ca);
+    assert_int_equal(count_certs(ctx), base + 2);
+    /* without a batch, each issue is recorded at once, as before */
+    assert_int_equal(cit_ca_open(&ca, ctx, "batch"), 0);
+    assert_int_equal(cit_ca_issue_key(&out, ca, spki, (size_t)sl, &o, &p1), 0);
+    json_decref(out);
+    free(p1);
+    assert_int_equal(count_certs(ctx), base + 3);
+    cit_ca_close(ca);
+    EVP_PKEY_free(leaf);
+    OPENSSL_free(spki);
+    assert_int_equal(cit_ctx_close(ctx), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_file_key_never_in_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enrollment_api, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

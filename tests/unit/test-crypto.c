@@ -21,6 +21,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
@@ -305,6 +306,76 @@ static void test_pem_der(void **state) {
     check_pem_der(key_p384);
     check_pem_der(key_p521);
     check_pem_der(key_rsa);
+}
+
+/* The P-256/P-384 shortcuts (no OpenSSL encoder/decoder) write exactly what OpenSSL writes, read
+ * what OpenSSL reads, and refuse what OpenSSL refuses. */
+static void check_fast_spki(EVP_PKEY *pk) {
+    uint8_t *der = NULL, *ossl = NULL;
+    size_t dl = 0;
+    int ol = i2d_PUBKEY(pk, &ossl);
+    assert_true(ol > 0);
+    assert_int_equal(cit__pubkey_der(&der, &dl, pk), 0);
+    assert_int_equal(dl, (size_t)ol);
+    assert_memory_equal(der, ossl, dl);
+    BIO *b = BIO_new(BIO_s_mem());
+    char *bp = NULL, *pem = NULL;
+    assert_int_equal(PEM_write_bio_PUBKEY(b, pk), 1);
+    long bl = BIO_get_mem_data(b, &bp);
+    assert_int_equal(cit__pubkey_pem(&pem, pk), 0);
+    assert_int_equal(strlen(pem), (size_t)bl);
+    assert_memory_equal(pem, bp, (size_t)bl);
+    BIO_free(b);
+    EVP_PKEY *back = NULL;
+    assert_int_equal(cit__pubkey_from_der(&back, der, dl), 0);
+    assert_int_equal(EVP_PKEY_eq(back, pk), 1);
+    EVP_PKEY_free(back);
+    back = NULL;
+    /* trailing bytes: refused */
+    uint8_t *longer = malloc(dl + 1);
+    memcpy(longer, der, dl);
+    longer[dl] = 0;
+    assert_int_equal(cit__pubkey_from_der(&back, longer, dl + 1), CIT_E_INPUT_INVALID);
+    assert_null(back);
+    free(longer);
+    /* a point off the curve: the shortcut refuses it, and so does OpenSSL */
+    der[dl - 1] ^= 0x01;
+    assert_int_equal(cit__pubkey_from_der(&back, der, dl), CIT_E_INPUT_INVALID);
+    assert_null(back);
+    char *b64 = NULL;
+    assert_int_equal(cit__base64_encode(&b64, der, dl), 0);
+    char bad[512];
+    snprintf(bad, sizeof bad, "-----BEGIN PUBLIC KEY-----\n%s\n-----END PUBLIC KEY-----\n", b64);
+    assert_int_equal(cit__pubkey_from_pem(&back, bad, strlen(bad)), CIT_E_INPUT_INVALID);
+    assert_null(back);
+    ERR_clear_error();
+    free(b64);
+    free(der);
+    free(pem);
+    OPENSSL_free(ossl);
+}
+
+static void test_fast_spki(void **state) {
+    check_fast_spki(key_p256);
+    check_fast_spki(key_p384);
+    /* not shortcut: the same answers through OpenSSL */
+    uint8_t *der = NULL;
+    size_t dl = 0;
+    EVP_PKEY *back = NULL;
+    assert_int_equal(cit__pubkey_der(&der, &dl, key_rsa), 0);
+    assert_int_equal(cit__pubkey_from_der(&back, der, dl), 0);
+    assert_int_equal(EVP_PKEY_eq(back, key_rsa), 1);
+    EVP_PKEY_free(back);
+    free(der);
+    /* a PEM block after other text is still read (OpenSSL's reader) */
+    char *pem = NULL, text[1024];
+    assert_int_equal(cit__pubkey_pem(&pem, key_p256), 0);
+    snprintf(text, sizeof text, "a comment line\n%s", pem);
+    back = NULL;
+    assert_int_equal(cit__pubkey_from_pem(&back, text, strlen(text)), 0);
+    assert_int_equal(EVP_PKEY_eq(back, key_p256), 1);
+    EVP_PKEY_free(back);
+    free(pem);
 }
 
 static void test_pem_rejects(void **state) {
@@ -1046,6 +1117,7 @@ int main(void) {
         cmocka_unit_test(test_rsa_from_tpm),
         cmocka_unit_test(test_pem_der),
         cmocka_unit_test(test_pem_rejects),
+        cmocka_unit_test(test_fast_spki),
         cmocka_unit_test(test_openssh),
         cmocka_unit_test(test_openssh_comment),
         cmocka_unit_test(test_export_unsupported),

@@ -12,6 +12,7 @@
  * stores (ca_trust) hold manufacturer roots and peer CAs.
  */
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -55,6 +56,17 @@ struct cit_ca {
     X509 *cert;       /* NULL only while a root signs itself */
     X509_NAME *subject_self; /* a root signing itself: its own name */
     EVP_PKEY *algo_key; /* tpm: a throwaway software key of the same type, see sign_tbs_alg */
+    /* cit_ca_begin .. cit_ca_commit: the issued certificates waiting to be recorded together */
+    bool batch;
+    bool batch_failed; /* an issue of the batch failed: the commit records nothing */
+    struct pending_cert *pending;
+    size_t npending, cap_pending;
+};
+
+/* A certificate issued in a batch, recorded at cit_ca_commit */
+struct pending_cert {
+    char *serial, *subject, *profile, *pem;
+    int64_t nb, na;
 };
 
 static const struct profile {
@@ -569,9 +581,24 @@ static const char *cert_db_status(cit_store *s, const char *serial, char *ca, si
 
 /* ---- open / close ---- */
 
+static void pending_clear(cit_ca *ca) {
+    for (size_t i = 0; i < ca->npending; i++) {
+        struct pending_cert *p = &ca->pending[i];
+        free(p->serial);
+        free(p->subject);
+        free(p->profile);
+        free(p->pem);
+    }
+    free(ca->pending);
+    ca->pending = NULL;
+    ca->npending = ca->cap_pending = 0;
+    ca->batch = ca->batch_failed = false;
+}
+
 _public_ void cit_ca_close(cit_ca *ca) {
     if (!ca)
         return;
+    pending_clear(ca); /* an open batch is rolled back */
     EVP_PKEY_free(ca->pkey); /* OpenSSL clears private key material when freeing */
     EVP_PKEY_free(ca->pub);
     EVP_PKEY_free(ca->algo_key);
@@ -787,6 +814,35 @@ typedef struct issue_req {
     int pathlen;            /* CA certificates: -1 none */
 } issue_req;
 
+/* The certificate's SubjectPublicKeyInfo. A P-256/P-384 key is written from its point (the
+ * AlgorithmIdentifier is fixed): X509_set_pubkey would run OpenSSL 3's encoder and then its
+ * decoder on the key, most of the cost of building a certificate. Other keys: X509_set_pubkey. */
+static int set_pubkey(X509 *x, EVP_PKEY *pub) {
+    char group[16];
+    uint8_t pt[97];
+    size_t pl = 0;
+    int curve = NID_undef;
+    if (EVP_PKEY_get_base_id(pub) == EVP_PKEY_EC &&
+        EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) == 1 &&
+        EVP_PKEY_get_octet_string_param(pub, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt, sizeof pt, &pl) == 1 && pt[0] == 4) {
+        if (strcmp(group, "prime256v1") == 0 && pl == 65)
+            curve = NID_X9_62_prime256v1;
+        else if (strcmp(group, "secp384r1") == 0 && pl == 97)
+            curve = NID_secp384r1;
+    }
+    ERR_clear_error();
+    X509_PUBKEY *xp = X509_get_X509_PUBKEY(x);
+    if (curve == NID_undef || !xp)
+        return X509_set_pubkey(x, pub);
+    uint8_t *enc = OPENSSL_memdup(pt, pl);
+    if (!enc || !X509_PUBKEY_set0_param(xp, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT, OBJ_nid2obj(curve),
+                                        enc, (int)pl)) {
+        OPENSSL_free(enc);
+        return 0;
+    }
+    return 1;
+}
+
 /* Builds, signs and checks a certificate. signer issues it (a root: signer->cert NULL, its
  * own subject in signer->subject_self). *na_out the notAfter, *clamped when it was cut to the
  * issuer's. */
@@ -815,7 +871,7 @@ static int build_cert(cit_ca *signer, const issue_req *q, X509 **out, char **ser
     }
     const X509_NAME *issuer = signer->cert ? X509_get_subject_name(signer->cert) : signer->subject_self;
     if (!x || !X509_set_version(x, 2) || !X509_set_serialNumber(x, serial) ||
-        !X509_set_issuer_name(x, issuer) || !X509_set_subject_name(x, q->subject) || !X509_set_pubkey(x, q->pub) ||
+        !X509_set_issuer_name(x, issuer) || !X509_set_subject_name(x, q->subject) || !set_pubkey(x, q->pub) ||
         !ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(now - 60)) || !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na)) {
         r = cit__openssl_error(CIT_E_CRYPTO, "building the certificate");
         goto done;
@@ -961,7 +1017,29 @@ static int issue(json_t **out, cit_ca *ca, EVP_PKEY *pub, const X509_NAME *subje
     if (r == 0)
         subj = name_text(subject);
     cit_store *s = ca->ctx->store;
-    if (r == 0 && (r = cit__store_begin(s)) == 0) {
+    if (r == 0 && ca->batch) {
+        /* recorded by cit_ca_commit, with the rest of the batch */
+        if (ca->npending == ca->cap_pending) {
+            size_t nc = ca->cap_pending ? 2 * ca->cap_pending : 4;
+            struct pending_cert *np = realloc(ca->pending, nc * sizeof *np);
+            if (!np)
+                r = cit_error_set(CIT_E_INTERNAL, "out of memory");
+            else {
+                ca->pending = np;
+                ca->cap_pending = nc;
+            }
+        }
+        if (r == 0) {
+            struct pending_cert *p = &ca->pending[ca->npending];
+            *p = (struct pending_cert){.serial = strdup(serial), .subject = strdup(subj ? subj : ""),
+                                       .profile = strdup(o->profile), .pem = strdup(pem),
+                                       .nb = asn1_time_unix(X509_get0_notBefore(x)),
+                                       .na = asn1_time_unix(X509_get0_notAfter(x))};
+            ca->npending++;
+            if (!p->serial || !p->subject || !p->profile || !p->pem)
+                r = cit_error_set(CIT_E_INTERNAL, "out of memory");
+        }
+    } else if (r == 0 && (r = cit__store_begin(s)) == 0) {
         r = record_cert(s, serial, ca->name, subj, o->profile, asn1_time_unix(X509_get0_notBefore(x)),
                         asn1_time_unix(X509_get0_notAfter(x)), pem);
         if (r == 0) {
@@ -991,6 +1069,57 @@ static int issue(json_t **out, cit_ca *ca, EVP_PKEY *pub, const X509_NAME *subje
     return r;
 }
 
+_public_ int cit_ca_begin(cit_ca *ca) {
+    cit_error_clear();
+    if (ca->batch) {
+        cit_error_set(CIT_E_USAGE, "CA %s already has a batch of certificates open", ca->name);
+        cit_error_step("finish it with cit_ca_commit or cit_ca_rollback first");
+        return CIT_E_USAGE;
+    }
+    ca->batch = true;
+    ca->batch_failed = false;
+    return 0;
+}
+
+_public_ void cit_ca_rollback(cit_ca *ca) {
+    if (ca)
+        pending_clear(ca);
+}
+
+_public_ int cit_ca_commit(cit_ca *ca) {
+    cit_error_clear();
+    if (!ca->batch) {
+        cit_error_set(CIT_E_USAGE, "CA %s has no batch of certificates open", ca->name);
+        cit_error_step("start one with cit_ca_begin");
+        return CIT_E_USAGE;
+    }
+    if (ca->batch_failed) {
+        pending_clear(ca);
+        cit_error_set(CIT_E_USAGE, "a certificate of this batch was not issued: none of the batch is recorded");
+        cit_error_cause("all or nothing: the certificates issued in the batch before the failure are void");
+        return CIT_E_USAGE;
+    }
+    int r = 0;
+    cit_store *s = ca->ctx->store;
+    if (ca->npending && !ca->plan && (r = cit__store_begin(s)) == 0) {
+        for (size_t i = 0; r == 0 && i < ca->npending; i++) {
+            struct pending_cert *p = &ca->pending[i];
+            r = record_cert(s, p->serial, ca->name, p->subject, p->profile, p->nb, p->na, p->pem);
+            if (r == 0) {
+                json_t *d = json_pack("{s:s,s:s,s:s}", "serial", p->serial, "profile", p->profile, "subject", p->subject);
+                r = cit__store_event(s, "ca.issue", ca->name, 0, "ok", d);
+                json_decref(d);
+            }
+        }
+        if (r == 0)
+            r = cit__store_commit(s);
+        else
+            cit__store_rollback(s);
+    }
+    pending_clear(ca);
+    return r;
+}
+
 static int check_issue_options(const cit_ca_issue_options *o) {
     if (!find_profile(o->profile))
         return CIT_E_CA_PROFILE_UNKNOWN;
@@ -1005,9 +1134,8 @@ static int check_issue_options(const cit_ca_issue_options *o) {
     return 0;
 }
 
-_public_ int cit_ca_issue_csr(json_t **out, cit_ca *ca, const uint8_t *csr, size_t csr_len,
-                              const cit_ca_issue_options *o, char **cert_pem) {
-    cit_error_clear();
+static int issue_csr(json_t **out, cit_ca *ca, const uint8_t *csr, size_t csr_len, const cit_ca_issue_options *o,
+                     char **cert_pem) {
     int r = check_issue_options(o);
     if (r < 0)
         return r;
@@ -1056,9 +1184,8 @@ _public_ int cit_ca_issue_csr(json_t **out, cit_ca *ca, const uint8_t *csr, size
     return r;
 }
 
-_public_ int cit_ca_issue_key(json_t **out, cit_ca *ca, const uint8_t *spki_der, size_t spki_len,
-                              const cit_ca_issue_options *o, char **cert_pem) {
-    cit_error_clear();
+static int issue_key(json_t **out, cit_ca *ca, const uint8_t *spki_der, size_t spki_len, const cit_ca_issue_options *o,
+                     char **cert_pem) {
     int r = check_issue_options(o);
     if (r < 0)
         return r;
@@ -1068,7 +1195,12 @@ _public_ int cit_ca_issue_key(json_t **out, cit_ca *ca, const uint8_t *spki_der,
         return CIT_E_USAGE;
     }
     const uint8_t *p = spki_der;
-    EVP_PKEY *pub = spki_len <= CSR_MAX ? d2i_PUBKEY(NULL, &p, (long)spki_len) : NULL;
+    EVP_PKEY *pub = NULL;
+    cit_error saved = *cit_error_last();
+    if (spki_len > CSR_MAX || cit__pubkey_from_der(&pub, spki_der, spki_len) < 0) { /* P-256/P-384: no decoder */
+        cit_error_restore(&saved);
+        pub = spki_len <= CSR_MAX ? d2i_PUBKEY(NULL, &p, (long)spki_len) : NULL;
+    }
     if (!pub) {
         /* also PEM, for the CLI */
         BIO *b = spki_len <= CSR_MAX ? BIO_new_mem_buf(spki_der, (int)spki_len) : NULL;
@@ -1091,6 +1223,25 @@ _public_ int cit_ca_issue_key(json_t **out, cit_ca *ca, const uint8_t *spki_der,
     GENERAL_NAMES_free(sans);
     X509_NAME_free(subject);
     EVP_PKEY_free(pub);
+    return r;
+}
+
+/* In a batch, a failed issue fails the whole batch (all or nothing). */
+_public_ int cit_ca_issue_csr(json_t **out, cit_ca *ca, const uint8_t *csr, size_t csr_len,
+                              const cit_ca_issue_options *o, char **cert_pem) {
+    cit_error_clear();
+    int r = issue_csr(out, ca, csr, csr_len, o, cert_pem);
+    if (r < 0 && ca->batch)
+        ca->batch_failed = true;
+    return r;
+}
+
+_public_ int cit_ca_issue_key(json_t **out, cit_ca *ca, const uint8_t *spki_der, size_t spki_len,
+                              const cit_ca_issue_options *o, char **cert_pem) {
+    cit_error_clear();
+    int r = issue_key(out, ca, spki_der, spki_len, o, cert_pem);
+    if (r < 0 && ca->batch)
+        ca->batch_failed = true;
     return r;
 }
 

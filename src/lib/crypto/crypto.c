@@ -245,6 +245,9 @@ int cit__pubkey_from_tpm(EVP_PKEY **out, const TPM2B_PUBLIC *pub) {
 
 /* ---- PEM / DER ---------------------------------------------------------------------------- */
 
+static size_t spki_ec_point_len(const uint8_t *der, size_t len, const char **group);
+static int spki_der_pem(char **out, const uint8_t *der, size_t n);
+
 int cit__pubkey_pem(char **out, EVP_PKEY *pk) {
     _cleanup_(BIO_freep) BIO *bio = NULL;
     char *data = NULL, *s;
@@ -252,6 +255,19 @@ int cit__pubkey_pem(char **out, EVP_PKEY *pk) {
 
     if (!pk)
         return cit_error_set(CIT_E_INTERNAL, "no key");
+    if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC) {
+        /* P-256/P-384 without OpenSSL's encoder set-up (cit__pubkey_der) */
+        uint8_t *der = NULL;
+        size_t dl = 0;
+        const char *g = NULL;
+        int r = cit__pubkey_der(&der, &dl, pk);
+        if (r < 0)
+            return r;
+        r = spki_ec_point_len(der, dl, &g) ? spki_der_pem(out, der, dl) : 1;
+        free(der);
+        if (r <= 0)
+            return r;
+    }
     bio = BIO_new(BIO_s_mem());
     if (!bio || !PEM_write_bio_PUBKEY(bio, pk))
         return cit__openssl_error(CIT_E_CRYPTO, "cannot encode the public key as PEM");
@@ -274,6 +290,8 @@ static const uint8_t spki_p256[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x
                                     0x42, 0x00};
 static const uint8_t spki_p384[] = {0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
                                     0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00};
+
+static int spki_der_pem(char **out, const uint8_t *der, size_t n);
 
 int cit__tpm_public_pem(char **out, const TPM2B_PUBLIC *pub) {
     const TPMT_PUBLIC *p = pub ? &pub->publicArea : NULL;
@@ -303,6 +321,11 @@ int cit__tpm_public_pem(char **out, const TPM2B_PUBLIC *pub) {
     memcpy(der + n + cs - p->unique.ecc.x.size, p->unique.ecc.x.buffer, p->unique.ecc.x.size);
     memcpy(der + n + 2 * cs - p->unique.ecc.y.size, p->unique.ecc.y.buffer, p->unique.ecc.y.size);
     n += 2 * cs;
+    return spki_der_pem(out, der, n);
+}
+
+/* A DER SubjectPublicKeyInfo as PEM ("PUBLIC KEY", 64-character lines). */
+static int spki_der_pem(char **out, const uint8_t *der, size_t n) {
     _cleanup_free_ char *b64 = NULL;
     int r = cit__base64_encode(&b64, der, n);
     if (r < 0)
@@ -326,12 +349,93 @@ int cit__tpm_public_pem(char **out, const TPM2B_PUBLIC *pub) {
     return 0;
 }
 
+/* The fixed SubjectPublicKeyInfo of an uncompressed P-256 or P-384 point (spki_p256/p384):
+ * the curve's point size, or 0 for any other DER. */
+static size_t spki_ec_point_len(const uint8_t *der, size_t len, const char **group) {
+    if (len == sizeof spki_p256 + 65 && memcmp(der, spki_p256, sizeof spki_p256) == 0 && der[sizeof spki_p256] == 4) {
+        *group = "P-256";
+        return 65;
+    }
+    if (len == sizeof spki_p384 + 97 && memcmp(der, spki_p384, sizeof spki_p384) == 0 && der[sizeof spki_p384] == 4) {
+        *group = "P-384";
+        return 97;
+    }
+    return 0;
+}
+
+/* A P-256/P-384 SubjectPublicKeyInfo imported from its point, without OpenSSL 3's decoder
+ * set-up (most of the cost of d2i_PUBKEY / PEM_read_bio_PUBKEY: an enrollment server parses
+ * several keys per request). The import checks the point is on the curve. 0 on success, 1
+ * when the DER is not one of these (the caller falls back to OpenSSL's decoder); no error set. */
+static int pubkey_from_spki_fast(EVP_PKEY **out, const uint8_t *der, size_t len) {
+    const char *group = NULL;
+    size_t pl = spki_ec_point_len(der, len, &group);
+    if (!pl)
+        return 1;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0),
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)(der + len - pl), pl),
+        OSSL_PARAM_construct_end(),
+    };
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    EVP_PKEY *pk = NULL;
+    int ok = ctx && EVP_PKEY_fromdata_init(ctx) > 0 && EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok || !pk) {
+        EVP_PKEY_free(pk);
+        ERR_clear_error();
+        return 1;
+    }
+    *out = pk;
+    return 0;
+}
+
+int cit__pubkey_from_der(EVP_PKEY **out, const uint8_t *der, size_t len) {
+    if (pubkey_from_spki_fast(out, der, len) == 0)
+        return 0;
+    const uint8_t *p = der;
+    EVP_PKEY *pk = len <= INT_MAX ? d2i_PUBKEY(NULL, &p, (long)len) : NULL;
+    if (!pk || p != der + len) {
+        EVP_PKEY_free(pk);
+        return cit__openssl_error(CIT_E_INPUT_INVALID, "the input is not a DER public key (SubjectPublicKeyInfo)");
+    }
+    *out = pk;
+    return 0;
+}
+
 int cit__pubkey_der(uint8_t **out, size_t *out_len, EVP_PKEY *pk) {
     uint8_t *buf, *p;
     int n;
 
     if (!pk)
         return cit_error_set(CIT_E_INTERNAL, "no key");
+    if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC) {
+        /* P-256/P-384: the fixed prefix and the uncompressed point, without OpenSSL's encoder */
+        char group[16];
+        uint8_t pt[97];
+        size_t pl = 0;
+        const uint8_t *prefix = NULL;
+        size_t prl = 0;
+        if (EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) == 1 &&
+            EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt, sizeof pt, &pl) == 1 &&
+            pt[0] == 4) {
+            if (strcmp(group, "prime256v1") == 0 && pl == 65)
+                prefix = spki_p256, prl = sizeof spki_p256;
+            else if (strcmp(group, "secp384r1") == 0 && pl == 97)
+                prefix = spki_p384, prl = sizeof spki_p384;
+        }
+        ERR_clear_error();
+        if (prefix) {
+            buf = malloc(prl + pl);
+            if (!buf)
+                return oom();
+            memcpy(buf, prefix, prl);
+            memcpy(buf + prl, pt, pl);
+            *out = buf;
+            *out_len = prl + pl;
+            return 0;
+        }
+    }
     n = i2d_PUBKEY(pk, NULL);
     if (n <= 0)
         return cit__openssl_error(CIT_E_CRYPTO, "cannot encode the public key as DER");
@@ -356,6 +460,38 @@ int cit__pubkey_from_pem(EVP_PKEY **out, const char *pem, size_t len) {
         return cit_error_set(CIT_E_INPUT_INVALID, "the PEM input is empty");
     if (len > INT_MAX)
         return cit_error_set(CIT_E_INPUT_TOO_LARGE, "the PEM input is too large");
+    {
+        /* one "PUBLIC KEY" block and nothing else (what this library writes): a P-256/P-384 key
+         * is imported from its point; anything else goes through OpenSSL's PEM reader */
+        static const char head[] = "-----BEGIN PUBLIC KEY-----", tail[] = "-----END PUBLIC KEY-----";
+        const char *b = pem, *e = pem + len;
+        while (b < e && isspace((unsigned char)*b))
+            b++;
+        while (e > b && isspace((unsigned char)e[-1]))
+            e--;
+        size_t hl = sizeof head - 1, tl = sizeof tail - 1;
+        if ((size_t)(e - b) > hl + tl && (size_t)(e - b) < 1024 && memcmp(b, head, hl) == 0 &&
+            memcmp(e - tl, tail, tl) == 0) {
+            char body[1024];
+            size_t bl = (size_t)(e - b) - hl - tl;
+            memcpy(body, b + hl, bl);
+            body[bl] = 0;
+            bool plain = true; /* base64 and white space only: no PEM headers */
+            for (size_t i = 0; i < bl && plain; i++)
+                plain = isalnum((unsigned char)body[i]) || body[i] == '+' || body[i] == '/' || body[i] == '=' ||
+                        isspace((unsigned char)body[i]);
+            uint8_t *der = NULL;
+            size_t dl = 0;
+            int fast = 1;
+            cit_error saved = *cit_error_last();
+            if (plain && cit__base64_decode(&der, &dl, body) == 0)
+                fast = pubkey_from_spki_fast(out, der, dl);
+            free(der);
+            cit_error_restore(&saved);
+            if (fast == 0)
+                return 0;
+        }
+    }
     bio = BIO_new_mem_buf(pem, (int)len);
     if (!bio)
         return cit__openssl_error(CIT_E_CRYPTO, "cannot read the PEM input");

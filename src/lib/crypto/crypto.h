@@ -27,6 +27,8 @@ int cit__tpm_public_pem(char **out, const TPM2B_PUBLIC *pub);
 int cit__pubkey_der(uint8_t **out, size_t *out_len, EVP_PKEY *pk);
 /* Parses a PEM SubjectPublicKeyInfo. CIT_E_INPUT_INVALID when it is not one. */
 int cit__pubkey_from_pem(EVP_PKEY **out, const char *pem, size_t len);
+/* A DER SubjectPublicKeyInfo, exactly len bytes (P-256/P-384 imported without the decoder). */
+int cit__pubkey_from_der(EVP_PKEY **out, const uint8_t *der, size_t len);
 /* One OpenSSH public key line: "ecdsa-sha2-nistp256 AAAA... comment\n", "ssh-rsa ..." or
  * "ssh-ed25519 ...".
  * comment may be NULL. */
