@@ -103,12 +103,17 @@ static int compile_buf(json_t **out, cit_ctx *ctx, const uint8_t *buf, size_t le
         cit_error_context("file", "%s", label);
         return r;
     }
+    r = cit__policy_compile_parsed(out, ctx, pol, (const char *)buf, replace);
+    json_decref(pol);
+    return r;
+}
+
+int cit__policy_compile_parsed(json_t **out, cit_ctx *ctx, json_t *pol, const char *text, bool replace) {
     cit_store *s;
     static const char *const ops[] = {"TPM2_PCR_Read (values left out of the file)", NULL};
-    r = cit__ctx_store_or_plan(ctx, &s, out, "compile and store a policy", ops);
+    int r = cit__ctx_store_or_plan(ctx, &s, out, "compile and store a policy", ops);
     if (r == 0)
-        r = store_policy(ctx, pol, (const char *)buf, replace, out);
-    json_decref(pol);
+        r = store_policy(ctx, pol, text, replace, out);
     return r < 0 ? r : 0;
 }
 

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <tss2/tss2_esys.h>
 
+#include "citadel/citadel.h"
 #include "tpm/tpm.h"
 
 #define CIT_POLICY_MAX (64u * 1024)
@@ -15,6 +16,9 @@
 /* Parses YAML text into the canonical form {"name":..,"requires":{..}}. CIT_E_POLICY_INVALID
  * (with "line"/"column" context), CIT_E_INPUT_TOO_LARGE. */
 int cit__policy_parse(json_t **out, const char *text, size_t len);
+/* Compiles and stores a policy cit__policy_parse made of text (the stored source), as
+ * cit_policy_compile does (core/policies.c): for a caller that parsed it already. */
+int cit__policy_compile_parsed(json_t **out, cit_ctx *ctx, json_t *pol, const char *text, bool replace);
 /* Fills PCR values that were left out with the TPM's current ones (CIT_E_BANK_UNSUPPORTED when
  * the TPM has no such bank). */
 int cit__policy_resolve(json_t *policy, cit_tpm *t);
