@@ -391,23 +391,9 @@ enum MHD_Result enr_access(void *cls, struct MHD_Connection *c, const char *url,
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (rq->too_large || rq->len + n > d->cfg.max_body) {
-            rq->too_large = true;
-            return MHD_YES;
-        }
-        if (rq->len + n + 1 > rq->cap) {
-            size_t cap = rq->cap ? rq->cap : 4096;
-            while (cap < rq->len + n + 1)
-                cap *= 2;
-            char *nb = realloc(rq->body, cap);
-            if (!nb)
-                return MHD_NO;
-            rq->body = nb;
-            rq->cap = cap;
-        }
-        memcpy(rq->body + rq->len, upload_data, n);
-        rq->len += n;
-        rq->body[rq->len] = 0;
+        /* past the limit the rest is read and dropped; the answer is 413 */
+        if (cit_http_body_append(&rq->body, &rq->len, &rq->cap, &rq->too_large, upload_data, n, d->cfg.max_body) < 0)
+            return MHD_NO;
         return MHD_YES;
     }
     cit_error_clear();

@@ -687,3 +687,30 @@ void cit_http_resp_free(cit_http_resp *r) {
     r->body = NULL;
     r->len = 0;
 }
+
+int cit_http_body_append(char **body, size_t *len, size_t *cap, bool *too_large, const char *data, size_t n,
+                         size_t max) {
+    if (*too_large || n > max || *len > max - n) {
+        *too_large = true;
+        return 0;
+    }
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 1024;
+        while (c < *len + n + 1)
+            c *= 2;
+        char *nb = malloc(c);
+        if (!nb)
+            return -1;
+        if (*body) {
+            memcpy(nb, *body, *len);
+            cit_memzero(*body, *cap);
+            free(*body);
+        }
+        *body = nb;
+        *cap = c;
+    }
+    memcpy(*body + *len, data, n);
+    *len += n;
+    (*body)[*len] = 0;
+    return 0;
+}

@@ -55,6 +55,15 @@ void cit_tls_creds_set_actor(cit_tls_creds *c, const char *actor);
  * TPM lock is more than a mutex, e.g. tpmd's, which lets waiters ahead of its TPM thread). */
 void cit_tls_creds_set_lock_fns(cit_tls_creds *c, void (*lock)(void *), void (*unlock)(void *), void *arg);
 
+/* ---- HTTP servers (tpmd, enrolld) ---- */
+
+/* Appends n bytes of a request body, keeping it NUL-terminated. Past max the rest is dropped and
+ * *too_large set (the server reads the body to its end and answers 413). The buffer grows by
+ * copying and wiping the old one, never realloc (a body may carry a secret). 0, or -1 when
+ * memory ran out. */
+int cit_http_body_append(char **body, size_t *len, size_t *cap, bool *too_large, const char *data, size_t n,
+                         size_t max);
+
 /* ---- HTTP/1.1 client ---- */
 
 #define CIT_HTTP_RESPONSE_MAX (16u * 1024 * 1024) /* body cap */

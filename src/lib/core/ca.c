@@ -303,6 +303,19 @@ static int assemble(const uint8_t *tbs, size_t tl, const X509_ALGOR *alg, const 
     return r;
 }
 
+/* The DER of a TPM-signed certificate or CRL: its TBS bytes (OPENSSL_free'd here) signed in the
+ * TPM, assembled with the algorithm the placeholder signature left in them. */
+static int tpm_signed_der(cit_ca *ca, uint8_t *tbs, size_t tl, const X509_ALGOR *alg, uint8_t **der, size_t *dl) {
+    uint8_t *sig = NULL;
+    size_t sl = 0;
+    int r = tpm_sign(ca, tbs, tl, &sig, &sl);
+    if (r == 0)
+        r = assemble(tbs, tl, alg, sig, sl, der, dl);
+    OPENSSL_free(tbs);
+    free(sig);
+    return r;
+}
+
 static const EVP_MD *ca_md(const cit_ca *ca) { return cit__hash_md(ca_hash(ca->algorithm)); }
 
 /* Signs the certificate *x with the CA's key (replacing *x by the parsed-back one for a TPM
@@ -313,8 +326,8 @@ static int sign_cert(cit_ca *ca, X509 **x) {
         if (X509_sign(*x, ca->pkey, ca_md(ca)) <= 0)
             return cit__openssl_error(CIT_E_CRYPTO, "signing the certificate");
     } else {
-        uint8_t *tbs = NULL, *sig = NULL, *der = NULL;
-        size_t sl = 0, dl = 0;
+        uint8_t *tbs = NULL, *der = NULL;
+        size_t dl = 0;
         int tl = -1;
         if ((r = algo_key(ca)) < 0)
             return r;
@@ -322,9 +335,7 @@ static int sign_cert(cit_ca *ca, X509 **x) {
             return cit__openssl_error(CIT_E_CRYPTO, "encoding the certificate");
         const X509_ALGOR *alg = NULL;
         X509_get0_signature(NULL, &alg, *x);
-        r = tpm_sign(ca, tbs, (size_t)tl, &sig, &sl);
-        if (r == 0)
-            r = assemble(tbs, (size_t)tl, alg, sig, sl, &der, &dl);
+        r = tpm_signed_der(ca, tbs, (size_t)tl, alg, &der, &dl);
         if (r == 0) {
             const uint8_t *p = der;
             X509 *y = d2i_X509(NULL, &p, (long)dl);
@@ -335,8 +346,6 @@ static int sign_cert(cit_ca *ca, X509 **x) {
                 *x = y;
             }
         }
-        OPENSSL_free(tbs);
-        free(sig);
         free(der);
         if (r < 0)
             return r;
@@ -352,8 +361,8 @@ static int sign_crl(cit_ca *ca, X509_CRL **c) {
         if (X509_CRL_sign(*c, ca->pkey, ca_md(ca)) <= 0)
             return cit__openssl_error(CIT_E_CRYPTO, "signing the CRL");
     } else {
-        uint8_t *tbs = NULL, *sig = NULL, *der = NULL;
-        size_t sl = 0, dl = 0;
+        uint8_t *tbs = NULL, *der = NULL;
+        size_t dl = 0;
         int tl = -1;
         if ((r = algo_key(ca)) < 0)
             return r;
@@ -361,9 +370,7 @@ static int sign_crl(cit_ca *ca, X509_CRL **c) {
             return cit__openssl_error(CIT_E_CRYPTO, "encoding the CRL");
         const X509_ALGOR *alg = NULL;
         X509_CRL_get0_signature(*c, NULL, &alg);
-        r = tpm_sign(ca, tbs, (size_t)tl, &sig, &sl);
-        if (r == 0)
-            r = assemble(tbs, (size_t)tl, alg, sig, sl, &der, &dl);
+        r = tpm_signed_der(ca, tbs, (size_t)tl, alg, &der, &dl);
         if (r == 0) {
             const uint8_t *p = der;
             X509_CRL *y = d2i_X509_CRL(NULL, &p, (long)dl);
@@ -374,8 +381,6 @@ static int sign_crl(cit_ca *ca, X509_CRL **c) {
                 *c = y;
             }
         }
-        OPENSSL_free(tbs);
-        free(sig);
         free(der);
         if (r < 0)
             return r;
