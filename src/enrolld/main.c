@@ -78,41 +78,11 @@ static void fatal(const char *what) {
 }
 
 static int parse_listen(const char *s, struct sockaddr_storage *ss, char *host, size_t hl, uint16_t *port, bool *lo) {
-    const char *colon = strrchr(s, ':');
-    uint64_t p;
-    if (!colon || cit_parse_u64(colon + 1, &p) < 0 || p > 65535)
-        return bad("--listen takes ADDR:PORT, not '%s'", s);
-    *port = (uint16_t)p;
-    char h[64];
-    size_t n = (size_t)(colon - s);
-    if (s[0] == '[') {
-        if (n < 2 || s[n - 1] != ']' || n - 2 >= sizeof h)
-            return bad("--listen: bad IPv6 address in '%s'", s);
-        memcpy(h, s + 1, n - 2);
-        h[n - 2] = 0;
-    } else {
-        if (n >= sizeof h)
-            return bad("--listen: address too long");
-        memcpy(h, s, n);
-        h[n] = 0;
-    }
-    if (strcmp(h, "localhost") == 0)
-        snprintf(h, sizeof h, "127.0.0.1");
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, h, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(*port);
-        *lo = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
-    } else if (inet_pton(AF_INET6, h, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(*port);
-        *lo = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
-    } else
-        return bad("--listen: '%s' is not an IP address", h);
-    snprintf(host, hl, "%s", h);
-    return 0;
+    socklen_t len = 0;
+    int r = cit_net_parse_listen(s, ss, &len, host, hl, port, lo);
+    if (r < 0)
+        cit_error_step("run `enrolld --help`");
+    return r;
 }
 
 /* A text file, NUL-terminated (cit_read_file terminates what it reads). */

@@ -714,3 +714,46 @@ int cit_http_body_append(char **body, size_t *len, size_t *cap, bool *too_large,
     (*body)[*len] = 0;
     return 0;
 }
+
+int cit_net_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sslen, char *host, size_t hl,
+                         uint16_t *port, bool *loopback) {
+    memset(ss, 0, sizeof *ss);
+    const char *colon = strrchr(s, ':');
+    if (!colon)
+        return cit_error_set(CIT_E_USAGE, "--listen takes ADDR:PORT, not '%s'", s);
+    uint64_t p = 0;
+    if (cit_parse_u64(colon + 1, &p) < 0 || p > 65535)
+        return cit_error_set(CIT_E_USAGE, "the port takes a number from 0 to 65535, not '%s'", colon + 1);
+    *port = (uint16_t)p;
+    size_t n = (size_t)(colon - s);
+    char h[64];
+    if (s[0] == '[') {
+        if (n < 2 || s[n - 1] != ']' || n - 2 >= sizeof h)
+            return cit_error_set(CIT_E_USAGE, "--listen: bad IPv6 address in '%s'", s);
+        memcpy(h, s + 1, n - 2);
+        h[n - 2] = 0;
+    } else {
+        if (n >= sizeof h)
+            return cit_error_set(CIT_E_USAGE, "--listen: address too long");
+        memcpy(h, s, n);
+        h[n] = 0;
+    }
+    if (strcmp(h, "localhost") == 0)
+        snprintf(h, sizeof h, "127.0.0.1");
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, h, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(*port);
+        *sslen = sizeof *v4;
+        *loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+    } else if (inet_pton(AF_INET6, h, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(*port);
+        *sslen = sizeof *v6;
+        *loopback = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
+    } else
+        return cit_error_set(CIT_E_USAGE, "--listen: '%s' is not an IP address", h);
+    snprintf(host, hl, "%s", h);
+    return 0;
+}

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "citadel/citadel.h"
 
@@ -56,6 +57,12 @@ void cit_tls_creds_set_actor(cit_tls_creds *c, const char *actor);
 void cit_tls_creds_set_lock_fns(cit_tls_creds *c, void (*lock)(void *), void (*unlock)(void *), void *arg);
 
 /* ---- HTTP servers (tpmd, enrolld) ---- */
+
+/* A --listen address: "ADDR:PORT" with an IPv4 address, "[IPv6]:PORT" or "localhost:PORT" (as
+ * 127.0.0.1). Fills the socket address and its length, the address as text (host, hl bytes),
+ * the port and whether the address is a loopback one. CIT_E_USAGE, with the reason. */
+int cit_net_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sslen, char *host, size_t hl,
+                         uint16_t *port, bool *loopback);
 
 /* Appends n bytes of a request body, keeping it NUL-terminated. Past max the rest is dropped and
  * *too_large set (the server reads the body to its end and answers 413). The buffer grows by

@@ -107,45 +107,10 @@ typedef struct listen_addr {
 } listen_addr;
 
 static int parse_listen(const char *s, listen_addr *a, char *host, size_t hostlen, uint16_t *port) {
-    memset(a, 0, sizeof *a);
-    const char *colon = strrchr(s, ':');
-    if (!colon)
-        return bad("--listen takes ADDR:PORT, not '%s'", s);
-    uint64_t p = 0;
-    if (parse_uint("the port", colon + 1, 0, 65535, &p) < 0)
-        return CIT_E_USAGE;
-    *port = (uint16_t)p;
-    size_t hl = (size_t)(colon - s);
-    char h[64];
-    if (s[0] == '[') {
-        if (hl < 2 || s[hl - 1] != ']' || hl - 2 >= sizeof h)
-            return bad("--listen: bad IPv6 address in '%s'", s);
-        memcpy(h, s + 1, hl - 2);
-        h[hl - 2] = 0;
-    } else {
-        if (hl >= sizeof h)
-            return bad("--listen: address too long");
-        memcpy(h, s, hl);
-        h[hl] = 0;
-    }
-    if (strcmp(h, "localhost") == 0)
-        snprintf(h, sizeof h, "127.0.0.1");
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&a->ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a->ss;
-    if (inet_pton(AF_INET, h, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(*port);
-        a->len = sizeof *v4;
-        a->loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
-    } else if (inet_pton(AF_INET6, h, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(*port);
-        a->len = sizeof *v6;
-        a->loopback = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
-    } else
-        return bad("--listen: '%s' is not an IP address", h);
-    snprintf(host, hostlen, "%s", h);
-    return 0;
+    int r = cit_net_parse_listen(s, &a->ss, &a->len, host, hostlen, port, &a->loopback);
+    if (r < 0)
+        cit_error_step("run `tpmd --help`");
+    return r;
 }
 
 static int load_keys(tpmd *d, tpmd_keyset **out) {
