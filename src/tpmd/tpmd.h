@@ -62,6 +62,7 @@ typedef struct tpmd {
     tpmd_keyset *keys;          /* NULL: no keys configured (loopback or --insecure-no-auth) */
     auditq *aq;
     tpmq *tq;                   /* the TPM thread: signature requests run back to back */
+    atomic_int tpm_jobs;        /* jobs queued on or running on the TPM thread (tpmq_run) */
     struct MHD_Daemon *mhd;
     pthread_mutex_t conns_lock;
     tpmd_conn *conns;
@@ -114,6 +115,14 @@ int auditq_start(auditq **out, tpmd *d);
 int auditq_append(auditq *q, const char *event, json_t *payload);
 /* Appends without waiting (authentication failures). */
 void auditq_post(auditq *q, const char *event, json_t *payload);
+/* Group commit: while more than AUDIT_HOLD_JOBS jobs are queued on the TPM thread (each one a
+ * request that appends an entry when it is done), the writer keeps its batch open, at most
+ * AUDIT_HOLD_USEC after the oldest entry; see auditq.c. */
+#define AUDIT_HOLD_JOBS 3
+#define AUDIT_HOLD_USEC 5000
+/* Called by the TPM thread when its queue runs low: a writer holding a batch open for the
+ * entries of queued signatures commits it now (cheap when it holds nothing). */
+void auditq_kick(auditq *q);
 void auditq_stop(auditq *q);
 
 /* tpmq.c: the TPM thread */

@@ -9,6 +9,7 @@
  * the context is never used by two threads at once, and the TPM thread lets them in between
  * its batches.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@ static void yield_to_waiters(tpmd *d) {
 
 static void *worker(void *arg) {
     tpmq *q = arg;
+    pthread_setname_np(pthread_self(), "tpmd-tpm"); /* for top -H and perf */
     pthread_mutex_lock(&q->m);
     for (;;) {
         while (!q->head && !q->stop)
@@ -76,6 +78,9 @@ static void *worker(void *arg) {
             j->result = j->fn(j->arg);
             j->err = *cit_error_last();
             sem_post(&j->done);
+            /* the audit writer may be holding its batch open for the entries of the queued jobs */
+            if (atomic_fetch_sub(&q->d->tpm_jobs, 1) - 1 <= AUDIT_HOLD_JOBS)
+                auditq_kick(q->d->aq);
             j = next;
         }
         pthread_mutex_unlock(&q->d->tpm_lock);
@@ -118,6 +123,7 @@ int tpmq_run(tpmq *q, const char *actor, int (*fn)(void *arg), void *arg) {
     else
         q->head = &j;
     q->tail = &j;
+    atomic_fetch_add(&q->d->tpm_jobs, 1);
     pthread_cond_signal(&q->work);
     pthread_mutex_unlock(&q->m);
     while (sem_wait(&j.done) != 0)
