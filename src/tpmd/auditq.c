@@ -56,6 +56,7 @@ static void hold(auditq *q) {
     if (q->stop || !q->head)
         return;
     uint64_t deadline = q->head->queued_usec + AUDIT_HOLD_USEC;
+    bool held = false;
     for (;;) {
         atomic_store(&q->holding, true); /* before reading tpm_jobs: see auditq_kick */
         if (q->stop || q->queued >= BATCH_MAX || atomic_load(&q->d->tpm_jobs) <= AUDIT_HOLD_JOBS)
@@ -68,9 +69,12 @@ static void hold(auditq *q) {
         uint64_t ns = (uint64_t)ts.tv_nsec + (deadline - now) * 1000;
         ts.tv_sec += (time_t)(ns / 1000000000);
         ts.tv_nsec = (long)(ns % 1000000000);
+        held = true;
         pthread_cond_timedwait(&q->work, &q->m, &ts);
     }
     atomic_store(&q->holding, false);
+    if (held)
+        atomic_fetch_add(&q->d->audit_held, 1);
 }
 
 void auditq_kick(auditq *q) {

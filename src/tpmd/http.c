@@ -619,6 +619,8 @@ static int h_metrics(call *k) {
     M("tls_tpm_signatures_total", "counter", "TLS handshake signatures made in the TPM.", cit_tls_creds_tpm_signs(d->tls));
     M("audit_entries_total", "counter", "Audit entries appended (stream tpmd).", atomic_load(&d->audit_entries));
     M("audit_batches_total", "counter", "Audit append transactions (group commits).", atomic_load(&d->audit_batches));
+    M("audit_held_batches_total", "counter", "Group commits held open for the entries of queued signatures.",
+      atomic_load(&d->audit_held));
     M("requests_in_flight", "gauge", "Requests being processed.", (unsigned)atomic_load(&d->inflight));
     M("connections_open", "gauge", "Open client connections.", atomic_load(&d->conns_open));
     M("session_keys_unlocked", "gauge", "Ed25519 keys unsealed in the session cache.", cit_keycache_count(d->kc));

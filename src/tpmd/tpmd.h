@@ -72,7 +72,7 @@ typedef struct tpmd {
     /* metrics */
     uint64_t started_usec;
     atomic_ullong req_total, req_2xx, req_4xx, req_5xx, sign_total, sign_usec, auth_failures,
-        audit_entries, audit_batches, conns_open;
+        audit_entries, audit_batches, audit_held, conns_open;
 } tpmd;
 
 /* A request in progress (MHD's per-request pointer). */

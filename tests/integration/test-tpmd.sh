@@ -367,13 +367,18 @@ test_tpmd_kill9_under_load() {
     start_tpmd --keys-file "$T/keys"
     KEY=$ADMIN req POST /v1/keys '{"path":"load/k"}'
     assert_eq "$CODE" 201
-    python3 "$CLIENT" load "$U" "$SIGN" load/k 4 100000 acked >load.out 2>&1 &
+    # 12 clients: more than AUDIT_HOLD_JOBS (src/tpmd/tpmd.h) signatures queue up, so the audit
+    # writer holds batches open for them (auditq.c) when the daemon dies
+    python3 "$CLIENT" load "$U" "$SIGN" load/k 12 100000 acked >load.out 2>&1 &
     client=$!
     deadline=$((SECONDS + 20))
     until [ "$(wc -l <acked 2>/dev/null || echo 0)" -ge 150 ]; do
         [ $SECONDS -lt $deadline ] || fail "no load"
         sleep 0.05
     done
+    KEY=$ADMIN req GET /metrics
+    held=$(awk '/^tpmd_audit_held_batches_total/ {print $2}' "$T/resp")
+    [ "${held:-0}" -gt 0 ] || fail "no group commit was held open for queued signatures: $(grep audit "$T/resp")"
     kill -9 "$TPMD_PID"
     wait "$TPMD_PID" 2>/dev/null || true
     TPMD_PID=
