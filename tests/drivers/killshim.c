@@ -4,7 +4,8 @@
  * point of the audit head file protocol, so tests/integration/test-audit-fault.sh can crash an
  * append between the head file and the commit without relying on timing:
  *
- *   CIT_KILL_HEAD=before:N   SIGKILL just before the N-th rename onto STORE.audit-head
+ *   CIT_KILL_HEAD=before:N   SIGKILL just before the N-th rename (or renameat2 exchange) onto
+ *                            STORE.audit-head
  *   CIT_KILL_HEAD=after:N    SIGKILL just after it
  *   CIT_KILL_HEAD=stop:N     SIGSTOP just before it (the test resumes the process with SIGCONT)
  *
@@ -52,6 +53,22 @@ int rename(const char *oldpath, const char *newpath) {
     maybe_kill("before", newpath);
     maybe_kill("stop", newpath);
     int r = real(oldpath, newpath);
+    maybe_kill("after", newpath);
+    return r;
+}
+
+/* the head file is replaced by exchanging it with STORE.audit-head.swap (src/lib/core/audit.c) */
+int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags) {
+    static int (*real)(int, const char *, int, const char *, unsigned int);
+    if (!real)
+        real = (int (*)(int, const char *, int, const char *, unsigned int))dlsym(RTLD_NEXT, "renameat2");
+    const char *sx = suffix();
+    size_t n = strlen(newpath), sl = strlen(sx);
+    if (n >= sl && strcmp(newpath + n - sl, sx) == 0)
+        seen++;
+    maybe_kill("before", newpath);
+    maybe_kill("stop", newpath);
+    int r = real(olddirfd, oldpath, newdirfd, newpath, flags);
     maybe_kill("after", newpath);
     return r;
 }
