@@ -30,8 +30,7 @@ typedef struct cli_env {
     bool verbose;
     int exit_status; /* a command may ask for a non-zero exit with a rendered result */
     bool in_batch;   /* inside `batch`: a command cannot be handed to citadel-net */
-    int argc;        /* the process's own arguments, handed on by cli_exec_net */
-    char **argv;
+    char **argv;     /* the process's own arguments, handed on by cli_exec_net */
 } cli_env;
 
 typedef int (*cli_fn)(cli_env *env, const cli_args *a, json_t **out);
