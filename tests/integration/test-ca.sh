@@ -428,3 +428,63 @@ test_ca_tpm_key_on_swtpm() {
     assert_eq "$(openssl x509 -in int.pem -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum)" \
         "$(openssl pkey -pubin -in ik.pem -outform DER | sha256sum)"
 }
+
+# The CA tables travel in `workspace export`: the store is lost, the vTPM survives, `init`
+# adopts the TPM and the import brings back a file-key CA and a TPM-key CA that issue again,
+# their issued certificates with their revocations (the CRL still lists them), and the trust
+# stores. A second import refuses (TPM0005/TPM0160) and changes nothing; a damaged "ca" is
+# TPM0039, and so is a CA whose key object is in neither the workspace nor the export.
+test_ca_workspace_export_import() {
+    init_vtpm
+    ca_pair
+    citadel ca init troot --tpm --output troot.pem >/dev/null
+    osslreq srv web.example.org
+    osslreq cli client-1
+    citadel ca issue --ca issuing --csr srv.csr --profile tls-server --output srv.pem >/dev/null
+    citadel ca issue --ca troot --csr cli.csr --profile tls-client --output cli.pem >/dev/null
+    serial=$(openssl x509 -in srv.pem -noout -serial | cut -d= -f2)
+    citadel ca revoke "$serial" --reason keyCompromise >/dev/null
+    citadel ca trust add partner --store peers troot.pem >/dev/null
+    citadel --json ca list >before.json
+    citadel --json workspace export --output backup.json >exp.json
+    assert_eq "$(json exp.json '[d["cas"], d["ca_certificates"] >= 3]')" '[3, true]'
+    assert_mode backup.json 600
+    # the file CA's key is in the export only encrypted: no PEM private key in it
+    assert_not_contains "$(cat backup.json)" "PRIVATE KEY"
+    rm "$TPM_STORE_PATH"
+    citadel tpm init >/dev/null
+    citadel --json workspace import --input backup.json >imp.json
+    assert_eq "$(json imp.json 'd["ca_rows_imported"] >= 7')" true
+    citadel --json ca list >after.json
+    assert_eq "$(json after.json '[c["name"] for c in d["cas"]]')" "$(json before.json '[c["name"] for c in d["cas"]]')"
+    # both CAs issue again, and openssl verifies what they issue
+    osslreq srv2 web2.example.org
+    citadel ca issue --ca issuing --csr srv2.csr --profile tls-server --output srv2.pem >/dev/null
+    citadel ca issue --ca troot --csr srv2.csr --profile tls-client --output cli2.pem >/dev/null
+    citadel ca crl --ca issuing --output int.crl >/dev/null
+    verify_chain root.pem int.pem int.crl srv2.pem
+    assert_eq "$(openssl verify -CAfile troot.pem cli2.pem)" "cli2.pem: OK"
+    # the revocation came back with the certificate: the new CRL still lists it
+    out=$(openssl verify -CAfile root.pem -untrusted int.pem -crl_check -CRLfile int.crl srv.pem 2>&1) &&
+        fail "the revoked certificate verifies after the import"
+    assert_contains "$out" "certificate revoked"
+    assert_contains "$(citadel ca trust list --store peers)" partner
+    # a second import: refused, nothing added (its objects are here already: TPM0005; without
+    # them, its CAs: TPM0160)
+    expect_fail 3 TPM0005 citadel tpm workspace import --input backup.json
+    python3 -c 'import json; d=json.load(open("backup.json")); d["objects"]=[]; json.dump(d,open("caonly.json","w"))'
+    expect_fail 13 TPM0160 citadel tpm workspace import --input caonly.json
+    assert_contains "$ERR" "already has a CA"
+    assert_eq "$(citadel --json ca list | json - 'len(d["cas"])')" 3
+    # a damaged ca member: refused before anything is written
+    rm "$TPM_STORE_PATH"
+    citadel tpm init >/dev/null
+    python3 -c 'import json,sys; d=json.load(open("backup.json")); d["ca"]["ca_certs"][0]["not_after"]="soon"; json.dump(d,open("bad.json","w"))'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad.json
+    assert_contains "$ERR" "not_after is not an integer"
+    assert_eq "$(citadel --json ca list | json - 'len(d["cas"])')" 0
+    assert_eq "$(citadel --json object list | json - 'd["count"]')" 0
+    expect_fail 4 TPM0039 citadel tpm workspace import --input caonly.json
+    assert_contains "$ERR" "key object ca/root/kek is neither in the workspace nor in the export"
+    assert_eq "$(citadel --json ca list | json - 'len(d["cas"])')" 0
+}
