@@ -486,5 +486,12 @@ test_ca_workspace_export_import() {
     assert_eq "$(citadel --json object list | json - 'd["count"]')" 0
     expect_fail 4 TPM0039 citadel tpm workspace import --input caonly.json
     assert_contains "$ERR" "key object ca/root/kek is neither in the workspace nor in the export"
+    # a trust entry whose certificate is not the one its fingerprint names, or not a CA
+    python3 -c 'import json; d=json.load(open("backup.json")); t=d["ca"]["ca_trust"][0]; t["pem"]=open("int.pem").read(); json.dump(d,open("bad2.json","w"))'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad2.json
+    assert_contains "$ERR" "ca.ca_trust[0]: the fingerprint is not the certificate's"
+    python3 -c 'import json; d=json.load(open("backup.json")); t=d["ca"]["ca_trust"][0]; t["pem"]=open("srv.pem").read(); json.dump(d,open("bad3.json","w"))'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad3.json
+    assert_contains "$ERR" "not a CA certificate"
     assert_eq "$(citadel --json ca list | json - 'len(d["cas"])')" 0
 }

@@ -26,6 +26,7 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "core/ca_backup.h"
 #include "core/ed25519.h"
 #include "core/keys.h"
 #include "core/sealed.h"
@@ -2103,4 +2104,26 @@ int cit__ca_guard(cit_ctx *ctx, const cit_object *o, const char *what) {
     }
     sqlite3_finalize(st);
     return r;
+}
+
+/* An imported certificate row (ca_backup.c): one PEM certificate, a CA certificate when
+ * must_be_ca, and when fingerprint is given its SHA-256 (hex) must be that. NULL when it holds,
+ * else a static reason. */
+const char *cit__ca_import_cert_problem(const char *pem, bool must_be_ca, const char *fingerprint) {
+    X509 *x = pem ? x509_from((const uint8_t *)pem, strlen(pem)) : NULL;
+    const char *why = NULL;
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned mdl = 0;
+    char *fp = NULL;
+    if (!x)
+        why = "the certificate is not a PEM X.509 certificate";
+    else if (must_be_ca && X509_check_ca(x) < 1)
+        why = "the certificate is not a CA certificate";
+    else if (fingerprint && (!X509_digest(x, EVP_sha256(), md, &mdl) || !(fp = cit_hex_encode(md, mdl)) ||
+                             strcmp(fp, fingerprint) != 0))
+        why = "the fingerprint is not the certificate's";
+    free(fp);
+    X509_free(x);
+    ERR_clear_error();
+    return why;
 }

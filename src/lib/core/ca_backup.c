@@ -172,6 +172,15 @@ int cit__ca_import_check(cit_store *s, const json_t *ca, const char *input) {
                     return invalid(input, tables[t].table, i, why);
                 }
             }
+            /* the certificates must be what the row says (a trust store decides whom enrollment believes) */
+            const char *why = t == 0   ? cit__ca_import_cert_problem(json_string_value(json_object_get(row, "cert_pem")),
+                                                                     true, NULL)
+                              : t == 1 ? cit__ca_import_cert_problem(json_string_value(json_object_get(row, "pem")), false,
+                                                                     NULL)
+                                       : cit__ca_import_cert_problem(json_string_value(json_object_get(row, "pem")), true,
+                                                                     json_string_value(json_object_get(row, "fingerprint")));
+            if (why)
+                return invalid(input, tables[t].table, i, why);
             bool same = false;
             int r = row_exists(s, tables[t].table, row, &same);
             if (r < 0)

@@ -2,6 +2,7 @@
 /* The CA tables in a workspace export (ca_backup.c). */
 #pragma once
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "store/store.h"
 
@@ -14,3 +15,6 @@ int cit__ca_import_check(cit_store *s, const json_t *ca, const char *input);
 /* Inserts the rows, inside the caller's transaction and after the objects (a CA's key object
  * must be in the store by then). *imported counts the rows added. */
 int cit__ca_import(cit_store *s, const json_t *ca, const char *input, size_t *imported);
+/* In ca.c: NULL when pem is one certificate (a CA certificate when must_be_ca, of this SHA-256
+ * fingerprint when given), else why not. */
+const char *cit__ca_import_cert_problem(const char *pem, bool must_be_ca, const char *fingerprint);
