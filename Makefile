@@ -47,8 +47,8 @@ TPMD_PKGS = libmicrohttpd gnutls
 TPMD_CFLAGS = $(shell pkg-config --cflags $(TPMD_PKGS) 2>/dev/null)
 TPMD_LIBS = $(shell pkg-config --libs $(TPMD_PKGS) 2>/dev/null)
 # The shared network layer (src/net/, branch tpmnet): TLS credentials with TPM-held keys and an
-# HTTP/1.1 client, on GnuTLS. build/libcitadel-net.a is linked into citadel and tpmd (and any
-# later daemon) after libcitadel.a: link with $(B)/libcitadel-net.a $(B)/libcitadel.a $(NET_LIBS).
+# HTTP/1.1 client, on GnuTLS. build/libcitadel-net.a is linked into citadel-net, tpmd and enrolld
+# (not citadel) after libcitadel.a: link with $(B)/libcitadel-net.a $(B)/libcitadel.a $(NET_LIBS).
 NET_SRC = $(wildcard src/net/*.c)
 NET_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,$(NET_SRC))
 NET_CFLAGS = $(shell pkg-config --cflags gnutls 2>/dev/null)
@@ -63,6 +63,8 @@ CLI_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,$(CLI_SRC))
 # starts without loading GnuTLS and its eight libraries (about 4 ms a process).
 CLI_NET_OBJ = $(patsubst src/%.c,$(B)/obj/%.o,src/cli/cmd_node.c src/cli/cmd_enroll.c src/cli/enroll_client.c)
 CLI_CORE_OBJ = $(filter-out $(CLI_NET_OBJ),$(CLI_OBJ))
+# citadel-net's verb tables reference the handlers strongly: a missing one fails its link.
+CLI_NETBIN_OBJ = $(filter-out $(B)/obj/cli/net_verbs.o,$(CLI_OBJ)) $(B)/obj/cli/net_verbs_strong.o
 UNIT_SRC = $(wildcard tests/unit/test-*.c)
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz-*.c)
 UNIT_BIN = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC)) \
@@ -104,8 +106,12 @@ $(NET_OBJ) $(CLI_NET_OBJ): CPPFLAGS += $(NET_CFLAGS)
 $(B)/citadel: $(CLI_CORE_OBJ) $(B)/libcitadel.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_CORE_OBJ) $(B)/libcitadel.a $(LDLIBS)
 
-$(B)/citadel-net: $(CLI_OBJ) $(B)/libcitadel-net.a $(B)/libcitadel.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libcitadel-net.a $(B)/libcitadel.a $(NET_LIBS) $(LDLIBS)
+$(B)/obj/cli/net_verbs_strong.o: src/cli/net_verbs.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DCLI_NET_STRONG -c -o $@ $<
+
+$(B)/citadel-net: $(CLI_NETBIN_OBJ) $(B)/libcitadel-net.a $(B)/libcitadel.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_NETBIN_OBJ) $(B)/libcitadel-net.a $(B)/libcitadel.a $(NET_LIBS) $(LDLIBS)
 
 $(TPMD_OBJ): CPPFLAGS += $(TPMD_CFLAGS)
 

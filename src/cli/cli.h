@@ -31,6 +31,7 @@ typedef struct cli_env {
     int exit_status; /* a command may ask for a non-zero exit with a rendered result */
     bool in_batch;   /* inside `batch`: a command cannot be handed to citadel-net */
     char **argv;     /* the process's own arguments, handed on by cli_exec_net */
+    bool handed_over; /* this process was started by cli_exec_net (CITADEL_NET_EXEC) */
 } cli_env;
 
 typedef int (*cli_fn)(cli_env *env, const cli_args *a, json_t **out);

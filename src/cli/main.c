@@ -310,7 +310,8 @@ int cli_run(cli_env *env, int argc, char **argv) {
 int main(int argc, char **argv) {
     /* A short-lived process: the OS frees OpenSSL's global state faster than its atexit hook. */
     OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
-    cli_env env = {.fmt = CIT_FORMAT_TEXT, .argv = argv};
+    cli_env env = {.fmt = CIT_FORMAT_TEXT, .argv = argv, .handed_over = getenv("CITADEL_NET_EXEC") != NULL};
+    unsetenv("CITADEL_NET_EXEC"); /* for this process only, not whatever it runs */
     cit_ctx_options o = {0};
     int i = 1;
     /* "citadel tpm ..." (the tpm group is the only one so far; "citadel ..." works too) */

@@ -6,7 +6,8 @@
  * development VM. So they are linked only into `citadel-net`, installed beside `citadel`: in
  * `citadel` their handlers are weak references that stay NULL, and run_verb (main.c) hands a
  * command whose handler is NULL to citadel-net with the same arguments (cli_exec_net). Help,
- * completions and argument errors come from these tables in either binary. */
+ * completions and argument errors come from these tables in either binary. citadel-net links
+ * this file compiled with CLI_NET_STRONG: there a handler that is missing fails the link. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -16,7 +17,11 @@
 #include "cli.h"
 
 /* clang-format off */
+#ifdef CLI_NET_STRONG
+#define CLI_NET_FN(name) int name(cli_env *e, const cli_args *a, json_t **out);
+#else
 #define CLI_NET_FN(name) int name(cli_env *e, const cli_args *a, json_t **out) __attribute__((weak));
+#endif
 CLI_NET_FN(cli_node_enroll)
 CLI_NET_FN(cli_node_fetch)
 CLI_NET_FN(cli_node_status)
@@ -123,8 +128,13 @@ int cli_exec_net(cli_env *env) {
         cit_error_step("run them on a command line of their own");
         goto fail;
     }
+    if (env->handed_over) { /* citadel-net (or whatever stands in its place) lacks the command */
+        cit_error_set(CIT_E_INTERNAL, "citadel-net was built without this command");
+        cit_error_cause("the program citadel ran for it handed it back (CITADEL_NET_EXEC was set)");
+        goto fail;
+    }
     char path[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path);
     if (n <= 0 || (size_t)n >= sizeof path) {
         cit_error_set(CIT_E_COMPONENT_MISSING, "cannot find the directory this program runs from");
         cit_error_cause("/proc/self/exe cannot be read: %s", n < 0 ? strerror(errno) : "the path is too long");
@@ -132,11 +142,6 @@ int cli_exec_net(cli_env *env) {
     }
     path[n] = 0;
     char *slash = strrchr(path, '/');
-    const char *self = slash ? slash + 1 : path;
-    if (strcmp(self, "citadel-net") == 0) { /* this is citadel-net, built without the command */
-        cit_error_set(CIT_E_INTERNAL, "citadel-net was built without this command");
-        goto fail;
-    }
     size_t dir = slash ? (size_t)(slash - path) : 0;
     if (dir + sizeof "/citadel-net" > sizeof path) {
         cit_error_set(CIT_E_COMPONENT_MISSING, "the path of citadel-net is too long");
@@ -154,9 +159,15 @@ int cli_exec_net(cli_env *env) {
     env->ctx = NULL;
     fflush(stdout);
     fflush(stderr);
+    /* a citadel-net that is a link to citadel, or a script that runs it, must not loop */
+    setenv("CITADEL_NET_EXEC", "1", 1);
+    char *argv0 = env->argv[0];
     env->argv[0] = path;
     execv(path, env->argv);
-    cit_error_set(CIT_E_COMPONENT_MISSING, "cannot run citadel-net: %s", strerror(errno));
+    int e = errno;
+    env->argv[0] = argv0;
+    unsetenv("CITADEL_NET_EXEC");
+    cit_error_set(CIT_E_COMPONENT_MISSING, "cannot run citadel-net: %s", strerror(e));
     cit_error_context("program", "%s", path);
 fail:
     cit_error_render(stderr, cit_error_last(), env->fmt);

@@ -449,8 +449,10 @@ test_ca_workspace_export_import() {
     citadel --json workspace export --output backup.json >exp.json
     assert_eq "$(json exp.json '[d["cas"], d["ca_certificates"] >= 3]')" '[3, true]'
     assert_mode backup.json 600
-    # the file CA's key is in the export only encrypted: no PEM private key in it
+    # the file CA's key is in the export only encrypted: its blob is the sealed-KEK envelope
+    # (docs/ca.md: "CITCAK1\0" || nonce || XChaCha20-Poly1305 ciphertext), no PEM private key anywhere
     assert_not_contains "$(cat backup.json)" "PRIVATE KEY"
+    assert_eq "$(python3 -c 'import json, base64; d = json.load(open("backup.json")); print([base64.b64decode(c["key_blob"])[:8] for c in d["ca"]["ca"] if c["key_kind"] == "file"] == [b"CITCAK1\0"] * 2)')" True
     rm "$TPM_STORE_PATH"
     citadel tpm init >/dev/null
     citadel --json workspace import --input backup.json >imp.json
@@ -493,5 +495,24 @@ test_ca_workspace_export_import() {
     python3 -c 'import json; d=json.load(open("backup.json")); t=d["ca"]["ca_trust"][0]; t["pem"]=open("srv.pem").read(); json.dump(d,open("bad3.json","w"))'
     expect_fail 4 TPM0039 citadel tpm workspace import --input bad3.json
     assert_contains "$ERR" "not a CA certificate"
+    # a second certificate riding after the trust entry's (the bundle would carry it)
+    python3 -c 'import json; d=json.load(open("backup.json")); t=d["ca"]["ca_trust"][0]; t["pem"]+=open("root.pem").read(); json.dump(d,open("bad4.json","w"))'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad4.json
+    assert_contains "$ERR" "not exactly one PEM certificate"
+    # a row that names another subject than its certificate's (what `trust list` would show)
+    python3 -c 'import json; d=json.load(open("backup.json")); d["ca"]["ca_trust"][0]["subject"]="CN=Some Vendor EK Root"; json.dump(d,open("bad5.json","w"))'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad5.json
+    assert_contains "$ERR" "the subject is not the certificate's"
+    # an issued certificate under a CA that did not issue it, and one whose serial is not its own
+    python3 -c 'import json; d=json.load(open("backup.json")); c=[c for c in d["ca"]["ca_certs"] if c["ca"]=="issuing"][0]; c["ca"]="troot"; json.dump(d,open("bad6.json","w"))'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad6.json
+    assert_contains "$ERR" "not issued by its CA"
+    python3 -c 'import json; d=json.load(open("backup.json")); d["ca"]["ca_certs"][0]["serial"]="01"; json.dump(d,open("bad7.json","w"))'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad7.json
+    assert_contains "$ERR" "the serial is not the certificate's"
+    # a row the export repeats (here with the revocation dropped): refused, not merged
+    python3 -c 'import json; d=json.load(open("backup.json")); c=[c for c in d["ca"]["ca_certs"] if c.get("status")=="revoked"][0]; r=dict(c); r["status"]="valid"; r.pop("revoked_at",None); r.pop("reason",None); d["ca"]["ca_certs"].insert(0,r); json.dump(d,open("bad8.json","w"))'
+    expect_fail 13 TPM0160 citadel tpm workspace import --input bad8.json
+    assert_eq "$(citadel --json object list | json - 'd["count"]')" 0
     assert_eq "$(citadel --json ca list | json - 'len(d["cas"])')" 0
 }

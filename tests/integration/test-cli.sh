@@ -919,9 +919,18 @@ test_network_commands_run_in_citadel_net() {
     expect_fail 1 TPM0056 lone/citadel tpm node status
     assert_contains "$ERR" "lone/citadel-net"
     assert_eq "$(lone/citadel tpm --json key list | json - 'd["count"]')" 0
-    # a copy of citadel named citadel-net lacks the handlers: an internal error, not a loop
+    # a copy of citadel named citadel-net lacks the handlers: an internal error, not a loop;
+    # so does a link to citadel, or a script that runs it
     cp "$CITADEL_BIN" lone/citadel-net
     expect_fail 1 TPM0001 timeout 10 lone/citadel tpm node status
+    rm lone/citadel-net
+    ln -s citadel lone/citadel-net
+    expect_fail 1 TPM0001 timeout 10 lone/citadel tpm node status
+    rm lone/citadel-net
+    printf '#!/bin/sh\nexec "%s" "$@"\n' "$PWD/lone/citadel" >lone/citadel-net
+    chmod +x lone/citadel-net
+    expect_fail 1 TPM0001 timeout 10 lone/citadel tpm node status
+    assert_contains "$ERR" CITADEL_NET_EXEC
     # not in a batch: one process cannot become another halfway through
     printf 'key list\nnode status\n' >b.txt
     expect_fail 2 TPM0002 citadel tpm batch --input b.txt

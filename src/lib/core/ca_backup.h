@@ -3,6 +3,7 @@
 #pragma once
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -15,6 +16,12 @@ int cit__ca_import_check(cit_store *s, const json_t *ca, const char *input);
 /* Inserts the rows, inside the caller's transaction and after the objects (a CA's key object
  * must be in the store by then). *imported counts the rows added. */
 int cit__ca_import(cit_store *s, const json_t *ca, const char *input, size_t *imported);
-/* In ca.c: NULL when pem is one certificate (a CA certificate when must_be_ca, of this SHA-256
- * fingerprint when given), else why not. */
-const char *cit__ca_import_cert_problem(const char *pem, bool must_be_ca, const char *fingerprint);
+/* What an imported row says about its certificate; NULL / false: nothing. */
+typedef struct {
+    const char *fingerprint, *subject, *issuer, *serial;
+    bool has_not_before, has_not_after;
+    int64_t not_before, not_after;
+} cit_ca_row_claims;
+/* In ca.c: NULL when pem is exactly one certificate as citadel writes it (a CA certificate when
+ * must_be_ca) and every claim holds, else why not. */
+const char *cit__ca_import_cert_problem(const char *pem, bool must_be_ca, const cit_ca_row_claims *c);

@@ -912,7 +912,9 @@ _public_ int cit_workspace_export(json_t **out, cit_ctx *ctx, const char *output
         return r < 0 ? r : 0;
     json_t *doc = json_object();
     json_object_set_new(doc, "format", json_string("citadel-workspace-export"));
-    json_object_set_new(doc, "format_version", json_integer(1));
+    /* 2: the "ca" member (the CA tables). A citadel that knows only 1 refuses a 2 instead of
+     * restoring a CA's key object without the CA. */
+    json_object_set_new(doc, "format_version", json_integer(2));
     char now[32];
     cit_time_rfc3339(now, sizeof now, time(NULL));
     json_object_set_new(doc, "exported_at", json_string(now));
@@ -1041,7 +1043,8 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
         json_decref(doc);
         return import_invalid(input, "the file is not a citadel workspace export");
     }
-    if (json_integer_value(json_object_get(doc, "format_version")) != 1) {
+    json_int_t fv = json_integer_value(json_object_get(doc, "format_version"));
+    if (fv != 1 && fv != 2) {
         json_decref(doc);
         return import_invalid(input, "unknown export format version");
     }
