@@ -434,6 +434,14 @@ test_ca_tpm_key_on_swtpm() {
 # their issued certificates with their revocations (the CRL still lists them), and the trust
 # stores. A second import refuses (TPM0005/TPM0160) and changes nothing; a damaged "ca" is
 # TPM0039, and so is a CA whose key object is in neither the workspace nor the export.
+# edit_export OUT CODE: backup.json with the Python statements CODE applied to it (as d), into OUT.
+edit_export() {
+    python3 -c 'import json, sys
+d = json.load(open("backup.json"))
+exec(sys.argv[2])
+json.dump(d, open(sys.argv[1], "w"))' "$1" "$2"
+}
+
 test_ca_workspace_export_import() {
     init_vtpm
     ca_pair
@@ -474,14 +482,14 @@ test_ca_workspace_export_import() {
     # a second import: refused, nothing added (its objects are here already: TPM0005; without
     # them, its CAs: TPM0160)
     expect_fail 3 TPM0005 citadel tpm workspace import --input backup.json
-    python3 -c 'import json; d=json.load(open("backup.json")); d["objects"]=[]; json.dump(d,open("caonly.json","w"))'
+    edit_export caonly.json 'd["objects"]=[]'
     expect_fail 13 TPM0160 citadel tpm workspace import --input caonly.json
     assert_contains "$ERR" "already has a CA"
     assert_eq "$(citadel --json ca list | json - 'len(d["cas"])')" 3
     # a damaged ca member: refused before anything is written
     rm "$TPM_STORE_PATH"
     citadel tpm init >/dev/null
-    python3 -c 'import json,sys; d=json.load(open("backup.json")); d["ca"]["ca_certs"][0]["not_after"]="soon"; json.dump(d,open("bad.json","w"))'
+    edit_export bad.json 'd["ca"]["ca_certs"][0]["not_after"]="soon"'
     expect_fail 4 TPM0039 citadel tpm workspace import --input bad.json
     assert_contains "$ERR" "not_after is not an integer"
     assert_eq "$(citadel --json ca list | json - 'len(d["cas"])')" 0
@@ -489,29 +497,29 @@ test_ca_workspace_export_import() {
     expect_fail 4 TPM0039 citadel tpm workspace import --input caonly.json
     assert_contains "$ERR" "key object ca/root/kek is neither in the workspace nor in the export"
     # a trust entry whose certificate is not the one its fingerprint names, or not a CA
-    python3 -c 'import json; d=json.load(open("backup.json")); t=d["ca"]["ca_trust"][0]; t["pem"]=open("int.pem").read(); json.dump(d,open("bad2.json","w"))'
+    edit_export bad2.json 't=d["ca"]["ca_trust"][0]; t["pem"]=open("int.pem").read()'
     expect_fail 4 TPM0039 citadel tpm workspace import --input bad2.json
     assert_contains "$ERR" "ca.ca_trust[0]: the fingerprint is not the certificate's"
-    python3 -c 'import json; d=json.load(open("backup.json")); t=d["ca"]["ca_trust"][0]; t["pem"]=open("srv.pem").read(); json.dump(d,open("bad3.json","w"))'
+    edit_export bad3.json 't=d["ca"]["ca_trust"][0]; t["pem"]=open("srv.pem").read()'
     expect_fail 4 TPM0039 citadel tpm workspace import --input bad3.json
     assert_contains "$ERR" "not a CA certificate"
     # a second certificate riding after the trust entry's (the bundle would carry it)
-    python3 -c 'import json; d=json.load(open("backup.json")); t=d["ca"]["ca_trust"][0]; t["pem"]+=open("root.pem").read(); json.dump(d,open("bad4.json","w"))'
+    edit_export bad4.json 't=d["ca"]["ca_trust"][0]; t["pem"]+=open("root.pem").read()'
     expect_fail 4 TPM0039 citadel tpm workspace import --input bad4.json
     assert_contains "$ERR" "not exactly one PEM certificate"
     # a row that names another subject than its certificate's (what `trust list` would show)
-    python3 -c 'import json; d=json.load(open("backup.json")); d["ca"]["ca_trust"][0]["subject"]="CN=Some Vendor EK Root"; json.dump(d,open("bad5.json","w"))'
+    edit_export bad5.json 'd["ca"]["ca_trust"][0]["subject"]="CN=Some Vendor EK Root"'
     expect_fail 4 TPM0039 citadel tpm workspace import --input bad5.json
     assert_contains "$ERR" "the subject is not the certificate's"
     # an issued certificate under a CA that did not issue it, and one whose serial is not its own
-    python3 -c 'import json; d=json.load(open("backup.json")); c=[c for c in d["ca"]["ca_certs"] if c["ca"]=="issuing"][0]; c["ca"]="troot"; json.dump(d,open("bad6.json","w"))'
+    edit_export bad6.json 'c=[c for c in d["ca"]["ca_certs"] if c["ca"]=="issuing"][0]; c["ca"]="troot"'
     expect_fail 4 TPM0039 citadel tpm workspace import --input bad6.json
     assert_contains "$ERR" "not issued by its CA"
-    python3 -c 'import json; d=json.load(open("backup.json")); d["ca"]["ca_certs"][0]["serial"]="01"; json.dump(d,open("bad7.json","w"))'
+    edit_export bad7.json 'd["ca"]["ca_certs"][0]["serial"]="01"'
     expect_fail 4 TPM0039 citadel tpm workspace import --input bad7.json
     assert_contains "$ERR" "the serial is not the certificate's"
     # a row the export repeats (here with the revocation dropped): refused, not merged
-    python3 -c 'import json; d=json.load(open("backup.json")); c=[c for c in d["ca"]["ca_certs"] if c.get("status")=="revoked"][0]; r=dict(c); r["status"]="valid"; r.pop("revoked_at",None); r.pop("reason",None); d["ca"]["ca_certs"].insert(0,r); json.dump(d,open("bad8.json","w"))'
+    edit_export bad8.json 'c=[c for c in d["ca"]["ca_certs"] if c.get("status")=="revoked"][0]; r=dict(c); r["status"]="valid"; r.pop("revoked_at",None); r.pop("reason",None); d["ca"]["ca_certs"].insert(0,r)'
     expect_fail 13 TPM0160 citadel tpm workspace import --input bad8.json
     assert_eq "$(citadel --json object list | json - 'd["count"]')" 0
     assert_eq "$(citadel --json ca list | json - 'len(d["cas"])')" 0
