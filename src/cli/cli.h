@@ -29,6 +29,9 @@ typedef struct cli_env {
     bool plan;
     bool verbose;
     int exit_status; /* a command may ask for a non-zero exit with a rendered result */
+    bool in_batch;   /* inside `batch`: a command cannot be handed to citadel-net */
+    char **argv;     /* the process's own arguments, handed on by cli_exec_net */
+    bool handed_over; /* this process was started by cli_exec_net (CITADEL_NET_EXEC) */
 } cli_env;
 
 typedef int (*cli_fn)(cli_env *env, const cli_args *a, json_t **out);
@@ -65,8 +68,12 @@ extern const cli_verb cli_verbs_init[], cli_verbs_status[], cli_verbs_doctor[], 
 /* ca (issue 8) */
 extern const cli_verb cli_verbs_ca[];
 
-/* enroll: `citadel node` and `citadel enroll` (cmd_node.c, cmd_enroll.c) */
+/* enroll: `citadel node` and `citadel enroll`. Their tables are in net_verbs.c (in both binaries),
+ * their handlers in cmd_node.c and cmd_enroll.c, linked only into citadel-net. */
 extern const cli_verb cli_verbs_node[], cli_verbs_enroll[];
+/* Runs this process's command line in citadel-net (beside this program) instead: returns only on
+ * failure (an error recorded, its exit status returned). */
+int cli_exec_net(cli_env *env);
 
 /* Used by completions and help. */
 void cli_print_usage(FILE *f);

@@ -76,7 +76,7 @@ static int call(const cli_args *a, const char *method, const char *path, json_t 
     return r;
 }
 
-static int do_list(cli_env *e, const cli_args *a, json_t **out) {
+int cli_enroll_list(cli_env *e, const cli_args *a, json_t **out) {
     char path[128];
     snprintf(path, sizeof path, "/v1/admin/nodes%s%s", cli_get(a, "status") ? "?status=" : "",
              cli_get(a, "status") ?: "");
@@ -95,7 +95,7 @@ static int node_path(const cli_args *a, const char *verb, char *path, size_t len
     return 0;
 }
 
-static int do_show(cli_env *e, const cli_args *a, json_t **out) {
+int cli_enroll_show(cli_env *e, const cli_args *a, json_t **out) {
     char path[400];
     int r = node_path(a, NULL, path, sizeof path);
     return r < 0 ? r : call(a, "GET", path, NULL, out);
@@ -114,11 +114,11 @@ static int decide(const cli_args *a, const char *verb, json_t **out) {
     return r;
 }
 
-static int do_approve(cli_env *e, const cli_args *a, json_t **out) { return decide(a, "approve", out); }
-static int do_deny(cli_env *e, const cli_args *a, json_t **out) { return decide(a, "deny", out); }
-static int do_revoke(cli_env *e, const cli_args *a, json_t **out) { return decide(a, "revoke", out); }
+int cli_enroll_approve(cli_env *e, const cli_args *a, json_t **out) { return decide(a, "approve", out); }
+int cli_enroll_deny(cli_env *e, const cli_args *a, json_t **out) { return decide(a, "deny", out); }
+int cli_enroll_revoke(cli_env *e, const cli_args *a, json_t **out) { return decide(a, "revoke", out); }
 
-static int do_config_set(cli_env *e, const cli_args *a, json_t **out) {
+int cli_enroll_config_set(cli_env *e, const cli_args *a, json_t **out) {
     json_t *body = json_pack("{s:s,s:s}", "scope", cli_get(a, "scope") ?: "global", "key", a->pos[0]);
     json_object_set_new(body, "value", a->npos > 1 ? json_string(a->pos[1]) : json_null());
     int r = call(a, "PUT", "/v1/admin/config", body, out);
@@ -126,7 +126,7 @@ static int do_config_set(cli_env *e, const cli_args *a, json_t **out) {
     return r;
 }
 
-static int do_config_get(cli_env *e, const cli_args *a, json_t **out) {
+int cli_enroll_config_get(cli_env *e, const cli_args *a, json_t **out) {
     char path[400];
     if (a->npos > 0) {
         int r = node_path(a, NULL, path, sizeof path);
@@ -138,7 +138,7 @@ static int do_config_get(cli_env *e, const cli_args *a, json_t **out) {
     return call(a, "GET", path, NULL, out);
 }
 
-static int do_crl(cli_env *e, const cli_args *a, json_t **out) {
+int cli_enroll_crl(cli_env *e, const cli_args *a, json_t **out) {
     const char *server = cli_get(a, "server") ?: envv("ENROLL_SERVER");
     char *pem = NULL;
     int r = enroll_call_text(server, "/v1/crl", cli_get(a, "ca-file") ?: envv("ENROLL_CA_FILE"), &pem);
@@ -156,45 +156,3 @@ static int do_crl(cli_env *e, const cli_args *a, json_t **out) {
     free(pem);
     return r;
 }
-
-/* clang-format off */
-#define ADMIN_OPTS \
-    {"server", "URL", "the enrollment server (or $ENROLL_SERVER)"}, \
-    {"ca-file", "FILE", "its CA certificate (or $ENROLL_CA_FILE)"}, \
-    {"api-key-file", "FILE", "an admin API key (or $ENROLL_API_KEY)"}, \
-    {"cert", "FILE", "an admin client certificate (PEM)"}, \
-    {"key", "FILE", "its private key (PEM)"}
-
-const cli_verb cli_verbs_enroll[] = {
-    {"list", do_list, NULL, 0, 0, "nodes and their enrollment status",
-     "Every enrollment, newest first: host, status (started, pending, approved, denied,\n"
-     "revoked), group, AK name and certificate serials.",
-     "citadel enroll list --status pending", {ADMIN_OPTS, {"status", "STATUS", "only nodes in this status"}}},
-    {"show", do_show, "NODE", 1, 1, "one node: its checks, quote, certificates",
-     "NODE is a host name (its newest enrollment) or an enrollment id.",
-     "citadel enroll show web-1", {ADMIN_OPTS}},
-    {"approve", do_approve, "NODE", 1, 1, "approve a pending node: its AK and DevID certificates are issued",
-     "The server's CA issues the AK certificate (from the AK public recorded at enrollment) and\n"
-     "the DevID certificate (from the CSR whose key the AK certified), both naming the TPM's EK\n"
-     "in a HardwareModuleName. The node picks them up with `citadel node fetch`.",
-     "citadel enroll approve web-1", {ADMIN_OPTS, {"reason", "TEXT", "recorded with the decision"}}},
-    {"deny", do_deny, "NODE", 1, 1, "deny a pending node", "Recorded in the audit log; the node may enroll again.",
-     "citadel enroll deny web-1 --reason 'unknown machine'", {ADMIN_OPTS, {"reason", "TEXT", "recorded with the decision"}}},
-    {"revoke", do_revoke, "NODE", 1, 1, "revoke a node: its certificates go into the CRL and are refused at once",
-     "The AK and DevID certificates are revoked (reason cessationOfOperation unless --reason\n"
-     "keyCompromise or superseded); the server refuses the node's mutual TLS from then on.",
-     "citadel enroll revoke web-1 --reason keyCompromise", {ADMIN_OPTS, {"reason", "TEXT", "keyCompromise, superseded, or a note"}}},
-    {"config-set", do_config_set, "KEY [VALUE]", 1, 2, "set (or without VALUE delete) a setting",
-     "Settings are served to nodes (`citadel node config`): a node's value overrides its group's,\n"
-     "which overrides the global one.",
-     "citadel enroll config-set log_level debug --scope group:web", {ADMIN_OPTS,
-      {"scope", "SCOPE", "global (default), group:NAME or node:HOST"}}},
-    {"config-get", do_config_get, "[NODE]", 0, 1, "the global settings, or a node's effective ones with their sources",
-     "With NODE: each setting's effective value and the scope it came from (and what it overrides).",
-     "citadel enroll config-get web-1", {ADMIN_OPTS}},
-    {"crl", do_crl, NULL, 0, 0, "the server CA's certificate revocation list (PEM)",
-     "Anyone may fetch it; `openssl verify -crl_check -CRLfile crl.pem -CAfile ca.pem cert.pem`.",
-     "citadel enroll crl --output enroll.crl", {{"server", "URL", "the enrollment server"},
-      {"ca-file", "FILE", "its CA certificate"}, {"output", "FILE", "write the CRL here"}}},
-    {0}};
-/* clang-format on */

@@ -299,7 +299,9 @@ static int do_batch(cli_env *e, const cli_args *a, json_t **out) {
             fputc('\n', stdout); /* a blank line between the commands' results */
         /* options after a verb (--json, --plan, ...) hold for that line only */
         cli_env saved = *e;
+        e->in_batch = true;
         int st = cli_run(e, argc - k, argv + k);
+        e->in_batch = saved.in_batch;
         e->fmt = saved.fmt;
         e->verbose = saved.verbose;
         if (e->plan != saved.plan) {

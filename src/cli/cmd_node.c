@@ -322,7 +322,7 @@ done:
     return r;
 }
 
-static int do_enroll(cli_env *e, const cli_args *a, json_t **out) {
+int cli_node_enroll(cli_env *e, const cli_args *a, json_t **out) {
     const char *server = cli_get(a, "server"), *ca_file = cli_get(a, "ca-file");
     const char *ak = cli_get(a, "ak") ?: "enroll/ak", *devid = cli_get(a, "identity") ?: "devid";
     const char *alg = cli_get(a, "algorithm") ?: "ecc-p256";
@@ -467,7 +467,7 @@ done:
     return r;
 }
 
-static int do_fetch(cli_env *e, const cli_args *a, json_t **out) {
+int cli_node_fetch(cli_env *e, const cli_args *a, json_t **out) {
     json_t *st = NULL;
     int r = state_load(e, &st);
     if (r == 0)
@@ -480,7 +480,7 @@ static int do_fetch(cli_env *e, const cli_args *a, json_t **out) {
     return r;
 }
 
-static int do_status(cli_env *e, const cli_args *a, json_t **out) {
+int cli_node_status(cli_env *e, const cli_args *a, json_t **out) {
     json_t *st = NULL;
     int r = state_load(e, &st);
     if (r < 0)
@@ -501,7 +501,7 @@ static int node_creds(cli_env *e, json_t *st, cit_tls_creds **creds) {
     return cit_tls_creds_identity(creds, e->ctx, NULL, jstr(st, "identity"), NULL);
 }
 
-static int do_config(cli_env *e, const cli_args *a, json_t **out) {
+int cli_node_config(cli_env *e, const cli_args *a, json_t **out) {
     json_t *st = NULL;
     cit_tls_creds *creds = NULL;
     char cap[4096];
@@ -516,7 +516,7 @@ static int do_config(cli_env *e, const cli_args *a, json_t **out) {
     return r;
 }
 
-static int do_renew(cli_env *e, const cli_args *a, json_t **out) {
+int cli_node_renew(cli_env *e, const cli_args *a, json_t **out) {
     json_t *st = NULL, *rs = NULL, *quote = NULL, *certify = NULL, *ans = NULL;
     cit_tls_creds *creds = NULL;
     char *pub = NULL, *csr = NULL;
@@ -584,45 +584,3 @@ static int do_renew(cli_env *e, const cli_args *a, json_t **out) {
     free(csr);
     return r;
 }
-
-/* clang-format off */
-const cli_verb cli_verbs_node[] = {
-    {"enroll", do_enroll, NULL, 0, 0, "enroll this TPM with an enrolld server (EK, AK, quote, certified DevID key)",
-     "Creates the AK (--ak, default enroll/ak) and the DevID identity (--identity, default devid)\n"
-     "when missing, sends the EK, its certificate, the AK public, the DevID public and a CSR\n"
-     "signed in the TPM; activates the server's credential (only this TPM can), quotes the PCRs\n"
-     "the server asks for over its nonce, certifies the DevID key with the AK, and sends them\n"
-     "back. The node is then pending an operator's approval (or approved at once when the server\n"
-     "auto-approves); --wait polls for the approval, `node fetch` later fetches the certificates.",
-     "citadel node enroll --server https://enroll.example:7702 --ca-file enroll-ca.pem --wait 60",
-     {{"server", "URL", "the enrollment server (required)"},
-      {"ca-file", "FILE", "the server's CA certificate (PEM; kept beside the store)"},
-      {"token", "TOKEN", "an enrollment token, when the server requires one"},
-      {"host", "NAME", "the name to enroll under (default: the host name)"},
-      {"group", "NAME", "the configuration group to join (default: default)"},
-      {"ak", "PATH", "the attestation key (default enroll/ak)"},
-      {"identity", "NAME", "the DevID identity (default devid)"},
-      {"algorithm", "ALG", "ecc-p256 (default) or rsa-2048: EK and AK (DevID: ecc-p256)"},
-      {"eventlog", "FILE", "send this event log (device backend: the firmware's)"},
-      {"wait", "SECONDS", "wait this long for an operator's approval"},
-      {"new-keys", NULL, "delete the AK and DevID identity and make new ones (after a TPM clear)"}}},
-    {"fetch", do_fetch, NULL, 0, 0, "fetch the enrollment's status; once approved, store the certificates",
-     "Asks the server about this workspace's enrollment (authenticated by the token its finish\n"
-     "answered). Approved: the DevID certificate goes into the identity, the AK and CA\n"
-     "certificates beside the store. Pending: exits 14.",
-     "citadel node fetch", {{0}}},
-    {"status", do_status, NULL, 0, 0, "this workspace's enrollment as recorded locally",
-     "The server, enrollment id, host, identity and status (the fetch token is not shown).",
-     "citadel node status", {{0}}},
-    {"config", do_config, NULL, 0, 0, "the node's effective settings from the server (mutual TLS)",
-     "Over mutual TLS with the DevID key signing in the TPM: every setting that applies to this\n"
-     "node (global, then its group, then the node itself), with where each came from.",
-     "citadel node config", {{"server", "URL", "another address of the same server"}}},
-    {"renew", do_renew, NULL, 0, 0, "renew the certificates, re-attesting over a fresh nonce (mutual TLS)",
-     "Asks for a nonce over mutual TLS, quotes and certifies the DevID key again over it, and\n"
-     "receives new AK and DevID certificates (the old DevID certificate is revoked as superseded).",
-     "citadel node renew --before 30   # from cron: renews only within 30 days of expiry",
-     {{"eventlog", "FILE", "send this event log with the quote"},
-      {"before", "DAYS", "renew only when the DevID certificate expires within DAYS (else: not-due)"}}},
-    {0}};
-/* clang-format on */

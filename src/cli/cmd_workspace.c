@@ -84,13 +84,14 @@ const cli_verb cli_verbs_debug[] = {
 const cli_verb cli_verbs_workspace[] = {
     {"info", do_ws_info, NULL, 0, 0, "where the workspace lives and what it holds", NULL, "citadel tpm workspace info",
      {{0}}},
-    {"export", do_ws_export_req, NULL, 0, 0, "export objects (wrapped TPM blobs) to a JSON file",
-     "The file (mode 0600) holds every object with all versions. Private parts stay wrapped\n"
-     "under this TPM's storage key: the export restores the store, not the TPM.",
+    {"export", do_ws_export_req, NULL, 0, 0, "export objects (wrapped TPM blobs) and CAs to a JSON file",
+     "The file (mode 0600) holds every object with all versions, and the certificate authority's\n"
+     "CAs, issued certificates and trust stores (docs/ca.md). Private parts stay wrapped under\n"
+     "this TPM's storage key: the export restores the store, not the TPM.",
      "citadel tpm workspace export --output backup.json", {{"output", "FILE", "the export file (required)"}}},
-    {"import", do_ws_import_req, NULL, 0, 0, "import objects from an export of this TPM's workspace",
-     "Adds the objects of an export made on the same TPM (the storage key must match). It never\n"
-     "overwrites: any existing path aborts the whole import.",
+    {"import", do_ws_import_req, NULL, 0, 0, "import objects and CAs from an export of this TPM's workspace",
+     "Adds the objects and CAs of an export made on the same TPM (the storage key must match). It\n"
+     "never overwrites: any existing path, CA or certificate aborts the whole import.",
      "citadel tpm workspace import --input backup.json", {{"input", "FILE", "the export file (required)"}}},
     {0}};
 

@@ -247,6 +247,8 @@ static int run_verb(cli_env *env, const cli_noun *n, const cli_verb *v, int argc
         print_verb_help(stdout, n, v);
         return 0;
     }
+    if (!v->fn) /* a network command: it lives in citadel-net (net_verbs.c) */
+        return cli_exec_net(env);
     json_t *out = NULL;
     env->exit_status = 0;
     uint64_t t0 = cit_now_usec();
@@ -308,7 +310,8 @@ int cli_run(cli_env *env, int argc, char **argv) {
 int main(int argc, char **argv) {
     /* A short-lived process: the OS frees OpenSSL's global state faster than its atexit hook. */
     OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
-    cli_env env = {.fmt = CIT_FORMAT_TEXT};
+    cli_env env = {.fmt = CIT_FORMAT_TEXT, .argv = argv, .handed_over = getenv("CITADEL_NET_EXEC") != NULL};
+    unsetenv("CITADEL_NET_EXEC"); /* for this process only, not whatever it runs */
     cit_ctx_options o = {0};
     int i = 1;
     /* "citadel tpm ..." (the tpm group is the only one so far; "citadel ..." works too) */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The shared network layer of citadel's programs (build/libcitadel-net.a, linked into
- * `citadel`, `tpmd` and `enrolld`; GnuTLS): TLS credentials whose key is a PEM file or a TPM
+ * `citadel-net`, `tpmd` and `enrolld`, not `citadel`; GnuTLS): TLS credentials whose key is a PEM file or a TPM
  * identity (the handshake signature is made in the TPM), and a minimal HTTP/1.1 client over
  * TCP or TLS with server verification and optional mutual TLS. Uses libcitadel only through
  * include/citadel/. Errors go through cit_error_set like the library's: 0 or a negative CIT_E_*.

@@ -496,3 +496,18 @@ test_sign_digests_are_the_documented_ones() {
         assert_file "s-$dg.sig"
     done
 }
+
+# What the user typed ends up in error messages: bytes that are not UTF-8 become '?' (a message
+# once rendered as "(null)", since JSON cannot hold them), valid UTF-8 stays as typed, and the
+# JSON form of the error parses.
+test_non_utf8_input_in_error_messages() {
+    init_vtpm
+    expect_fail 3 TPM0003 citadel tpm key show $'caf\xe9'
+    assert_contains "$ERR" "invalid object path: caf?"
+    expect_fail 3 TPM0003 citadel tpm key show $'caf\xc3\xa9/\xe2\x82'
+    assert_contains "$ERR" "invalid object path: café/??"
+    expect_fail 2 TPM0002 citadel ca revoke 01 --reason $'caf\xe9'
+    assert_contains "$ERR" "unknown revocation reason: caf?"
+    citadel tpm --json key show $'k\xff' >/dev/null 2>err.json || true
+    assert_eq "$(json err.json 'd["error"]["message"]')" "invalid object path: k?"
+}

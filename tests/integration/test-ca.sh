@@ -428,3 +428,99 @@ test_ca_tpm_key_on_swtpm() {
     assert_eq "$(openssl x509 -in int.pem -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum)" \
         "$(openssl pkey -pubin -in ik.pem -outform DER | sha256sum)"
 }
+
+# The CA tables travel in `workspace export`: the store is lost, the vTPM survives, `init`
+# adopts the TPM and the import brings back a file-key CA and a TPM-key CA that issue again,
+# their issued certificates with their revocations (the CRL still lists them), and the trust
+# stores. A second import refuses (TPM0005/TPM0160) and changes nothing; a damaged "ca" is
+# TPM0039, and so is a CA whose key object is in neither the workspace nor the export.
+# edit_export OUT CODE: backup.json with the Python statements CODE applied to it (as d), into OUT.
+edit_export() {
+    python3 -c 'import json, sys
+d = json.load(open("backup.json"))
+exec(sys.argv[2])
+json.dump(d, open(sys.argv[1], "w"))' "$1" "$2"
+}
+
+test_ca_workspace_export_import() {
+    init_vtpm
+    ca_pair
+    citadel ca init troot --tpm --output troot.pem >/dev/null
+    osslreq srv web.example.org
+    osslreq cli client-1
+    citadel ca issue --ca issuing --csr srv.csr --profile tls-server --output srv.pem >/dev/null
+    citadel ca issue --ca troot --csr cli.csr --profile tls-client --output cli.pem >/dev/null
+    serial=$(openssl x509 -in srv.pem -noout -serial | cut -d= -f2)
+    citadel ca revoke "$serial" --reason keyCompromise >/dev/null
+    citadel ca trust add partner --store peers troot.pem >/dev/null
+    citadel --json ca list >before.json
+    citadel --json workspace export --output backup.json >exp.json
+    assert_eq "$(json exp.json '[d["cas"], d["ca_certificates"] >= 3]')" '[3, true]'
+    assert_mode backup.json 600
+    # the file CA's key is in the export only encrypted: its blob is the sealed-KEK envelope
+    # (docs/ca.md: "CITCAK1\0" || nonce || XChaCha20-Poly1305 ciphertext), no PEM private key anywhere
+    assert_not_contains "$(cat backup.json)" "PRIVATE KEY"
+    assert_eq "$(python3 -c 'import json, base64; d = json.load(open("backup.json")); print([base64.b64decode(c["key_blob"])[:8] for c in d["ca"]["ca"] if c["key_kind"] == "file"] == [b"CITCAK1\0"] * 2)')" True
+    rm "$TPM_STORE_PATH"
+    citadel tpm init >/dev/null
+    citadel --json workspace import --input backup.json >imp.json
+    assert_eq "$(json imp.json 'd["ca_rows_imported"] >= 7')" true
+    citadel --json ca list >after.json
+    assert_eq "$(json after.json '[c["name"] for c in d["cas"]]')" "$(json before.json '[c["name"] for c in d["cas"]]')"
+    # both CAs issue again, and openssl verifies what they issue
+    osslreq srv2 web2.example.org
+    citadel ca issue --ca issuing --csr srv2.csr --profile tls-server --output srv2.pem >/dev/null
+    citadel ca issue --ca troot --csr srv2.csr --profile tls-client --output cli2.pem >/dev/null
+    citadel ca crl --ca issuing --output int.crl >/dev/null
+    verify_chain root.pem int.pem int.crl srv2.pem
+    assert_eq "$(openssl verify -CAfile troot.pem cli2.pem)" "cli2.pem: OK"
+    # the revocation came back with the certificate: the new CRL still lists it
+    out=$(openssl verify -CAfile root.pem -untrusted int.pem -crl_check -CRLfile int.crl srv.pem 2>&1) &&
+        fail "the revoked certificate verifies after the import"
+    assert_contains "$out" "certificate revoked"
+    assert_contains "$(citadel ca trust list --store peers)" partner
+    # a second import: refused, nothing added (its objects are here already: TPM0005; without
+    # them, its CAs: TPM0160)
+    expect_fail 3 TPM0005 citadel tpm workspace import --input backup.json
+    edit_export caonly.json 'd["objects"]=[]'
+    expect_fail 13 TPM0160 citadel tpm workspace import --input caonly.json
+    assert_contains "$ERR" "already has a CA"
+    assert_eq "$(citadel --json ca list | json - 'len(d["cas"])')" 3
+    # a damaged ca member: refused before anything is written
+    rm "$TPM_STORE_PATH"
+    citadel tpm init >/dev/null
+    edit_export bad.json 'd["ca"]["ca_certs"][0]["not_after"]="soon"'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad.json
+    assert_contains "$ERR" "not_after is not an integer"
+    assert_eq "$(citadel --json ca list | json - 'len(d["cas"])')" 0
+    assert_eq "$(citadel --json object list | json - 'd["count"]')" 0
+    expect_fail 4 TPM0039 citadel tpm workspace import --input caonly.json
+    assert_contains "$ERR" "key object ca/root/kek is neither in the workspace nor in the export"
+    # a trust entry whose certificate is not the one its fingerprint names, or not a CA
+    edit_export bad2.json 't=d["ca"]["ca_trust"][0]; t["pem"]=open("int.pem").read()'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad2.json
+    assert_contains "$ERR" "ca.ca_trust[0]: the fingerprint is not the certificate's"
+    edit_export bad3.json 't=d["ca"]["ca_trust"][0]; t["pem"]=open("srv.pem").read()'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad3.json
+    assert_contains "$ERR" "not a CA certificate"
+    # a second certificate riding after the trust entry's (the bundle would carry it)
+    edit_export bad4.json 't=d["ca"]["ca_trust"][0]; t["pem"]+=open("root.pem").read()'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad4.json
+    assert_contains "$ERR" "not exactly one PEM certificate"
+    # a row that names another subject than its certificate's (what `trust list` would show)
+    edit_export bad5.json 'd["ca"]["ca_trust"][0]["subject"]="CN=Some Vendor EK Root"'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad5.json
+    assert_contains "$ERR" "the subject is not the certificate's"
+    # an issued certificate under a CA that did not issue it, and one whose serial is not its own
+    edit_export bad6.json 'c=[c for c in d["ca"]["ca_certs"] if c["ca"]=="issuing"][0]; c["ca"]="troot"'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad6.json
+    assert_contains "$ERR" "not issued by its CA"
+    edit_export bad7.json 'd["ca"]["ca_certs"][0]["serial"]="01"'
+    expect_fail 4 TPM0039 citadel tpm workspace import --input bad7.json
+    assert_contains "$ERR" "the serial is not the certificate's"
+    # a row the export repeats (here with the revocation dropped): refused, not merged
+    edit_export bad8.json 'c=[c for c in d["ca"]["ca_certs"] if c.get("status")=="revoked"][0]; r=dict(c); r["status"]="valid"; r.pop("revoked_at",None); r.pop("reason",None); d["ca"]["ca_certs"].insert(0,r)'
+    expect_fail 13 TPM0160 citadel tpm workspace import --input bad8.json
+    assert_eq "$(citadel --json object list | json - 'd["count"]')" 0
+    assert_eq "$(citadel --json ca list | json - 'len(d["cas"])')" 0
+}

@@ -894,3 +894,45 @@ test_mock_batch_sign_verify_openssl() {
     # and a fresh mock process knows nothing of the previous one
     assert_eq "$(citadel tpm --backend mock --json key list | json - 'd["count"]')" 0
 }
+
+# `node` and `enroll` run in citadel-net (src/cli/net_verbs.c): citadel itself does not load
+# GnuTLS. The hand-over keeps arguments, output and exit status; a citadel without citadel-net
+# beside it says so (TPM0056) and every other command still works; a batch refuses them.
+test_network_commands_run_in_citadel_net() {
+    local bin net
+    bin=$(dirname "$CITADEL_BIN")
+    net=$bin/citadel-net
+    assert_file "$net"
+    assert_not_contains "$(ldd "$CITADEL_BIN")" libgnutls
+    assert_contains "$(ldd "$net")" libgnutls
+    init_vtpm
+    # the command's own error and exit status, from citadel-net (TPM0183: not enrolled, exit 14)
+    expect_fail 14 TPM0183 citadel tpm node status
+    citadel tpm --json node status >ns.json 2>ns.err || true
+    assert_eq "$(json ns.err 'd["error"]["code"]')" TPM0183
+    # help and argument errors come from the tables, in citadel itself
+    assert_contains "$(citadel node enroll --help)" "--server URL"
+    expect_fail 2 TPM0002 citadel node enroll --no-such-option
+    # citadel alone
+    mkdir lone
+    cp "$CITADEL_BIN" lone/citadel
+    expect_fail 1 TPM0056 lone/citadel tpm node status
+    assert_contains "$ERR" "lone/citadel-net"
+    assert_eq "$(lone/citadel tpm --json key list | json - 'd["count"]')" 0
+    # a copy of citadel named citadel-net lacks the handlers: an internal error, not a loop;
+    # so does a link to citadel, or a script that runs it
+    cp "$CITADEL_BIN" lone/citadel-net
+    expect_fail 1 TPM0001 timeout 10 lone/citadel tpm node status
+    rm lone/citadel-net
+    ln -s citadel lone/citadel-net
+    expect_fail 1 TPM0001 timeout 10 lone/citadel tpm node status
+    rm lone/citadel-net
+    printf '#!/bin/sh\nexec "%s" "$@"\n' "$PWD/lone/citadel" >lone/citadel-net
+    chmod +x lone/citadel-net
+    expect_fail 1 TPM0001 timeout 10 lone/citadel tpm node status
+    assert_contains "$ERR" CITADEL_NET_EXEC
+    # not in a batch: one process cannot become another halfway through
+    printf 'key list\nnode status\n' >b.txt
+    expect_fail 2 TPM0002 citadel tpm batch --input b.txt
+    assert_contains "$ERR" "inside \`batch\`"
+}

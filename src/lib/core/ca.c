@@ -26,6 +26,7 @@
 
 #include "basic/macro.h"
 #include "basic/util.h"
+#include "core/ca_backup.h"
 #include "core/ed25519.h"
 #include "core/keys.h"
 #include "core/sealed.h"
@@ -2103,4 +2104,43 @@ int cit__ca_guard(cit_ctx *ctx, const cit_object *o, const char *what) {
     }
     sqlite3_finalize(st);
     return r;
+}
+
+/* An imported certificate row (ca_backup.c): exactly one PEM certificate, in the form this file
+ * writes (so nothing rides along after it), a CA certificate when must_be_ca, and every field the
+ * row states about it (NULL: not stated) must be the certificate's: its SHA-256 fingerprint
+ * (hex), subject, serial, validity, and the subject of its issuer. NULL when all hold, else a
+ * static reason. */
+const char *cit__ca_import_cert_problem(const char *pem, bool must_be_ca, const cit_ca_row_claims *c) {
+    X509 *x = pem ? x509_from((const uint8_t *)pem, strlen(pem)) : NULL;
+    const char *why = NULL;
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned mdl = 0;
+    char *canon = x ? x509_pem(x) : NULL, *fp = NULL, *subject = NULL, *issuer = NULL, *serial = NULL;
+    if (!x)
+        why = "the certificate is not a PEM X.509 certificate";
+    else if (!canon || strcmp(canon, pem) != 0)
+        why = "the certificate is not exactly one PEM certificate";
+    else if (must_be_ca && X509_check_ca(x) < 1)
+        why = "the certificate is not a CA certificate";
+    else if (c->fingerprint && (!X509_digest(x, EVP_sha256(), md, &mdl) || !(fp = cit_hex_encode(md, mdl)) ||
+                                strcmp(fp, c->fingerprint) != 0))
+        why = "the fingerprint is not the certificate's";
+    else if (c->subject && (!(subject = name_text(X509_get_subject_name(x))) || strcmp(subject, c->subject) != 0))
+        why = "the subject is not the certificate's";
+    else if (c->issuer && (!(issuer = name_text(X509_get_issuer_name(x))) || strcmp(issuer, c->issuer) != 0))
+        why = "the certificate was not issued by its CA";
+    else if (c->serial && (!(serial = serial_hex(X509_get0_serialNumber(x))) || strcmp(serial, c->serial) != 0))
+        why = "the serial is not the certificate's";
+    else if ((c->has_not_before && asn1_time_unix(X509_get0_notBefore(x)) != c->not_before) ||
+             (c->has_not_after && asn1_time_unix(X509_get0_notAfter(x)) != c->not_after))
+        why = "the validity is not the certificate's";
+    free(canon);
+    free(fp);
+    free(subject);
+    free(issuer);
+    free(serial);
+    X509_free(x);
+    ERR_clear_error();
+    return why;
 }

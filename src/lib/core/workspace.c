@@ -15,6 +15,7 @@
 #include "core/ek.h"
 #include "core/keys.h"
 #include "core/repair.h"
+#include "core/ca_backup.h"
 #include "crypto/crypto.h"
 #include "ctx.h"
 #include "profiles.h"
@@ -911,7 +912,9 @@ _public_ int cit_workspace_export(json_t **out, cit_ctx *ctx, const char *output
         return r < 0 ? r : 0;
     json_t *doc = json_object();
     json_object_set_new(doc, "format", json_string("citadel-workspace-export"));
-    json_object_set_new(doc, "format_version", json_integer(1));
+    /* 2: the "ca" member (the CA tables). A citadel that knows only 1 refuses a 2 instead of
+     * restoring a CA's key object without the CA. */
+    json_object_set_new(doc, "format_version", json_integer(2));
     char now[32];
     cit_time_rfc3339(now, sizeof now, time(NULL));
     json_object_set_new(doc, "exported_at", json_string(now));
@@ -977,6 +980,14 @@ _public_ int cit_workspace_export(json_t **out, cit_ctx *ctx, const char *output
     sqlite3_finalize(st);
     size_t n = json_array_size(objs);
     json_object_set_new(doc, "objects", objs);
+    /* the certificate authority's tables (docs/ca.md): a CA whose store is lost comes back */
+    json_t *ca = NULL;
+    if ((r = cit__ca_export(s, &ca)) < 0) {
+        json_decref(doc);
+        return r;
+    }
+    size_t n_ca = json_array_size(json_object_get(ca, "ca")), n_certs = json_array_size(json_object_get(ca, "ca_certs"));
+    json_object_set_new(doc, "ca", ca);
     char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(doc);
     if (!text)
@@ -989,7 +1000,8 @@ _public_ int cit_workspace_export(json_t **out, cit_ctx *ctx, const char *output
         cit_error_context("file", "%s", output);
         return CIT_E_OUTPUT_WRITE;
     }
-    *out = json_pack("{s:s,s:I}", "output", output, "objects", (json_int_t)n);
+    *out = json_pack("{s:s,s:I,s:I,s:I}", "output", output, "objects", (json_int_t)n, "cas", (json_int_t)n_ca,
+                     "ca_certificates", (json_int_t)n_certs);
     return 0;
 }
 
@@ -1031,7 +1043,8 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
         json_decref(doc);
         return import_invalid(input, "the file is not a citadel workspace export");
     }
-    if (json_integer_value(json_object_get(doc, "format_version")) != 1) {
+    json_int_t fv = json_integer_value(json_object_get(doc, "format_version"));
+    if (fv != 1 && fv != 2) {
         json_decref(doc);
         return import_invalid(input, "unknown export format version");
     }
@@ -1071,6 +1084,11 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
             json_decref(doc); /* path points into doc */
             return CIT_E_OBJECT_EXISTS;
         }
+    }
+    const json_t *ca = json_object_get(doc, "ca");
+    if ((r = cit__ca_import_check(s, ca, input)) < 0) {
+        json_decref(doc);
+        return r;
     }
     cit_error_clear();
     if (ctx->plan) {
@@ -1128,6 +1146,9 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
             imported++;
         cit__object_clear(&ob);
     }
+    size_t ca_rows = 0;
+    if (r == 0)
+        r = cit__ca_import(s, ca, input, &ca_rows);
     if (r == 0)
         r = cit__store_commit(s);
     if (r < 0) {
@@ -1136,8 +1157,8 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
         return r;
     }
     json_decref(doc);
-    *out = json_pack("{s:s,s:I,s:s}", "input", input, "imported", (json_int_t)imported, "note",
-                     "persistent handles are not imported; objects load on demand");
+    *out = json_pack("{s:s,s:I,s:I,s:s}", "input", input, "imported", (json_int_t)imported, "ca_rows_imported",
+                     (json_int_t)ca_rows, "note", "persistent handles are not imported; objects load on demand");
     return 0;
 }
 
