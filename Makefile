@@ -149,9 +149,9 @@ $(B)/bench/%: bench/%.c $(B)/libcitadel.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libcitadel.a $(LDLIBS)
 
-$(B)/gen-errors: scripts/gen-errors.c src/lib/diag/error.c src/lib/diag/codes.def
+$(B)/gen-errors: scripts/gen-errors.c src/lib/diag/error.c src/basic/util.c src/lib/diag/codes.def
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ scripts/gen-errors.c src/lib/diag/error.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ scripts/gen-errors.c src/lib/diag/error.c src/basic/util.c
 
 docs/ERRORS.md: src/lib/diag/codes.def scripts/gen-errors.c
 	$(MAKE) --no-print-directory $(B)/gen-errors

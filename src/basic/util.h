@@ -37,6 +37,10 @@ int cit_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len);
 #define CIT_WRITE_DURABLE 1u
 int cit_write_file_atomic(const char *path, const uint8_t *buf, size_t len, unsigned mode, unsigned flags);
 
+/* Length of the UTF-8 sequence at p (valid, shortest form, no surrogates, at most U+10FFFF,
+ * within avail bytes; avail >= 1), or 0 when there is none. */
+size_t cit_utf8_len(const unsigned char *p, size_t avail);
+
 /* Monotonic time in microseconds. */
 uint64_t cit_now_usec(void);
 /* Wall-clock time as an RFC 3339 UTC string into buf (at least 32 bytes). */

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "basic/macro.h"
+#include "basic/util.h"
 
 static _Thread_local cit_error last_error;
 
@@ -17,44 +18,13 @@ static const cit_code_info code_table[] = {
 
 _public_ const cit_error *cit_error_last(void) { return &last_error; }
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 when there is none. */
-static size_t utf8_len(const unsigned char *p, size_t n) {
-    unsigned char c = p[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf; /* the second byte's range */
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* no overlong forms */
-        else if (c == 0xed)
-            hi = 0x9f; /* no surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f; /* nothing above U+10FFFF */
-    } else
-        return 0;
-    if (n < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    return len;
-}
-
 /* Messages carry what the user typed (a path, a file name): a byte that is not UTF-8 becomes '?',
  * else the JSON form of the error (and the text rendered from it) could not hold the message. */
 static void utf8_clean(char *s) {
     unsigned char *p = (unsigned char *)s;
     size_t n = strlen(s);
     while (n) {
-        size_t k = utf8_len(p, n);
+        size_t k = cit_utf8_len(p, n);
         if (!k) {
             *p = '?';
             k = 1;

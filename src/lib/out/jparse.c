@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/util.h"
 #include "jparse.h"
 
 #define MAX_DEPTH 2048
@@ -38,36 +39,6 @@ typedef struct {
 static void ws(P *s) {
     while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
         s->p++;
-}
-
-/* Length of the UTF-8 sequence at p (valid, shortest form, no surrogates, <= U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
-    unsigned c = p[0];
-    size_t n;
-    unsigned cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07;
-    } else
-        return 0;
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
 }
 
 static int hex4(const char *p, unsigned *out) {
@@ -121,7 +92,7 @@ static int string(P *s, const char **out, size_t *len) {
         if (c < 0x80)
             s->p++;
         else {
-            size_t n = utf8_len((const unsigned char *)s->p, (const unsigned char *)s->end);
+            size_t n = cit_utf8_len((const unsigned char *)s->p, (size_t)(s->end - s->p));
             if (!n)
                 return -1;
             s->p += n;
@@ -146,7 +117,7 @@ static int string(P *s, const char **out, size_t *len) {
         if (c < 0x20)
             return -1;
         if (c != '\\') {
-            size_t n = c < 0x80 ? 1 : utf8_len((const unsigned char *)s->p, (const unsigned char *)s->end);
+            size_t n = c < 0x80 ? 1 : cit_utf8_len((const unsigned char *)s->p, (size_t)(s->end - s->p));
             if (!n)
                 return -1;
             memcpy(s->tmp + o, s->p, n);
