@@ -5,6 +5,7 @@
  * An import adds rows and never overwrites: a CA, certificate or trust entry already in the
  * workspace refuses the whole import (a trust entry with the same certificate is skipped). */
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,19 +61,37 @@ static int table_known(cit_store *s, const ca_table *t) {
     return r;
 }
 
+/* Appends to the SQL text in sql (cap bytes) at off; returns the new length, which is >= cap
+ * once it no longer fits (nothing is written past the buffer: the caller refuses that). */
+static size_t sql_cat(char *sql, size_t cap, size_t off, const char *fmt, ...) {
+    if (off >= cap)
+        return off;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sql + off, cap - off, fmt, ap);
+    va_end(ap);
+    return n < 0 ? cap : off + (size_t)n;
+}
+
+/* The table's columns, "a, b, c", or as many placeholders "?, ?, ?". */
+static size_t sql_columns(char *sql, size_t cap, size_t off, const ca_table *t, bool placeholders) {
+    for (size_t i = 0; t->cols[i]; i++) {
+        char name[32], type;
+        bool nullable;
+        col_split(t->cols[i], name, sizeof name, &type, &nullable);
+        off = sql_cat(sql, cap, off, "%s%s", i ? ", " : "", placeholders ? "?" : name);
+    }
+    return off;
+}
+
 static int table_export(cit_store *s, const ca_table *t, json_t **out) {
     int r0 = table_known(s, t);
     if (r0 < 0)
         return r0;
     char sql[512];
-    size_t off = (size_t)snprintf(sql, sizeof sql, "SELECT ");
-    for (size_t i = 0; t->cols[i]; i++) {
-        char name[32], type;
-        bool nullable;
-        col_split(t->cols[i], name, sizeof name, &type, &nullable);
-        off += (size_t)snprintf(sql + off, sizeof sql - off, "%s%s", i ? ", " : "", name);
-    }
-    off += (size_t)snprintf(sql + off, sizeof sql - off, " FROM %s ORDER BY %s", t->table, t->order);
+    size_t off = sql_cat(sql, sizeof sql, 0, "SELECT ");
+    off = sql_columns(sql, sizeof sql, off, t, false);
+    off = sql_cat(sql, sizeof sql, off, " FROM %s ORDER BY %s", t->table, t->order);
     if (off >= sizeof sql)
         return cit_error_set(CIT_E_INTERNAL, "the query on %s does not fit its buffer", t->table);
     sqlite3_stmt *st;
@@ -136,10 +155,9 @@ int cit__ca_export(cit_store *s, json_t **out) {
 }
 
 static int invalid(const char *input, const char *table, size_t row, const char *why) {
-    cit_error_set(CIT_E_IMPORT_INVALID, "not a valid workspace export: %s", input);
-    cit_error_cause("ca.%s[%zu]: %s", table, row, why);
-    cit_error_context("file", "%s", input);
-    return CIT_E_IMPORT_INVALID;
+    char where[512];
+    snprintf(where, sizeof where, "ca.%s[%zu]: %s", table, row, why);
+    return cit__import_invalid(input, where);
 }
 
 /* 1 when the row's key is already in the workspace (a trust entry: its name or its certificate in
@@ -285,25 +303,18 @@ int cit__ca_import_check(cit_store *s, const json_t *ca, const char *input) {
 
 static int row_insert(cit_store *s, const ca_table *t, const json_t *row, const char *input, size_t idx) {
     char sql[640];
-    size_t off = (size_t)snprintf(sql, sizeof sql, "INSERT INTO %s (", t->table);
-    int n = 0;
-    for (; t->cols[n]; n++) {
-        char name[32], type;
-        bool nullable;
-        col_split(t->cols[n], name, sizeof name, &type, &nullable);
-        off += (size_t)snprintf(sql + off, sizeof sql - off, "%s%s", n ? ", " : "", name);
-    }
-    off += (size_t)snprintf(sql + off, sizeof sql - off, ") VALUES (");
-    for (int i = 0; i < n; i++)
-        off += (size_t)snprintf(sql + off, sizeof sql - off, "%s?", i ? ", " : "");
-    off += (size_t)snprintf(sql + off, sizeof sql - off, ")");
+    size_t off = sql_cat(sql, sizeof sql, 0, "INSERT INTO %s (", t->table);
+    off = sql_columns(sql, sizeof sql, off, t, false);
+    off = sql_cat(sql, sizeof sql, off, ") VALUES (");
+    off = sql_columns(sql, sizeof sql, off, t, true);
+    off = sql_cat(sql, sizeof sql, off, ")");
     if (off >= sizeof sql)
         return cit_error_set(CIT_E_INTERNAL, "the insert into %s does not fit its buffer", t->table);
     sqlite3_stmt *st;
     int r = cit__store_prepare(s, &st, sql);
     if (r < 0)
         return r;
-    for (int i = 0; r == 0 && i < n; i++) {
+    for (int i = 0; r == 0 && t->cols[i]; i++) {
         char name[32], type;
         bool nullable;
         col_split(t->cols[i], name, sizeof name, &type, &nullable);

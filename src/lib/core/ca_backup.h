@@ -7,6 +7,8 @@
 
 #include "store/store.h"
 
+/* In workspace.c: TPM0039 for the export file input, with why as its cause. */
+int cit__import_invalid(const char *input, const char *why);
 /* {"ca": [...], "ca_certs": [...], "ca_trust": [...]}: every row, blobs in base64. */
 int cit__ca_export(cit_store *s, json_t **out);
 /* Checks an export's "ca" member (NULL: none) before anything is written: types, and that no CA,

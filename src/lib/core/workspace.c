@@ -1005,7 +1005,7 @@ _public_ int cit_workspace_export(json_t **out, cit_ctx *ctx, const char *output
     return 0;
 }
 
-static int import_invalid(const char *input, const char *why) {
+int cit__import_invalid(const char *input, const char *why) {
     cit_error_set(CIT_E_IMPORT_INVALID, "not a valid workspace export: %s", input);
     cit_error_cause("%s", why);
     cit_error_context("file", "%s", input);
@@ -1033,7 +1033,7 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
     json_t *doc = json_loadb((const char *)buf, len, 0, &jerr);
     free(buf);
     if (!doc) {
-        r = import_invalid(input, jerr.text);
+        r = cit__import_invalid(input, jerr.text);
         cit_error_context("line", "%d", jerr.line);
         return r;
     }
@@ -1041,12 +1041,12 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
     const char *fmt = json_string_value(json_object_get(doc, "format"));
     if (!fmt || strcmp(fmt, "citadel-workspace-export") != 0 || !json_is_array(objs)) {
         json_decref(doc);
-        return import_invalid(input, "the file is not a citadel workspace export");
+        return cit__import_invalid(input, "the file is not a citadel workspace export");
     }
     json_int_t fv = json_integer_value(json_object_get(doc, "format_version"));
     if (fv != 1 && fv != 2) {
         json_decref(doc);
-        return import_invalid(input, "unknown export format version");
+        return cit__import_invalid(input, "unknown export format version");
     }
     _cleanup_free_ char *srk = NULL;
     cit__store_meta_get(s, "srk_name", &srk);
@@ -1068,7 +1068,7 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
         const char *path = json_string_value(json_object_get(o, "path"));
         if (!path || !json_is_string(json_object_get(o, "kind")) || !json_is_array(json_object_get(o, "versions"))) {
             json_decref(doc);
-            return import_invalid(input, "an object lacks path, kind or versions");
+            return cit__import_invalid(input, "an object lacks path, kind or versions");
         }
         if ((r = cit__check_path(path)) < 0) {
             json_decref(doc);
@@ -1135,7 +1135,7 @@ _public_ int cit_workspace_import(json_t **out, cit_ctx *ctx, const char *input)
                 cit_hex_decode(&ov.name, &ov.name_len, json_string_value(json_object_get(v, "tpm_name")) ?: "x") < 0 ||
                 (json_object_get(v, "payload") &&
                  blob_from_b64(json_string_value(json_object_get(v, "payload")), &ov.payload, &ov.payload_len) < 0))
-                r = import_invalid(input, "a version's blobs are not valid base64/hex");
+                r = cit__import_invalid(input, "a version's blobs are not valid base64/hex");
             else
                 r = cit__version_insert(s, ob.id, &ov);
             cit__version_clear(&ov);
