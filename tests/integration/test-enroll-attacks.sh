@@ -21,33 +21,7 @@ nodes_count() { admin --json list | jq '.nodes|length'; }
 # A manufacturer CA the server trusts and an EK certificate it issued for the node's EK public key,
 # expired since 2021 (python's cryptography, not our code).
 expired_ek_cert() {
-    python3 - "$T/$1/ek.pem" "$T/evil-ca.pem" "$T/$1/ek-expired.der" <<'PY'
-import sys, datetime
-from cryptography import x509
-from cryptography.x509.oid import NameOID, ObjectIdentifier
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-ek = serialization.load_pem_public_key(open(sys.argv[1], "rb").read())
-key = ec.generate_private_key(ec.SECP256R1())
-name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Old Factory CA")])
-t0 = datetime.datetime(2019, 1, 1)
-ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-      .serial_number(1).not_valid_before(t0).not_valid_after(datetime.datetime(2099, 1, 1))
-      .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-      .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-      .sign(key, hashes.SHA256()))
-open(sys.argv[2], "wb").write(ca.public_bytes(serialization.Encoding.PEM))
-ku = x509.KeyUsage(False, False, False, False, True, False, False, False, False)
-cert = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(name).public_key(ek)
-        .serial_number(2).not_valid_before(t0).not_valid_after(datetime.datetime(2021, 1, 1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(ku, critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ObjectIdentifier("2.23.133.8.1")]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.DirectoryName(x509.Name([
-            x509.NameAttribute(ObjectIdentifier("2.23.133.2.1"), "id:49424D00")]))]), critical=True)
-        .sign(key, hashes.SHA256()))
-open(sys.argv[3], "wb").write(cert.public_bytes(serialization.Encoding.DER))
-PY
+    python3 "$ROOT/tests/lib/ek-cert.py" "$T/$1/ek.pem" "$T/evil-ca.pem" "$T/$1/ek-expired.der" "Old Factory CA" 2019 2021
 }
 
 test_attack_ek_cert_untrusted_ca() {

@@ -143,34 +143,7 @@ finish_body() {
 factory_ek_cert() {
     local d="$T/$1"
     node "$1" --json ek show --algorithm ecc-p256 | jq -r .public_key >"$d/ek.pem"
-    python3 - "$d/ek.pem" "$d/factory.pem" "$d/ek.der" <<'PY'
-import sys, datetime
-from cryptography import x509
-from cryptography.x509.oid import NameOID, ObjectIdentifier
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-ek = serialization.load_pem_public_key(open(sys.argv[1], "rb").read())
-key = ec.generate_private_key(ec.SECP256R1())
-name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test swtpm Factory CA")])
-t0 = datetime.datetime(2020, 1, 1)
-ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-      .serial_number(1).not_valid_before(t0).not_valid_after(datetime.datetime(2099, 1, 1))
-      .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-      .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-      .sign(key, hashes.SHA256()))
-open(sys.argv[2], "wb").write(ca.public_bytes(serialization.Encoding.PEM))
-cert = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(name).public_key(ek)
-        .serial_number(2).not_valid_before(t0).not_valid_after(datetime.datetime(2099, 1, 1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, True, False, False, False, False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ObjectIdentifier("2.23.133.8.1")]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.DirectoryName(x509.Name([
-            x509.NameAttribute(ObjectIdentifier("2.23.133.2.1"), "id:49424D00"),
-            x509.NameAttribute(ObjectIdentifier("2.23.133.2.2"), "SW   TPM"),
-            x509.NameAttribute(ObjectIdentifier("2.23.133.2.3"), "id:20191023")]))]), critical=True)
-        .sign(key, hashes.SHA256()))
-open(sys.argv[3], "wb").write(cert.public_bytes(serialization.Encoding.DER))
-PY
+    python3 "$ROOT/tests/lib/ek-cert.py" "$d/ek.pem" "$d/factory.pem" "$d/ek.der" "Test swtpm Factory CA" 2020 2099
     node "$1" ek cert-import --algorithm ecc-p256 --input "$d/ek.der" >/dev/null
     srv ca trust add "$1" --store manufacturers "$d/factory.pem" >/dev/null
 }
