@@ -28,35 +28,7 @@
 #include "core/ctx.h"
 #include "core/sealed.h"
 
-static char dir[64];
-static char store[128];
-
-static int setup(void **state) {
-    snprintf(dir, sizeof dir, "/tmp/cit-ca-XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
-    snprintf(store, sizeof store, "%s/store.db", dir);
-    cit_ctx *ctx = NULL;
-    cit_ctx_options o = {.store_path = store, .backend = "vtpm"};
-    json_t *out = NULL;
-    if (cit_ctx_new(&ctx, &o) < 0 || cit_workspace_init(&out, ctx, NULL) < 0)
-        return -1;
-    json_decref(out);
-    return cit_ctx_close(ctx) == 0 ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static cit_ctx *open_ctx(void) {
-    cit_ctx *ctx = NULL;
-    cit_ctx_options o = {.store_path = store, .backend = "vtpm"};
-    assert_int_equal(cit_ctx_new(&ctx, &o), 0);
-    return ctx;
-}
+#include "vtpm_fixture.h"
 
 static bool file_contains(const char *path, const void *needle, size_t n) {
     uint8_t *buf = NULL;

@@ -25,35 +25,7 @@
 #include "core/ed25519.h"
 #include "core/keys.h"
 
-static char dir[64];
-static char store[128];
-
-static int setup(void **state) {
-    snprintf(dir, sizeof dir, "/tmp/cit-ed-XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
-    snprintf(store, sizeof store, "%s/store.db", dir);
-    cit_ctx *ctx = NULL;
-    cit_ctx_options o = {.store_path = store, .backend = "vtpm"};
-    json_t *out = NULL;
-    if (cit_ctx_new(&ctx, &o) < 0 || cit_workspace_init(&out, ctx, NULL) < 0)
-        return -1;
-    json_decref(out);
-    return cit_ctx_close(ctx) == 0 ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static cit_ctx *open_ctx(void) {
-    cit_ctx *ctx = NULL;
-    cit_ctx_options o = {.store_path = store, .backend = "vtpm"};
-    assert_int_equal(cit_ctx_new(&ctx, &o), 0);
-    return ctx;
-}
+#include "vtpm_fixture.h"
 
 /* Creates an ed25519 key; pk gets its public key (from the result's public_key_hex). */
 static void create_key(cit_ctx *ctx, const char *path, const char *pcrs, uint8_t pk[32]) {
