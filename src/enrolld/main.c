@@ -55,27 +55,8 @@ static const char usage[] =
     "  --insecure-http      plain HTTP on a loopback address (tests only; no mutual TLS)\n"
     "  --help, --version\n";
 
-static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad(const char *fmt, ...) {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cit_error_set(CIT_E_USAGE, "%s", msg);
-    cit_error_step("run `enrolld --help`");
-    return CIT_E_USAGE;
-}
-
-static const char *env(const char *n) {
-    const char *v = getenv(n);
-    return v && *v ? v : NULL;
-}
-
-static void fatal(const char *what) {
-    fprintf(stderr, "enrolld: %s\n", what);
-    cit_error_render(stderr, cit_error_last(), CIT_FORMAT_TEXT);
-}
+#define bad(...) cit_daemon_usage("enrolld", __VA_ARGS__)
+#define fatal(what) cit_daemon_fatal("enrolld", what)
 
 static int parse_listen(const char *s, struct sockaddr_storage *ss, char *host, size_t hl, uint16_t *port, bool *lo) {
     socklen_t len = 0;
@@ -186,7 +167,7 @@ static void reload(enrolld *d) {
         enr_log("SIGHUP: keeping the old trust store: %s", cit_error_last()->message);
         return;
     }
-    if ((d->cfg.keys_file || env("ENROLLD_API_KEY")) && tpmd_keys_load(&k, d->cfg.keys_file, env("ENROLLD_API_KEY")) < 0) {
+    if ((d->cfg.keys_file || cit_daemon_env("ENROLLD_API_KEY")) && tpmd_keys_load(&k, d->cfg.keys_file, cit_daemon_env("ENROLLD_API_KEY")) < 0) {
         enr_log("SIGHUP: keeping the old trust store and keys: %s", cit_error_last()->message);
         X509_STORE_free(st);
         return;
@@ -218,11 +199,11 @@ int main(int argc, char **argv) {
     enrolld_config *c = &d->cfg;
     pthread_mutex_init(&d->ctx_lock, NULL);
     pthread_mutex_init(&d->reload_lock, NULL);
-    const char *listen = env("ENROLLD_LISTEN") ?: "127.0.0.1:7702", *ready_file = NULL, *pcrs = "0,2,4,7";
-    c->store_path = env("TPM_STORE_PATH");
-    c->backend = env("TPM_BACKEND");
-    c->tcti = env("TPM_TCTI");
-    c->keys_file = env("ENROLLD_KEYS_FILE");
+    const char *listen = cit_daemon_env("ENROLLD_LISTEN") ?: "127.0.0.1:7702", *ready_file = NULL, *pcrs = "0,2,4,7";
+    c->store_path = cit_daemon_env("TPM_STORE_PATH");
+    c->backend = cit_daemon_env("TPM_BACKEND");
+    c->tcti = cit_daemon_env("TPM_TCTI");
+    c->keys_file = cit_daemon_env("ENROLLD_KEYS_FILE");
     c->ca_name = "enroll";
     const char *nonce_ttl = "300", *max_body = "262144", *max_conns = "256", *timeout = "30", *cert_days = "0",
                *max_pending = "1000";
@@ -353,8 +334,8 @@ int main(int argc, char **argv) {
         sr = load_ek_trust(d, &d->ek_trust);
     if (sr == 0)
         sr = load_tokens(d);
-    if (sr == 0 && (c->keys_file || env("ENROLLD_API_KEY")))
-        sr = tpmd_keys_load(&d->keys, c->keys_file, env("ENROLLD_API_KEY"));
+    if (sr == 0 && (c->keys_file || cit_daemon_env("ENROLLD_API_KEY")))
+        sr = tpmd_keys_load(&d->keys, c->keys_file, cit_daemon_env("ENROLLD_API_KEY"));
     if (sr == 0 && c->pcr_policy) {
         json_error_t je;
         d->pcr_policy = json_load_file(c->pcr_policy, 0, &je);

@@ -105,3 +105,10 @@ void cit_http_resp_free(cit_http_resp *r);
 /* Internal (tests/fuzz/fuzz-http.c): parses a raw HTTP response held in memory as
  * cit_http_request parses one from the network, delivered step bytes per read (0: 1). */
 int cit__http_parse_response(cit_http_resp *resp, const uint8_t *raw, size_t len, size_t step, bool head);
+
+/* daemon.c: what the daemons' main()s share. A usage error (TPM0002) whose next step is
+ * `PROG --help`; an environment setting, NULL when unset or empty; a failure to start reported
+ * on stderr as "PROG: what" and the error. */
+int cit_daemon_usage(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *cit_daemon_env(const char *name);
+void cit_daemon_fatal(const char *prog, const char *what);

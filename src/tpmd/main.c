@@ -74,17 +74,8 @@ void tpmd_log(const char *fmt, ...) {
     fprintf(stderr, "%s tpmd: %s\n", ts, msg);
 }
 
-static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad(const char *fmt, ...) {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cit_error_set(CIT_E_USAGE, "%s", msg);
-    cit_error_step("run `tpmd --help`");
-    return CIT_E_USAGE;
-}
+#define bad(...) cit_daemon_usage("tpmd", __VA_ARGS__)
+#define fatal(what) cit_daemon_fatal("tpmd", what)
 
 static int parse_uint(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *out) {
     uint64_t v;
@@ -93,11 +84,6 @@ static int parse_uint(const char *what, const char *s, uint64_t min, uint64_t ma
                    (unsigned long long)max, s ? s : "");
     *out = v;
     return 0;
-}
-
-static const char *env(const char *name) {
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
 }
 
 typedef struct listen_addr {
@@ -114,17 +100,11 @@ static int parse_listen(const char *s, listen_addr *a, char *host, size_t hostle
 }
 
 static int load_keys(tpmd *d, tpmd_keyset **out) {
-    const char *k = env("TPMD_API_KEY");
+    const char *k = cit_daemon_env("TPMD_API_KEY");
     *out = NULL;
     if (!k && !d->cfg.keys_file)
         return 0;
     return tpmd_keys_load(out, d->cfg.keys_file, k);
-}
-
-static void fatal(const char *what) {
-    const cit_error *e = cit_error_last();
-    fprintf(stderr, "tpmd: %s\n", what);
-    cit_error_render(stderr, e, CIT_FORMAT_TEXT);
 }
 
 int main(int argc, char **argv) {
@@ -135,17 +115,17 @@ int main(int argc, char **argv) {
     pthread_mutex_init(&d->tpm_lock, NULL);
     pthread_rwlock_init(&d->keys_lock, NULL);
     pthread_mutex_init(&d->conns_lock, NULL);
-    const char *listen = env("TPMD_LISTEN") ?: "127.0.0.1:7701";
+    const char *listen = cit_daemon_env("TPMD_LISTEN") ?: "127.0.0.1:7701";
     const char *ready_file = NULL;
     tpmd_config *c = &d->cfg;
-    c->backend = env("TPMD_BACKEND");
-    c->store_path = env("TPM_STORE_PATH");
-    c->vtpm_state = env("TPMD_VTPM_STATE");
-    c->tcti = env("TPM_TCTI");
-    c->keys_file = env("TPMD_KEYS_FILE");
-    c->tls_cert = env("TPMD_TLS_CERT");
-    c->tls_key = env("TPMD_TLS_KEY");
-    c->tls_identity = env("TPMD_TLS_IDENTITY");
+    c->backend = cit_daemon_env("TPMD_BACKEND");
+    c->store_path = cit_daemon_env("TPM_STORE_PATH");
+    c->vtpm_state = cit_daemon_env("TPMD_VTPM_STATE");
+    c->tcti = cit_daemon_env("TPM_TCTI");
+    c->keys_file = cit_daemon_env("TPMD_KEYS_FILE");
+    c->tls_cert = cit_daemon_env("TPMD_TLS_CERT");
+    c->tls_key = cit_daemon_env("TPMD_TLS_KEY");
+    c->tls_identity = cit_daemon_env("TPMD_TLS_IDENTITY");
     const char *num[][3] = {{"--max-body", "TPMD_MAX_BODY", "1048576"},
                             {"--max-header", "TPMD_MAX_HEADER", "16384"},
                             {"--max-url", "TPMD_MAX_URL", "2048"},
@@ -157,7 +137,7 @@ int main(int argc, char **argv) {
                             {"--header-timeout", "TPMD_HEADER_TIMEOUT", "10"}};
     const char *numval[9];
     for (int i = 0; i < 9; i++)
-        numval[i] = env(num[i][1]) ?: num[i][2];
+        numval[i] = cit_daemon_env(num[i][1]) ?: num[i][2];
     int r = 0;
     for (int i = 1; i < argc && r == 0; i++) {
         const char *a = argv[i];
