@@ -400,7 +400,7 @@ _public_ int cit_gc_apply(json_t **out, cit_ctx *ctx, int retention_days) {
             if (cit__ctx_tpm(ctx, &t) == 0 &&
                 Esys_TR_FromTPMPublic(t->esys, it->handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &h) ==
                     TSS2_RC_SUCCESS) {
-                same = Esys_TR_GetName(t->esys, h, &nm) == TSS2_RC_SUCCESS && nm->size == it->name_len &&
+                same = cit__tpm_object_name(t, h, &nm) == TSS2_RC_SUCCESS && nm->size == it->name_len &&
                        memcmp(nm->name, it->name, it->name_len) == 0;
                 Esys_Free(nm);
                 Esys_TR_Close(t->esys, &h);

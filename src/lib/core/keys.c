@@ -245,7 +245,7 @@ static int load_object(cit_ctx *ctx, const cit_object *o, int version, int depth
         cit_object_version pv = {0};
         TPM2B_NAME *name = NULL;
         r = cit__version_get(ctx->store, o->id, version, &pv);
-        if (r == 0 && Esys_TR_GetName(t->esys, *out, &name) != TSS2_RC_SUCCESS)
+        if (r == 0 && cit__tpm_object_name(t, *out, &name) != TSS2_RC_SUCCESS)
             r = cit_error_set(CIT_E_TPM_COMMAND, "cannot read the name of 0x%08x", o->persistent_handle);
         if (r == 0 && (name->size != pv.name_len || memcmp(name->name, pv.name, pv.name_len) != 0)) {
             r = cit_error_set(CIT_E_STORE_INCONSISTENT, "persistent handle 0x%08x holds another key, not %s",

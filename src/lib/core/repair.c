@@ -33,7 +33,7 @@ static bool tpm_name_at(cit_tpm *t, uint32_t handle, uint8_t *name, size_t cap, 
     if (Esys_TR_FromTPMPublic(t->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &h) != TSS2_RC_SUCCESS)
         return false;
     TPM2B_NAME *nm = NULL;
-    bool ok = Esys_TR_GetName(t->esys, h, &nm) == TSS2_RC_SUCCESS && nm->size <= cap;
+    bool ok = cit__tpm_object_name(t, h, &nm) == TSS2_RC_SUCCESS && nm->size <= cap;
     if (ok) {
         memcpy(name, nm->name, nm->size);
         *len = nm->size;

@@ -403,7 +403,7 @@ static void doctor_consistency(doctor *d, cit_ctx *ctx, cit_store *s, cit_tpm *t
             if (found &&
                 Esys_TR_FromTPMPublic(t->esys, list[i].persistent_handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                       &ph) == TSS2_RC_SUCCESS &&
-                Esys_TR_GetName(t->esys, ph, &nm) == TSS2_RC_SUCCESS &&
+                cit__tpm_object_name(t, ph, &nm) == TSS2_RC_SUCCESS &&
                 cit__version_get(s, list[i].id, list[i].version, &v) == 0)
                 match = names_equal(v.name, v.name_len, nm);
             Esys_Free(nm);

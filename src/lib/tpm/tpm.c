@@ -418,7 +418,7 @@ int cit__tpm_srk(cit_tpm *t, const TPM2B_NAME *expected, const uint8_t *serializ
     }
     if (expected && expected->size) {
         TPM2B_NAME *name = NULL;
-        rc = Esys_TR_GetName(t->esys, h, &name);
+        rc = cit__tpm_object_name(t, h, &name);
         if (rc != TSS2_RC_SUCCESS) {
             Esys_TR_Close(t->esys, &h);
             return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot read the storage key name");
@@ -455,7 +455,7 @@ int cit__tpm_srk_provision(cit_tpm *t, TPM2B_NAME *name_out) {
     if (rc != TSS2_RC_SUCCESS)
         return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot create the storage primary key");
     Esys_Free(pub);
-    rc = Esys_TR_GetName(t->esys, prim, &name);
+    rc = cit__tpm_object_name(t, prim, &name);
     if (rc != TSS2_RC_SUCCESS) {
         cit__tpm_flush(t, &prim);
         return cit__tss_error(t, CIT_E_TPM_COMMAND, rc, "cannot read the storage key name");
@@ -467,7 +467,7 @@ int cit__tpm_srk_provision(cit_tpm *t, TPM2B_NAME *name_out) {
                                &existing);
     if (rc == TSS2_RC_SUCCESS) {
         TPM2B_NAME *ename = NULL;
-        bool same = Esys_TR_GetName(t->esys, existing, &ename) == TSS2_RC_SUCCESS && name_eq(ename, name);
+        bool same = cit__tpm_object_name(t, existing, &ename) == TSS2_RC_SUCCESS && name_eq(ename, name);
         Esys_Free(ename);
         Esys_TR_Close(t->esys, &existing);
         if (!same) {
@@ -552,6 +552,16 @@ int cit__tpm_persistent_handles(cit_tpm *t, uint32_t first, uint32_t last, uint3
     *out = list;
     *n = len;
     return 0;
+}
+
+TSS2_RC cit__tpm_object_name(cit_tpm *t, ESYS_TR h, TPM2B_NAME **name) {
+    TPM2B_PUBLIC *pub = NULL;
+    TPM2B_NAME *qname = NULL;
+    *name = NULL;
+    TSS2_RC rc = Esys_ReadPublic(t->esys, h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, name, &qname);
+    Esys_Free(pub);
+    Esys_Free(qname);
+    return rc;
 }
 
 void cit__tpm_flush(cit_tpm *t, ESYS_TR *h) {
