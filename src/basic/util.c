@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE /* renameat2 */
 #include "util.h"
 #include "macro.h"
 
@@ -236,6 +237,42 @@ int cit_write_file_atomic(const char *path, const uint8_t *buf, size_t len, unsi
         r = -errno;
     if (r < 0)
         unlink(tmp);
+    return r;
+}
+
+int cit_write_file_swap(const char *path, const uint8_t *buf, size_t len, unsigned mode, unsigned flags) {
+    size_t pl = strlen(path) + sizeof ".swap";
+    _cleanup_free_ char *swap = malloc(pl);
+    if (!swap)
+        return -ENOMEM;
+    snprintf(swap, pl, "%s.swap", path);
+    int fd = open(swap, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0)
+        return -errno;
+    int r = fchmod(fd, mode) < 0 ? -errno : 0;
+    if (r == 0) {
+        ssize_t w = pwrite(fd, buf, len, 0);
+        r = w == (ssize_t)len ? 0 : w < 0 ? -errno : -EIO;
+    }
+    if (r == 0 && ftruncate(fd, (off_t)len) < 0)
+        r = -errno;
+    if (r == 0 && (flags & CIT_WRITE_DURABLE) && fdatasync(fd) < 0)
+        r = -errno;
+    if (close(fd) < 0 && r == 0)
+        r = -errno;
+    if (r == 0) {
+        bool exchange = access(path, F_OK) == 0;
+        if (exchange && renameat2(AT_FDCWD, swap, AT_FDCWD, path, RENAME_EXCHANGE) < 0) {
+            r = -errno;
+            exchange = !(r == -EINVAL || r == -ENOSYS || r == -EOPNOTSUPP || r == -ENOENT);
+            if (!exchange)
+                r = 0;
+        }
+        if (r == 0 && !exchange && rename(swap, path) < 0)
+            r = -errno;
+    }
+    if (r < 0)
+        unlink(swap);
     return r;
 }
 

@@ -36,6 +36,14 @@ int cit_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len);
  * Returns 0 or -errno. */
 #define CIT_WRITE_DURABLE 1u
 int cit_write_file_atomic(const char *path, const uint8_t *buf, size_t len, unsigned mode, unsigned flags);
+/* Replaces a file that is rewritten often (the vTPM state, the audit head) as a whole, keeping its
+ * previous version as <path>.swap: the swap file is rewritten in place (fdatasync'd with
+ * CIT_WRITE_DURABLE) and the two names are exchanged (renameat2 RENAME_EXCHANGE). A reader finds the
+ * old or the new file whole, as with cit_write_file_atomic, without a new inode per write, and a
+ * durable rewrite of the same size syncs data only. The caller serialises writers (one swap file);
+ * the previous contents stay in the swap file, so it is created with mode like the file. The first
+ * write (no file yet) and file systems without the exchange use a plain rename. 0 or -errno. */
+int cit_write_file_swap(const char *path, const uint8_t *buf, size_t len, unsigned mode, unsigned flags);
 
 /* Length of the UTF-8 sequence at p (valid, shortest form, no surrogates, at most U+10FFFF,
  * within avail bytes; avail >= 1), or 0 when there is none. */

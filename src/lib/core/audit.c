@@ -5,7 +5,6 @@
  * TPM NV counter). Signed checkpoints and witnesses are in audit_note.c, envelope keys in
  * audit_kek.c. Every byte is described in docs/audit-format.md.
  */
-#define _GNU_SOURCE /* renameat2 */
 #include "audit.h"
 
 #include <errno.h>
@@ -434,49 +433,6 @@ static int head_read(cit_store *s, head_file *hf) {
     return 0;
 }
 
-/* Replaces the head file with buf as a whole. A new file renamed over it each time cost an inode
- * allocation and the old inode's eviction, twice per append: half of the CPU of tpmd's group
- * commits. Instead the previous head file is kept as STORE.audit-head.swap: it is rewritten in
- * place (synced when durable) and exchanged with the head file (renameat2 RENAME_EXCHANGE), so
- * a reader still finds the old or the new file whole, as with a rename. Every writer holds the
- * head lock, so the swap file has one writer at a time. The first write (no head file yet) and
- * file systems without the exchange use a plain rename. */
-static int head_replace(const char *path, const char *buf, size_t n, bool durable) {
-    size_t pl = strlen(path) + sizeof ".swap";
-    _cleanup_free_ char *swap = malloc(pl);
-    if (!swap)
-        return -ENOMEM;
-    snprintf(swap, pl, "%s.swap", path);
-    int fd = open(swap, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -errno;
-    int r = fchmod(fd, 0600) < 0 ? -errno : 0;
-    if (r == 0) {
-        ssize_t w = pwrite(fd, buf, n, 0);
-        r = w == (ssize_t)n ? 0 : w < 0 ? -errno : -EIO;
-    }
-    if (r == 0 && ftruncate(fd, (off_t)n) < 0)
-        r = -errno;
-    if (r == 0 && durable && fdatasync(fd) < 0)
-        r = -errno;
-    if (close(fd) < 0 && r == 0)
-        r = -errno;
-    if (r == 0) {
-        bool exchange = access(path, F_OK) == 0;
-        if (exchange && renameat2(AT_FDCWD, swap, AT_FDCWD, path, RENAME_EXCHANGE) < 0) {
-            r = -errno;
-            exchange = !(r == -EINVAL || r == -ENOSYS || r == -EOPNOTSUPP || r == -ENOENT);
-            if (!exchange)
-                r = 0;
-        }
-        if (r == 0 && !exchange && rename(swap, path) < 0)
-            r = -errno;
-    }
-    if (r < 0)
-        unlink(swap);
-    return r;
-}
-
 static int head_write(cit_store *s, const head_rec *committed, const head_rec *pending, bool durable) {
     if (in_memory(s))
         return 0;
@@ -493,7 +449,10 @@ static int head_write(cit_store *s, const head_rec *committed, const head_rec *p
         _cleanup_free_ char *hex = cit_hex_encode(recs[i]->hash, 32);
         n += snprintf(buf + n, sizeof buf - (size_t)n, "%s %" PRId64 " %s\n", tags[i], recs[i]->seqno, hex ? hex : "");
     }
-    int e = head_replace(path, buf, (size_t)n, durable);
+    /* STORE.audit-head.swap keeps the previous head file: a new file renamed over it each time cost
+     * an inode allocation and the old inode's eviction, twice per append, half of the CPU of tpmd's
+     * group commits. Every writer holds the head lock, so the swap file has one writer at a time. */
+    int e = cit_write_file_swap(path, (const uint8_t *)buf, (size_t)n, 0600, durable ? CIT_WRITE_DURABLE : 0);
     if (e < 0) {
         cit_error_set(CIT_E_AUDIT_HEAD_FILE, "cannot write the audit head file %s: %s", path, strerror(-e));
         cit_error_context("file", "%s", path);

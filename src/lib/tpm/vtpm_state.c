@@ -136,7 +136,10 @@ int cit__vtpm_state_save(const cit_vtpm_state *st, const char *path) {
         off += st->blobs[i].len;
     }
     SHA256(buf, off, buf + off);
-    int r = cit_write_file_atomic(path, buf, len, 0600, CIT_WRITE_DURABLE);
+    /* Every vTPM command rewrites this file under the workspace lock: a kept <path>.swap rewritten in
+     * place and exchanged costs half of a new file renamed over it (no inode to create and evict; a
+     * rewrite of the same size syncs data only). */
+    int r = cit_write_file_swap(path, buf, len, 0600, CIT_WRITE_DURABLE);
     cit_memzero(buf, len);
     free(buf);
     if (r < 0) {

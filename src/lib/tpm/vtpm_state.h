@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The vTPM state file (<store>.tpmstate): libtpms' state blobs in one checksummed container,
- * replaced atomically (temp file, fdatasync, rename), mode 0600.
+ * replaced atomically (cit_write_file_swap: <file>.swap rewritten, fdatasync'd and exchanged with it;
+ * the swap file keeps the previous state), mode 0600.
  *
  *   "CITVTPM\n" | u32be version (1) | u32be blob count |
  *   per blob: u8 name length, name, u32be data length, data |
