@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,12 @@ int cli_run(cli_env *env, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    /* OpenSSL's random generator: Hash_DRBG with SHA-256 (NIST SP 800-90A, 256-bit strength like
+     * the default CTR_DRBG with AES-256). Its first use then needs only the digests every command
+     * fetches anyway, not the setup of all of OpenSSL's ciphers, which a command that uses no cipher
+     * otherwise pays for once libtpms draws its entropy (`attest quote`: 0.6 ms). Set before the
+     * configuration is read, so a [random] section in openssl.cnf still decides. */
+    RAND_set_DRBG_type(NULL, "HASH-DRBG", NULL, NULL, "SHA256");
     /* A short-lived process: the OS frees OpenSSL's global state faster than its atexit hook. */
     OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
     cli_env env = {.fmt = CIT_FORMAT_TEXT, .argv = argv, .handed_over = getenv("CITADEL_NET_EXEC") != NULL};
