@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <string.h>
 #include <tss2/tss2_mu.h>
-#include <tss2/tss2_rc.h>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -428,7 +427,7 @@ static int ek_create(cit_tpm *t, const cit_ek_profile *p, const TPM2B_PUBLIC *tm
             cit_error_set(CIT_E_ALG_UNSUPPORTED, "this TPM cannot make the %s endorsement key",
                           p->algorithm);
             cit_error_cause("TPM2_CreatePrimary refused the %s template (%s)", p->template_id,
-                            Tss2_RC_Decode(rc));
+                            cit__tss_rc_decode(rc));
             cit_error_context("tpm_rc", "0x%08x", rc);
             cit_error_step("run `citadel tpm capabilities` to see the algorithms, curves and key "
                            "sizes it has");

@@ -2,16 +2,16 @@
 #include "tpm.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <time.h>
-#include <tss2/tss2_rc.h>
-#include <tss2/tss2_tctildr.h>
 #include <unistd.h>
 
 #include "basic/macro.h"
@@ -90,6 +90,50 @@ static void add_da_context(cit_tpm *t) {
                        interval);
 }
 
+/* ---- libtss2-rc and libtss2-tctildr, loaded on first use ----
+ * Most commands neither decode a failed response code nor reach a TPM through the TCTI loader (the
+ * vTPM is in-process), and mapping and relocating the two libraries at start cost every command
+ * 0.3 ms. They are dlopen'ed when first needed instead. */
+
+static struct {
+    pthread_once_t once;
+    const char *(*rc_decode)(TSS2_RC);
+    TSS2_RC (*ldr_init)(const char *, TSS2_TCTI_CONTEXT **);
+    void (*ldr_fini)(TSS2_TCTI_CONTEXT **);
+    char ldr_error[256];
+} tss_libs = {.once = PTHREAD_ONCE_INIT};
+
+static void tss_libs_load(void) {
+    void *rc = dlopen("libtss2-rc.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (rc)
+        *(void **)&tss_libs.rc_decode = dlsym(rc, "Tss2_RC_Decode");
+    void *ldr = dlopen("libtss2-tctildr.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (ldr) {
+        *(void **)&tss_libs.ldr_init = dlsym(ldr, "Tss2_TctiLdr_Initialize");
+        *(void **)&tss_libs.ldr_fini = dlsym(ldr, "Tss2_TctiLdr_Finalize");
+    }
+    if (!tss_libs.ldr_init || !tss_libs.ldr_fini) {
+        const char *e = dlerror();
+        snprintf(tss_libs.ldr_error, sizeof tss_libs.ldr_error, "%s", e ? e : "libtss2-tctildr.so.0 not found");
+        tss_libs.ldr_init = NULL;
+        tss_libs.ldr_fini = NULL;
+    }
+}
+
+const char *cit__tss_rc_decode(TSS2_RC rc) {
+    pthread_once(&tss_libs.once, tss_libs_load);
+    if (tss_libs.rc_decode)
+        return tss_libs.rc_decode(rc);
+    static _Thread_local char hex[16];
+    snprintf(hex, sizeof hex, "0x%08x", rc);
+    return hex;
+}
+
+static TSS2_RC tctildr_init(const char *conf, TSS2_TCTI_CONTEXT **tcti) {
+    pthread_once(&tss_libs.once, tss_libs_load);
+    return tss_libs.ldr_init ? tss_libs.ldr_init(conf, tcti) : TSS2_TCTI_RC_NOT_SUPPORTED;
+}
+
 int cit__tss_error(cit_tpm *t, int code, TSS2_RC rc, const char *fmt, ...) {
     char msg[256];
     va_list ap;
@@ -133,7 +177,7 @@ int cit__tss_error(cit_tpm *t, int code, TSS2_RC rc, const char *fmt, ...) {
         cit_error_set(code, "%s", msg);
     }
     cit_error_context("tpm_rc", "0x%08x", rc);
-    cit_error_context("tpm_rc_decoded", "%s", Tss2_RC_Decode(rc));
+    cit_error_context("tpm_rc_decoded", "%s", cit__tss_rc_decode(rc));
     if (code == CIT_E_AUTH_FAIL || code == CIT_E_LOCKOUT)
         add_da_context(t);
     return code;
@@ -250,10 +294,10 @@ int cit__tpm_open(cit_tpm **out, const cit_tpm_options *o) {
             if (strncmp(conf, libs[i].prefix, strlen(libs[i].prefix)) == 0) {
                 char full[512];
                 snprintf(full, sizeof full, "%s%s", libs[i].library, conf + strlen(libs[i].prefix));
-                rc = Tss2_TctiLdr_Initialize(full, &t->tcti);
+                rc = tctildr_init(full, &t->tcti);
             }
         if (rc != TSS2_RC_SUCCESS)
-            rc = Tss2_TctiLdr_Initialize(conf, &t->tcti);
+            rc = tctildr_init(conf, &t->tcti);
         if (rc != TSS2_RC_SUCCESS) {
             t->tcti = NULL;
             r = cit_error_set(o->backend == CIT_BACKEND_SWTPM ? CIT_E_TRANSPORT : CIT_E_BACKEND_UNAVAILABLE,
@@ -262,7 +306,11 @@ int cit__tpm_open(cit_tpm **out, const cit_tpm_options *o) {
                                 ? "no swtpm answers at that address (is it running?)"
                                 : "the TPM device cannot be opened");
             cit_error_context("tcti", "%s", conf);
-            cit_error_context("tpm_rc_decoded", "%s", Tss2_RC_Decode(rc));
+            cit_error_context("tpm_rc_decoded", "%s", cit__tss_rc_decode(rc));
+            if (tss_libs.ldr_error[0]) {
+                cit_error_cause("the TCTI loader library could not be loaded: %s", tss_libs.ldr_error);
+                cit_error_step("install it: `apt-get install libtss2-tctildr0`");
+            }
             goto fail;
         }
         break;
@@ -304,7 +352,7 @@ static void tpm_release(cit_tpm *t) {
             Tss2_Tcti_Finalize(t->tcti);
             free(t->tcti);
         } else
-            Tss2_TctiLdr_Finalize(&t->tcti);
+            tss_libs.ldr_fini(&t->tcti); /* set: this TCTI came from the loader */
         t->tcti = NULL;
     }
     if (t->lock_fd >= 0)

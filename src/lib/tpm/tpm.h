@@ -48,6 +48,8 @@ int cit__tpm_close(cit_tpm *t);
 /* Closes without saving (after a failure we do not want persisted, or for mock). */
 void cit__tpm_free(cit_tpm *t);
 
+/* Tss2_RC_Decode from libtss2-rc, loaded on first use ("0x%08x" if it cannot be). */
+const char *cit__tss_rc_decode(TSS2_RC rc);
 /* Records an error for a failed TSS call: decodes rc (Tss2_RC_Decode), maps well-known
  * TPM response codes (auth failure with DA counter, lockout, object/session memory, failure
  * mode, transport) to their codes and otherwise uses code. Returns the recorded code. */
