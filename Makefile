@@ -19,7 +19,16 @@ endif
 CC ?= cc
 PKGS = tss2-esys tss2-mu tss2-rc tss2-tctildr libtpms libcrypto sqlite3 jansson yaml-0.1 libsodium
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libtss2-rc and libtss2-tctildr are dlopen'ed when first needed (src/lib/tpm/tpm.c): not linked.
+# SQLite, jansson and libyaml are linked from their static archives (in their -dev packages): every
+# shared library costs each command its mapping and relocation at start, 0.9 ms for these three
+# (bench/README.md step 7). libcitadel.a depends on the archives, so `make` relinks everything after
+# a security update of one of them. Where an archive is missing the shared library is used.
+STATIC_LIBDIR := $(shell pkg-config --variable=libdir sqlite3 2>/dev/null)
+static_or_shared = $(or $(wildcard $(STATIC_LIBDIR)/lib$(1).a),-l$(1))
+STATIC_DEP_LIBS := $(call static_or_shared,sqlite3) $(call static_or_shared,jansson) $(call static_or_shared,yaml)
+PKG_LIBS = $(shell pkg-config --libs $(filter-out tss2-rc tss2-tctildr sqlite3 jansson yaml-0.1,$(PKGS)) 2>/dev/null) \
+           $(STATIC_DEP_LIBS) -lm
 
 WERROR = $(if $(filter true,$(CI)),-Werror,)
 CFLAGS ?= -O2 -g
@@ -93,9 +102,9 @@ $(B)/obj/gen/%.o: $(B)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(B)/libcitadel.a: $(LIB_OBJ)
+$(B)/libcitadel.a: $(LIB_OBJ) $(filter %.a,$(STATIC_DEP_LIBS))
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
 $(B)/libcitadel-net.a: $(NET_OBJ)
 	@mkdir -p $(dir $@)
