@@ -17,7 +17,7 @@ SANFLAGS =
 endif
 
 CC ?= cc
-PKGS = tss2-esys tss2-mu tss2-rc tss2-tctildr libtpms libcrypto sqlite3 jansson yaml-0.1 libsodium
+PKGS = tss2-esys tss2-sys tss2-mu tss2-rc tss2-tctildr libtpms libcrypto sqlite3 jansson yaml-0.1 libsodium
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libtss2-rc and libtss2-tctildr are dlopen'ed when first needed (src/lib/tpm/tpm.c): not linked.
 # SQLite, jansson and libyaml are linked from their static archives (in their -dev packages): every

@@ -608,3 +608,106 @@ test_persistent_ak() {
     # the handle is free again: a new persistent AK may take it
     assert_eq "$(citadel tpm --json attest ak-create akq --persist | json - 'd["persistent_handle"]')" "$handle"
 }
+
+# vtpm_blob_edit PYTHON: rewrites the vTPM state container (docs/ARCHITECTURE.md: "CITVTPM\n",
+# u32be version, u32be count, per blob u8 name length, name, u32be length, data; SHA-256 of it all)
+# with the python statements applied to `blobs` (a dict name -> bytes) and `ctx` (the entries of
+# the citadel.contexts blob: [id, version, data]); prints the entries' ids after the edit.
+vtpm_blob_edit() {
+    python3 - "$TPM_STORE_PATH.tpmstate" "$1" <<'PY'
+import hashlib, struct, sys
+p, code = sys.argv[1], sys.argv[2]
+b = open(p, "rb").read()
+assert b[:8] == b"CITVTPM\n" and hashlib.sha256(b[:-32]).digest() == b[-32:]
+ver, n = struct.unpack(">II", b[8:16]); o = 16; blobs = {}
+for _ in range(n):
+    nl = b[o]; name = b[o + 1:o + 1 + nl].decode(); o += 1 + nl
+    l, = struct.unpack(">I", b[o:o + 4]); blobs[name] = b[o + 4:o + 4 + l]; o += 4 + l
+ctx, c, o = [], blobs.get("citadel.contexts", b""), 0
+while o < len(c):
+    i, v, l = struct.unpack(">qII", c[o:o + 16]); ctx.append([i, v, c[o + 16:o + 16 + l]]); o += 16 + l
+exec(code)
+if "citadel.contexts" in blobs or ctx:
+    blobs["citadel.contexts"] = b"".join(struct.pack(">qII", i, v, len(d)) + d for i, v, d in ctx)
+out = b"CITVTPM\n" + struct.pack(">II", ver, len(blobs))
+for k, v in blobs.items():
+    out += bytes([len(k)]) + k.encode() + struct.pack(">I", len(v)) + v
+open(p, "wb").write(out + hashlib.sha256(out).digest())
+print(" ".join(str(i) for i, _, _ in ctx))
+PY
+}
+
+# object_id PATH: the object's row id in the store (read-only SQLite).
+object_id() {
+    python3 -c 'import sqlite3, sys
+c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+print(c.execute("SELECT id FROM objects WHERE path = ?", (sys.argv[2],)).fetchone()[0])' "$TPM_STORE_PATH" "$1"
+}
+
+# quote_with AK PEM: a quote with AK that verifies against PEM (the AK's own public key).
+quote_with() {
+    local n
+    n=$(openssl rand -hex 16)
+    citadel tpm attest quote --ak "$1" --pcr 0,7 --nonce "$n" --output q.json >/dev/null
+    verify_ok v.json --quote q.json --nonce "$n" --ak-pub "$2"
+}
+
+# An AK under the EK is loaded once the long way (EK, policy session, TPM2_Load); its context is
+# kept in the vTPM state (citadel.contexts) and later quotes load that instead. A context that is
+# damaged, of another object, or not in the state at all only sends the quote the long way: the
+# quote is always signed by the right AK.
+test_quote_ak_context_kept_in_vtpm_state() {
+    init_vtpm
+    citadel tpm attest ak-create a1 >/dev/null
+    citadel tpm attest ak-create a2 >/dev/null
+    citadel tpm --json attest ak-show a1 | json - 'd["ak_public_pem"]' >a1.pem
+    citadel tpm --json attest ak-show a2 | json - 'd["ak_public_pem"]' >a2.pem
+    # the store's object ids (no command shows them): read-only, straight from SQLite
+    id1=$(object_id a1)
+    id2=$(object_id a2)
+    quote_with a1 a1.pem
+    assert_eq "$(vtpm_blob_edit pass)" "$id1" "kept contexts after the first quote"
+    quote_with a2 a2.pem
+    assert_eq "$(vtpm_blob_edit pass)" "$id2 $id1" "the most recent first"
+    quote_with a1 a1.pem # from the kept context
+    assert_eq "$(vtpm_blob_edit pass)" "$id2 $id1" "a restored context is not saved again"
+    # a2's context filed under a1: the name check refuses it, the long way re-keeps a1's
+    vtpm_blob_edit 'ctx[0][0], ctx[1][0] = ctx[1][0], ctx[0][0]' >/dev/null
+    quote_with a1 a1.pem
+    quote_with a2 a2.pem
+    assert_eq "$(vtpm_blob_edit pass)" "$id2 $id1"
+    # a context the TPM rejects: a byte of its integrity digest (TPMS_CONTEXT: sequence, handle,
+    # hierarchy, then the blob: u16 size, u16 digest size, digest...) changed; then its size
+    vtpm_blob_edit 'd = bytearray(ctx[1][2]); d[22] ^= 1; ctx[1][2] = bytes(d)' >/dev/null
+    quote_with a1 a1.pem
+    vtpm_blob_edit 'd = bytearray(ctx[0][2]); d[17] ^= 0x40; ctx[0][2] = bytes(d)' >/dev/null
+    quote_with a1 a1.pem
+    assert_eq "$(vtpm_blob_edit pass)" "$id1 $id2" "the rejected context was replaced"
+    # a damaged blob reads as empty
+    vtpm_blob_edit 'blobs["citadel.contexts"] = b"\x00\x01\x02"; ctx.clear()' >/dev/null
+    quote_with a2 a2.pem
+    assert_eq "$(vtpm_blob_edit pass)" "$id2"
+    # no blob at all (a state file from before)
+    vtpm_blob_edit 'blobs.pop("citadel.contexts", None); ctx.clear()' >/dev/null
+    quote_with a1 a1.pem
+    assert_eq "$(vtpm_blob_edit pass)" "$id1"
+    # at most 8 kept
+    for i in 3 4 5 6 7 8 9 10 11; do
+        citadel tpm attest ak-create "a$i" >/dev/null
+        citadel tpm --json attest ak-show "a$i" | json - 'd["ak_public_pem"]' >"a$i.pem"
+        quote_with "a$i" "a$i.pem"
+    done
+    assert_eq "$(vtpm_blob_edit pass | wc -w)" 8
+    # a deleted AK's context goes with it
+    before=$(vtpm_blob_edit pass)
+    id11=$(object_id a11)
+    assert_contains "$before" "$id11"
+    citadel tpm object delete a11 >/dev/null
+    after=$(vtpm_blob_edit pass)
+    assert_eq "$(echo "$after" | wc -w)" 7 "kept contexts after the delete: $after"
+    case " $after " in *" $id11 "*) fail "the deleted AK's context is still kept" ;; esac
+    citadel tpm attest ak-create a11 >/dev/null
+    citadel tpm --json attest ak-show a11 | json - 'd["ak_public_pem"]' >a11.pem
+    quote_with a11 a11.pem
+    doctor_consistent
+}

@@ -1443,9 +1443,13 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
     if (r < 0)
         goto done;
     json_t *deleted = json_array();
+    int64_t aks[64];
+    size_t naks = 0;
     json_array_foreach(deps, i, d) {
         cit_object x = {0};
         r = cit__object_get(s, json_integer_value(json_object_get(d, "id")), &x);
+        if (r == 0 && strcmp(x.kind, "ak") == 0 && naks < ELEMENTSOF(aks))
+            aks[naks++] = x.id;
         if (r == 0)
             r = cit__object_delete(s, x.id);
         if (r == 0) {
@@ -1473,6 +1477,12 @@ _public_ int cit_object_delete(json_t **out, cit_ctx *ctx, const char *path, con
     }
     if (nh)
         cit__fault_point("object.delete.committed");
+    /* The contexts kept of deleted AKs (vTPM, cit__tpm_ctx_keep) go with them. Best effort: an
+     * entry left behind is never used (it matches no AK's name) and ages out. */
+    if (naks && ctx->backend == CIT_BACKEND_VTPM && cit__ctx_tpm(ctx, &t) == 0)
+        for (size_t k = 0; k < naks; k++)
+            cit__tpm_ctx_forget(t, aks[k], -1);
+    cit_error_clear();
     /* The store no longer names them: evict. A handle that cannot be evicted now keeps its
      * intent, which `repair` resolves; never a store entry pointing at nothing. */
     json_t *warnings = json_array();

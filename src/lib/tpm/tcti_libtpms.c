@@ -86,6 +86,31 @@ static int state_copy(cit_vtpm_state *dst, const cit_vtpm_state *src) {
     return 0;
 }
 
+int cit__tcti_libtpms_blob_get(const char *name, uint8_t **out, size_t *len) {
+    *out = NULL;
+    *len = 0;
+    pthread_mutex_lock(&tpm_lock);
+    cit_vtpm_blob *b = active ? blob_find(&cb_state, name) : NULL;
+    int r = active ? 0 : -1;
+    if (b) {
+        *out = malloc(b->len ? b->len : 1);
+        if (*out) {
+            memcpy(*out, b->data, b->len);
+            *len = b->len;
+        } else
+            r = -1;
+    }
+    pthread_mutex_unlock(&tpm_lock);
+    return r;
+}
+
+int cit__tcti_libtpms_blob_put(const char *name, const uint8_t *data, size_t len) {
+    pthread_mutex_lock(&tpm_lock);
+    int r = active ? blob_put(&cb_state, name, data, len) : -1;
+    pthread_mutex_unlock(&tpm_lock);
+    return r;
+}
+
 /* ---- libtpms NVRAM callbacks: serve and collect blobs in memory ---- */
 
 static TPM_RESULT cb_nvram_init(void) { return TPM_SUCCESS; }

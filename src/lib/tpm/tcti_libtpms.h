@@ -39,4 +39,11 @@ int cit__tcti_libtpms_new(TSS2_TCTI_CONTEXT **out, const cit_vtpm_state *state, 
  * cit__vtpm_state_clear). The TCTI stays usable for finalize only. */
 int cit__tcti_libtpms_shutdown(TSS2_TCTI_CONTEXT *tcti, cit_vtpm_state *out);
 
+/* Citadel's own blobs in the state container beside libtpms' (names "citadel.*", which libtpms
+ * never asks for): read from the state the TPM was started with and saved with it at shutdown.
+ * Only while the TPM runs. get: a malloc'd copy, or *out NULL when absent; 0 or -1 (no TPM, out
+ * of memory). put: 0 or -1 (also when the container has no room). */
+int cit__tcti_libtpms_blob_get(const char *name, uint8_t **out, size_t *len);
+int cit__tcti_libtpms_blob_put(const char *name, const uint8_t *data, size_t len);
+
 /* Finalize (Tss2_Tcti_Finalize) terminates libtpms; then free() the context. */

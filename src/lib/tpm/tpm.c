@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <time.h>
+#include <tss2/tss2_mu.h>
+#include <tss2/tss2_sys.h>
 #include <unistd.h>
 
 #include "basic/macro.h"
@@ -600,6 +602,134 @@ int cit__tpm_persistent_handles(cit_tpm *t, uint32_t first, uint32_t last, uint3
     *out = list;
     *n = len;
     return 0;
+}
+
+/* ---- saved contexts of transient objects (vTPM) ----
+ * One blob, "citadel.contexts", in the vTPM state container: entries of
+ *   i64be object id | u32be version | u32be length | TPMS_CONTEXT (tss2-mu marshalled, as
+ *   TPM2_ContextSave returned it)
+ * the most recently kept first. A damaged blob reads as empty. */
+
+#define CTX_BLOB "citadel.contexts"
+
+typedef struct {
+    int64_t id;
+    int version;
+    const uint8_t *data;
+    size_t len;
+} ctx_entry;
+
+/* Parses up to CIT_TPM_CTX_KEEP entries of buf; returns how many (0 on any damage). */
+static size_t ctx_entries(const uint8_t *buf, size_t len, ctx_entry *e) {
+    size_t n = 0, off = 0;
+    while (off < len) {
+        if (n == CIT_TPM_CTX_KEEP || len - off < 16)
+            return 0;
+        const uint8_t *p = buf + off;
+        uint64_t id = 0;
+        for (int i = 0; i < 8; i++)
+            id = id << 8 | p[i];
+        uint32_t ver = (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 | (uint32_t)p[10] << 8 | p[11];
+        uint32_t l = (uint32_t)p[12] << 24 | (uint32_t)p[13] << 16 | (uint32_t)p[14] << 8 | p[15];
+        off += 16;
+        if (l == 0 || l > len - off || ver > INT32_MAX)
+            return 0;
+        e[n++] = (ctx_entry){(int64_t)id, (int)ver, buf + off, l};
+        off += l;
+    }
+    return n;
+}
+
+/* Writes first (when given) and then the entries other than (id, version), at most
+ * CIT_TPM_CTX_KEEP in all. */
+static void ctx_store(int64_t id, int version, const uint8_t *first, size_t first_len, const ctx_entry *e,
+                      size_t n) {
+    /* version < 0 (forget): every version of id */
+    size_t cap = first ? 16 + first_len : 0, k = first ? 1 : 0;
+    for (size_t i = 0; i < n; i++)
+        cap += 16 + e[i].len;
+    uint8_t *buf = malloc(cap ? cap : 1), *p = buf;
+    if (!buf)
+        return;
+    ctx_entry all[CIT_TPM_CTX_KEEP + 1];
+    if (first)
+        all[0] = (ctx_entry){id, version, first, first_len};
+    for (size_t i = 0; i < n; i++)
+        if (!(e[i].id == id && (e[i].version == version || version < 0)) && k < CIT_TPM_CTX_KEEP)
+            all[k++] = e[i];
+    for (size_t i = 0; i < k; i++) {
+        for (int b = 0; b < 8; b++)
+            *p++ = (uint8_t)((uint64_t)all[i].id >> (56 - 8 * b));
+        cit_put_be32(p, (uint32_t)all[i].version);
+        cit_put_be32(p + 4, (uint32_t)all[i].len);
+        memcpy(p + 8, all[i].data, all[i].len);
+        p += 8 + all[i].len;
+    }
+    cit__tcti_libtpms_blob_put(CTX_BLOB, buf, (size_t)(p - buf));
+    free(buf);
+}
+
+/* The TPM's own context, through the SYS layer under ESYS: Esys_ContextLoad parses tpm2-tss's
+ * metadata from the blob and leaves its context unusable when that fails. */
+int cit__tpm_ctx_restore(cit_tpm *t, int64_t id, int version, ESYS_TR *out) {
+    *out = ESYS_TR_NONE;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    TSS2_SYS_CONTEXT *sys = NULL;
+    if (t->backend != CIT_BACKEND_VTPM || Esys_GetSysContext(t->esys, &sys) != TSS2_RC_SUCCESS ||
+        cit__tcti_libtpms_blob_get(CTX_BLOB, &buf, &len) < 0 || !buf)
+        return -1;
+    ctx_entry e[CIT_TPM_CTX_KEEP];
+    size_t n = ctx_entries(buf, len, e);
+    int r = -1;
+    for (size_t i = 0; i < n && r < 0; i++) {
+        if (e[i].id != id || e[i].version != version)
+            continue;
+        TPMS_CONTEXT c;
+        size_t off = 0;
+        TPM2_HANDLE loaded = 0;
+        if (Tss2_MU_TPMS_CONTEXT_Unmarshal(e[i].data, e[i].len, &off, &c) != TSS2_RC_SUCCESS || off != e[i].len ||
+            Tss2_Sys_ContextLoad(sys, &c, &loaded) != TSS2_RC_SUCCESS)
+            continue;
+        if (Esys_TR_FromTPMPublic(t->esys, loaded, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, out) == TSS2_RC_SUCCESS)
+            r = 0;
+        else {
+            *out = ESYS_TR_NONE;
+            Tss2_Sys_FlushContext(sys, loaded);
+        }
+    }
+    free(buf);
+    return r;
+}
+
+void cit__tpm_ctx_keep(cit_tpm *t, int64_t id, int version, ESYS_TR h) {
+    TSS2_SYS_CONTEXT *sys = NULL;
+    TPM2_HANDLE th = 0;
+    TPMS_CONTEXT c;
+    if (t->backend != CIT_BACKEND_VTPM || Esys_GetSysContext(t->esys, &sys) != TSS2_RC_SUCCESS ||
+        Esys_TR_GetTpmHandle(t->esys, h, &th) != TSS2_RC_SUCCESS || Tss2_Sys_ContextSave(sys, th, &c) != TSS2_RC_SUCCESS)
+        return;
+    uint8_t m[sizeof(TPMS_CONTEXT)];
+    size_t ml = 0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (Tss2_MU_TPMS_CONTEXT_Marshal(&c, m, sizeof m, &ml) == TSS2_RC_SUCCESS &&
+        cit__tcti_libtpms_blob_get(CTX_BLOB, &buf, &len) == 0) {
+        ctx_entry e[CIT_TPM_CTX_KEEP];
+        size_t n = buf ? ctx_entries(buf, len, e) : 0;
+        ctx_store(id, version, m, ml, e, n);
+    }
+    free(buf);
+}
+
+void cit__tpm_ctx_forget(cit_tpm *t, int64_t id, int version) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (t->backend != CIT_BACKEND_VTPM || cit__tcti_libtpms_blob_get(CTX_BLOB, &buf, &len) < 0 || !buf)
+        return;
+    ctx_entry e[CIT_TPM_CTX_KEEP];
+    ctx_store(id, version, NULL, 0, e, ctx_entries(buf, len, e));
+    free(buf);
 }
 
 TSS2_RC cit__tpm_object_name(cit_tpm *t, ESYS_TR h, TPM2B_NAME **name) {

@@ -48,6 +48,20 @@ int cit__tpm_close(cit_tpm *t);
 /* Closes without saving (after a failure we do not want persisted, or for mock). */
 void cit__tpm_free(cit_tpm *t);
 
+/* Saved contexts of transient objects, vTPM only: cit__tpm_ctx_keep saves h's context
+ * (TPM2_ContextSave) under (id, version) in the vTPM state container, and a later process loads it
+ * with cit__tpm_ctx_restore (TPM2_ContextLoad) instead of building the object again: for an AK
+ * under the EK that is the EK's derivation, its policy session and the TPM2_Load, most of a
+ * quote's time. The TPM checks the context's integrity; the caller must check the loaded object's
+ * name before using it. At most CIT_TPM_CTX_KEEP are kept, the most recently kept first. Best
+ * effort: restore returns 0 with *out loaded, or -1 (nothing kept, or the TPM refused it, e.g.
+ * after a TPM reset) without recording an error; keep and forget fail silently. Other backends:
+ * restore always -1, keep and forget nothing. */
+#define CIT_TPM_CTX_KEEP 8
+int cit__tpm_ctx_restore(cit_tpm *t, int64_t id, int version, ESYS_TR *out);
+void cit__tpm_ctx_keep(cit_tpm *t, int64_t id, int version, ESYS_TR h);
+/* version < 0: every version of id. */
+void cit__tpm_ctx_forget(cit_tpm *t, int64_t id, int version);
 /* Tss2_RC_Decode from libtss2-rc, loaded on first use ("0x%08x" if it cannot be). */
 const char *cit__tss_rc_decode(TSS2_RC rc);
 /* Records an error for a failed TSS call: decodes rc (Tss2_RC_Decode), maps well-known

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The vTPM state file (<store>.tpmstate): libtpms' state blobs in one checksummed container,
+ * The vTPM state file (<store>.tpmstate): libtpms' state blobs (and citadel's "citadel.contexts",
+ * cit__tpm_ctx_keep) in one checksummed container,
  * replaced atomically (cit_write_file_swap: <file>.swap rewritten, fdatasync'd and exchanged with it;
  * the swap file keeps the previous state), mode 0600.
  *
