@@ -5,10 +5,13 @@
 # under 15 ms), interleaved round by round with, for the record:
 #
 #   cit-vtpm-quote     citadel tpm attest quote --ak ak --pcr 0,7,11 --nonce N --output q.json
-#                      on the embedded vTPM: process start, store, vTPM state file, libtpms
-#                      startup, EK derivation (TPM2_CreatePrimary, ECC P-256), EK policy session,
-#                      TPM2_Load of the AK, TPM2_Quote, TPM2_PCR_Read, JSON, atomic write,
+#                      on the embedded vTPM with an AK made by `attest ak-create` (wrapped under the
+#                      EK): process start, store, vTPM state file, libtpms startup, the AK's
+#                      context kept in the vTPM state loaded with TPM2_ContextLoad (the first
+#                      quote derives the EK, starts its policy session and loads the AK),
+#                      TPM2_ReadPublic name check, TPM2_Quote, TPM2_PCR_Read, JSON, atomic write,
 #                      TPM2_Shutdown(STATE) and the state file rewritten
+#   cit-vtpm-quote-persist  the same with an AK made by `attest ak-create --persist`
 #   cit-swtpm-quote    the same command on swtpm (TCP)
 #   tpm2_quote         tpm2_quote -c ak.ctx -l sha256:0,7,11 -q N -m -s -o on the same swtpm, with
 #                      an AK from tpm2_createek + tpm2_createak (its context file loads the AK
@@ -118,17 +121,19 @@ for k, v in res.items():
     print(f"  {k:22s} {med[k]:10.2f} {statistics.mean(v):9.2f} {v[len(v) // 10]:9.2f} {v[(9 * len(v)) // 10]:9.2f}")
 vq0 = med["cit-vtpm-quote"]
 vq = med["cit-vtpm-quote-persist"]
-print(f"    cit-vtpm-quote (AK loaded under the EK each time): {vq0:.2f} ms")
+print(f"    cit-vtpm-quote (AK wrapped under the EK, its kept context loaded): {vq0:.2f} ms (goal < 15 ms: {'yes' if vq0 < 15 else 'no'})")
 print(f"    cit-vtpm-quote-persist (ak-create --persist): {vq:.2f} ms (goal < 15 ms: {'yes' if vq < 15 else 'no'})")
 lines = []
 if sw:
     r = med["cit-swtpm-quote"] / med["tpm2_quote"]
-    print(f"    cit-swtpm-quote / tpm2_quote (incl. its flush): {r:.3f} (for the record; citadel derives the EK and loads the AK each time)")
+    print(f"    cit-swtpm-quote / tpm2_quote (incl. its flush): {r:.3f} (for the record; on swtpm citadel derives the EK and loads the AK each time)")
     lines.append(f"RESULT\tquote-cli\tcit-vtpm-quote (persistent AK) median ms\t{vq:.2f}\ttpm2_quote (swtpm)\t{med['tpm2_quote']:.2f}\t{vq / med['tpm2_quote']:.3f}\t< 15 ms")
+    lines.append(f"RESULT\tquote-cli\tcit-vtpm-quote (AK under the EK) median ms\t{vq0:.2f}\ttpm2_quote (swtpm)\t{med['tpm2_quote']:.2f}\t{vq0 / med['tpm2_quote']:.3f}\t< 15 ms")
     rv = med["cit-verify"] / med["tpm2_checkquote"]
     lines.append(f"RESULT\tquote-cli\tcit-verify median ms\t{med['cit-verify']:.2f}\ttpm2_checkquote\t{med['tpm2_checkquote']:.2f}\t{rv:.3f}\t-")
 else:
     lines.append(f"RESULT\tquote-cli\tcit-vtpm-quote (persistent AK) median ms\t{vq:.2f}\t-\t-\t-\t< 15 ms")
+    lines.append(f"RESULT\tquote-cli\tcit-vtpm-quote (AK under the EK) median ms\t{vq0:.2f}\t-\t-\t-\t< 15 ms")
 for l in lines:
     print(l)
 PY
