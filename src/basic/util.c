@@ -240,15 +240,34 @@ int cit_write_file_atomic(const char *path, const uint8_t *buf, size_t len, unsi
     return r;
 }
 
+/* The swap file, opened for a rewrite in place: a regular file of ours with one link. Anything else
+ * at its name (a symlink, which the exchange moves there when the file itself was a symlink; a
+ * FIFO; a hard link to another file; a file of another user) is removed and a new file made:
+ * otherwise every later save would fail, or write through to something else. */
+static int swap_open(const char *swap, unsigned mode) {
+    int fd = open(swap, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, mode);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_uid == geteuid())
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    else if (errno != ELOOP && errno != ENXIO && errno != EISDIR && errno != EACCES && errno != EPERM)
+        return -errno;
+    if (unlink(swap) < 0 && errno != ENOENT)
+        return -errno;
+    fd = open(swap, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    return fd < 0 ? -errno : fd;
+}
+
 int cit_write_file_swap(const char *path, const uint8_t *buf, size_t len, unsigned mode, unsigned flags) {
     size_t pl = strlen(path) + sizeof ".swap";
     _cleanup_free_ char *swap = malloc(pl);
     if (!swap)
         return -ENOMEM;
     snprintf(swap, pl, "%s.swap", path);
-    int fd = open(swap, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode);
+    int fd = swap_open(swap, mode);
     if (fd < 0)
-        return -errno;
+        return fd;
     int r = fchmod(fd, mode) < 0 ? -errno : 0;
     if (r == 0) {
         ssize_t w = pwrite(fd, buf, len, 0);

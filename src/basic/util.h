@@ -42,7 +42,12 @@ int cit_write_file_atomic(const char *path, const uint8_t *buf, size_t len, unsi
  * old or the new file whole, as with cit_write_file_atomic, without a new inode per write, and a
  * durable rewrite of the same size syncs data only. The caller serialises writers (one swap file);
  * the previous contents stay in the swap file, so it is created with mode like the file. The first
- * write (no file yet) and file systems without the exchange use a plain rename. 0 or -errno. */
+ * write (no file yet) and file systems without the exchange use a plain rename. 0 or -errno.
+ * Unlike cit_write_file_atomic, a power loss can tear the file: the exchange is not synced, so the
+ * file system may still name as <path> the inode the next write rewrites in place. The other
+ * name then holds the version before it whole; the reader must detect a torn file (a checksum).
+ * Whatever is at <path>.swap and is not a regular file of ours with one link (a symlink, which the
+ * exchange leaves there when <path> was one) is replaced, never written through. */
 int cit_write_file_swap(const char *path, const uint8_t *buf, size_t len, unsigned mode, unsigned flags);
 
 /* Length of the UTF-8 sequence at p (valid, shortest form, no surrogates, at most U+10FFFF,

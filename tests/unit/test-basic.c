@@ -89,6 +89,84 @@ static void test_files(void **state) {
     assert_int_equal(system(p), 0);
 }
 
+static void assert_file(const char *p, const char *want) {
+    uint8_t *b;
+    size_t n;
+    assert_int_equal(cit_read_file(p, 100, &b, &n), 0);
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(b, want, n);
+    free(b);
+    struct stat st;
+    assert_int_equal(lstat(p, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+/* cit_write_file_swap: the kept <path>.swap holds the previous version; whatever else is found at
+ * its name is replaced, never written through. */
+static void test_file_swap(void **state) {
+    char dir[] = "/tmp/cit-unit-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char p[256], sw[300], victim[300], cmd[300];
+    snprintf(p, sizeof p, "%s/f", dir);
+    snprintf(sw, sizeof sw, "%s.swap", p);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    assert_int_equal(cit_write_file_swap(p, (const uint8_t *)"one", 3, 0600, CIT_WRITE_DURABLE), 0);
+    assert_file(p, "one");
+    assert_int_equal(access(sw, F_OK), -1); /* the first write renames */
+    assert_int_equal(cit_write_file_swap(p, (const uint8_t *)"second", 6, 0600, CIT_WRITE_DURABLE), 0);
+    assert_file(p, "second");
+    assert_file(sw, "one");
+    assert_int_equal(cit_write_file_swap(p, (const uint8_t *)"3", 1, 0600, 0), 0); /* shorter: truncated */
+    assert_file(p, "3");
+    assert_file(sw, "second");
+    /* a symlink at the swap name: the target is left alone */
+    FILE *f = fopen(victim, "w");
+    assert_non_null(f);
+    fputs("victim", f);
+    fclose(f);
+    chmod(victim, 0644);
+    assert_int_equal(unlink(sw), 0);
+    assert_int_equal(symlink(victim, sw), 0);
+    assert_int_equal(cit_write_file_swap(p, (const uint8_t *)"four", 4, 0600, 0), 0);
+    assert_file(p, "four");
+    assert_file(sw, "3");
+    /* a hard link to another file */
+    assert_int_equal(unlink(sw), 0);
+    assert_int_equal(link(victim, sw), 0);
+    assert_int_equal(cit_write_file_swap(p, (const uint8_t *)"five", 4, 0600, 0), 0);
+    assert_file(p, "five");
+    assert_file(sw, "four");
+    /* a FIFO (an open for writing would wait for a reader) */
+    assert_int_equal(unlink(sw), 0);
+    assert_int_equal(mkfifo(sw, 0600), 0);
+    assert_int_equal(cit_write_file_swap(p, (const uint8_t *)"six", 3, 0600, 0), 0);
+    assert_file(p, "six");
+    assert_file(sw, "five");
+    struct stat st;
+    assert_int_equal(stat(victim, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    assert_int_equal(st.st_nlink, 1);
+    uint8_t *b;
+    size_t n;
+    assert_int_equal(cit_read_file(victim, 100, &b, &n), 0);
+    assert_int_equal(n, 6);
+    assert_memory_equal(b, "victim", 6);
+    free(b);
+    /* the file itself a symlink (kept elsewhere): the exchange moves the link to the swap name,
+     * and the writes after it still work */
+    char elsewhere[300];
+    snprintf(elsewhere, sizeof elsewhere, "%s/elsewhere", dir);
+    assert_int_equal(rename(p, elsewhere), 0);
+    assert_int_equal(symlink(elsewhere, p), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cit_write_file_swap(p, (const uint8_t *)"seven", 5, 0600, CIT_WRITE_DURABLE), 0);
+    assert_file(p, "seven");
+    assert_file(sw, "seven");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_error_table(void **state) {
     size_t n;
     const cit_code_info *t = cit_code_table(&n);
@@ -181,7 +259,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hex),          cmocka_unit_test(test_parse),         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_files),        cmocka_unit_test(test_error_table),   cmocka_unit_test(test_error_render),
-        cmocka_unit_test(test_render_formats),
+        cmocka_unit_test(test_render_formats), cmocka_unit_test(test_file_swap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
