@@ -345,6 +345,39 @@ test_tpmstate_garbage() {
     state_restored
 }
 
+# A power loss while a save rewrites <state>.swap in place, before the exchange that made that file
+# the swap file reached the disk, leaves the state file torn and the previous state whole in the
+# swap file (cit_write_file_swap): refused like any damaged state, and the error says how to go
+# back to the previous one, which then works.
+test_tpmstate_torn_with_previous_in_swap() {
+    setup_state
+    sw="$TPM_STORE_PATH.tpmstate.swap"
+    [ -f "$sw" ] || fail "no $sw after a few commands"
+    cp "$sw" swap.bak
+    # the torn file: the first half of a newer state over the previous one
+    citadel tpm key sign k --input m --output s1.sig >/dev/null
+    python3 -c 'import sys
+new, old = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+assert new != old
+h = len(new) // 2
+open(sys.argv[1], "wb").write(new[:h] + old[h:] if len(old) > h else new[:h])' "$TPM_STORE_PATH.tpmstate" "$sw"
+    state_refused TPM0019
+    expect_fail 5 TPM0019 citadel tpm key sign k --input m --output s.sig
+    assert_contains "$ERR" "$sw holds the state before the last save, whole"
+    assert_contains "$ERR" "mv $sw $TPM_STORE_PATH.tpmstate"
+    mv "$sw" "$TPM_STORE_PATH.tpmstate"
+    citadel tpm key sign k --input m --output s2.sig >/dev/null
+    citadel tpm key verify k --input m --signature s2.sig >/dev/null
+    doctor_consistent
+    # a damaged swap file too: no such advice
+    python3 -c 'import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 0x01; open(p, "wb").write(b)' "$TPM_STORE_PATH.tpmstate"
+    python3 -c 'import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 3] ^= 0x01; open(p, "wb").write(b)' "$sw"
+    expect_fail 5 TPM0019 citadel tpm key sign k --input m --output s3.sig
+    case "$ERR" in *"mv "*) fail "advice to go back to a damaged swap file: $ERR" ;; esac
+}
+
 test_tpmstate_missing() {
     setup_state
     rm "$TPM_STORE_PATH.tpmstate"

@@ -15,10 +15,107 @@ static uint32_t get32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* Parses a whole container into *out: 0, -1 with *why (damaged) or -ENOMEM. */
+static int parse(const uint8_t *buf, size_t len, cit_vtpm_state *out, const char **why) {
+    cit_vtpm_state st = {0};
+    int r = -1;
+    if (len < sizeof(MAGIC) + 8 + SHA256_DIGEST_LENGTH) {
+        *why = len == 0 ? "the file is empty" : "the file is truncated";
+        goto done;
+    }
+    if (memcmp(buf, MAGIC, sizeof(MAGIC)) != 0) {
+        *why = "the file does not start with the vTPM state header";
+        goto done;
+    }
+    uint8_t md[SHA256_DIGEST_LENGTH];
+    SHA256(buf, len - SHA256_DIGEST_LENGTH, md);
+    if (memcmp(md, buf + len - SHA256_DIGEST_LENGTH, SHA256_DIGEST_LENGTH) != 0) {
+        *why = "the checksum does not match the contents (truncated or modified)";
+        goto done;
+    }
+    size_t end = len - SHA256_DIGEST_LENGTH, off = sizeof(MAGIC);
+    uint32_t version = get32(buf + off), n = get32(buf + off + 4);
+    off += 8;
+    if (version != 1) {
+        *why = "unknown state file version";
+        goto done;
+    }
+    if (n > CIT_VTPM_MAX_BLOBS) {
+        *why = "too many state blobs";
+        goto done;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (off + 1 > end) {
+            *why = "blob header truncated";
+            goto done;
+        }
+        size_t nl = buf[off++];
+        if (nl == 0 || nl >= sizeof(st.blobs[0].name) || off + nl + 4 > end) {
+            *why = "blob name invalid";
+            goto done;
+        }
+        cit_vtpm_blob *b = &st.blobs[st.n];
+        memcpy(b->name, buf + off, nl);
+        b->name[nl] = 0;
+        off += nl;
+        uint32_t bl = get32(buf + off);
+        off += 4;
+        if (bl > end - off) {
+            *why = "blob data truncated";
+            goto done;
+        }
+        b->data = malloc(bl ? bl : 1);
+        if (!b->data) {
+            r = -ENOMEM;
+            goto done;
+        }
+        memcpy(b->data, buf + off, bl);
+        b->len = bl;
+        st.n++;
+        off += bl;
+    }
+    if (off != end) {
+        *why = "trailing data after the last blob";
+        goto done;
+    }
+    *out = st;
+    memset(&st, 0, sizeof(st));
+    r = 0;
+done:
+    cit__vtpm_state_clear(&st);
+    return r;
+}
+
+/* The state file is damaged. cit_write_file_swap keeps the previous state in <path>.swap, and a
+ * power loss while a save rewrote it in place can leave the state file torn with the swap file
+ * whole (the exchange before it not yet on disk): then the error says how to go back to it. It
+ * is never taken silently: that would undo the last command's TPM changes behind the user's back,
+ * and a state file damaged for another reason is for the user to look at. */
 static int corrupt(const char *path, const char *why) {
     cit_error_set(CIT_E_VTPM_STATE_CORRUPT, "the vTPM state file is corrupted: %s", path);
     cit_error_cause("%s", why);
     cit_error_context("state_file", "%s", path);
+    size_t pl = strlen(path) + sizeof ".swap";
+    _cleanup_free_ char *swap = malloc(pl);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    cit_vtpm_state st = {0};
+    const char *swhy = NULL;
+    if (swap) {
+        snprintf(swap, pl, "%s.swap", path);
+        if (cit_read_file(swap, CIT_VTPM_STATE_MAX, &buf, &len) == 0 && parse(buf, len, &st, &swhy) == 0) {
+            cit_error_cause("%s holds the state before the last save, whole (a power loss while the state "
+                            "was saved leaves the files so)", swap);
+            cit_error_step("go back to it: `mv %s %s` (the TPM changes of the last command are lost: "
+                           "`citadel tpm repair scan` finds what no longer matches the store)",
+                           swap, path);
+        }
+    }
+    cit__vtpm_state_clear(&st);
+    if (buf) {
+        cit_memzero(buf, len);
+        free(buf);
+    }
     return CIT_E_VTPM_STATE_CORRUPT;
 }
 
@@ -42,74 +139,13 @@ int cit__vtpm_state_load(cit_vtpm_state *out, const char *path) {
         cit_error_context("state_file", "%s", path);
         return CIT_E_STORE_IO;
     }
-    cit_vtpm_state st = {0};
-    r = 0;
-    if (len < sizeof(MAGIC) + 8 + SHA256_DIGEST_LENGTH) {
-        r = corrupt(path, len == 0 ? "the file is empty" : "the file is truncated");
-        goto done;
-    }
-    if (memcmp(buf, MAGIC, sizeof(MAGIC)) != 0) {
-        r = corrupt(path, "the file does not start with the vTPM state header");
-        goto done;
-    }
-    uint8_t md[SHA256_DIGEST_LENGTH];
-    SHA256(buf, len - SHA256_DIGEST_LENGTH, md);
-    if (memcmp(md, buf + len - SHA256_DIGEST_LENGTH, SHA256_DIGEST_LENGTH) != 0) {
-        r = corrupt(path, "the checksum does not match the contents (truncated or modified)");
-        goto done;
-    }
-    size_t end = len - SHA256_DIGEST_LENGTH, off = sizeof(MAGIC);
-    uint32_t version = get32(buf + off), n = get32(buf + off + 4);
-    off += 8;
-    if (version != 1) {
-        r = corrupt(path, "unknown state file version");
-        goto done;
-    }
-    if (n > CIT_VTPM_MAX_BLOBS) {
-        r = corrupt(path, "too many state blobs");
-        goto done;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        if (off + 1 > end) {
-            r = corrupt(path, "blob header truncated");
-            goto done;
-        }
-        size_t nl = buf[off++];
-        if (nl == 0 || nl >= sizeof(st.blobs[0].name) || off + nl + 4 > end) {
-            r = corrupt(path, "blob name invalid");
-            goto done;
-        }
-        cit_vtpm_blob *b = &st.blobs[st.n];
-        memcpy(b->name, buf + off, nl);
-        b->name[nl] = 0;
-        off += nl;
-        uint32_t bl = get32(buf + off);
-        off += 4;
-        if (bl > end - off) {
-            r = corrupt(path, "blob data truncated");
-            goto done;
-        }
-        b->data = malloc(bl ? bl : 1);
-        if (!b->data) {
-            r = cit_error_set(CIT_E_INTERNAL, "out of memory");
-            goto done;
-        }
-        memcpy(b->data, buf + off, bl);
-        b->len = bl;
-        st.n++;
-        off += bl;
-    }
-    if (off != end) {
-        r = corrupt(path, "trailing data after the last blob");
-        goto done;
-    }
-    *out = st;
-    memset(&st, 0, sizeof(st));
-done:
-    cit__vtpm_state_clear(&st);
+    const char *why = NULL;
+    r = parse(buf, len, out, &why);
     cit_memzero(buf, len);
     free(buf);
-    return r;
+    if (r == -ENOMEM)
+        return cit_error_set(CIT_E_INTERNAL, "out of memory");
+    return r < 0 ? corrupt(path, why) : 0;
 }
 
 int cit__vtpm_state_save(const cit_vtpm_state *st, const char *path) {
