@@ -313,7 +313,8 @@ int main(int argc, char **argv) {
      * the default CTR_DRBG with AES-256). Its first use then needs only the digests every command
      * fetches anyway, not the setup of all of OpenSSL's ciphers, which a command that uses no cipher
      * otherwise pays for once libtpms draws its entropy (`attest quote`: 0.6 ms). Set before the
-     * configuration is read, so a [random] section in openssl.cnf still decides. */
+     * configuration is read, so each setting of an openssl.cnf [random] section still wins; a
+     * section that sets `cipher` without `random = CTR-DRBG` keeps Hash_DRBG. */
     RAND_set_DRBG_type(NULL, "HASH-DRBG", NULL, NULL, "SHA256");
     /* A short-lived process: the OS frees OpenSSL's global state faster than its atexit hook. */
     OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
