@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,6 +290,17 @@ int cit_write_file_swap(const char *path, const uint8_t *buf, size_t len, unsign
         }
         if (r == 0 && !exchange && rename(swap, path) < 0)
             r = -errno;
+    }
+    if (r == 0 && (flags & CIT_WRITE_SYNC_NAME)) { /* on failure the file is whole, its durability unknown */
+        _cleanup_free_ char *d = strdup(path);
+        if (!d)
+            return -ENOMEM;
+        int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+            return -errno;
+        r = fsync(dfd) < 0 ? -errno : 0;
+        close(dfd);
+        return r;
     }
     if (r < 0)
         unlink(swap);

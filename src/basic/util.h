@@ -39,15 +39,17 @@ int cit_write_file_atomic(const char *path, const uint8_t *buf, size_t len, unsi
 /* Replaces a file that is rewritten often (the vTPM state, the audit head) as a whole, keeping its
  * previous version as <path>.swap: the swap file is rewritten in place (fdatasync'd with
  * CIT_WRITE_DURABLE) and the two names are exchanged (renameat2 RENAME_EXCHANGE). A reader finds the
- * old or the new file whole, as with cit_write_file_atomic, without a new inode per write, and a
- * durable rewrite of the same size syncs data only. The caller serialises writers (one swap file);
- * the previous contents stay in the swap file, so it is created with mode like the file. The first
- * write (no file yet) and file systems without the exchange use a plain rename. 0 or -errno.
- * Unlike cit_write_file_atomic, a power loss can tear the file: the exchange is not synced, so the
- * file system may still name as <path> the inode the next write rewrites in place. The other
- * name then holds the version before it whole; the reader must detect a torn file (a checksum).
+ * old or the new file whole, as with cit_write_file_atomic, without a new inode per write. The
+ * caller serialises writers (one swap file); the previous contents stay in the swap file, so it is
+ * created with mode like the file. The first write (no file yet) and file systems without the
+ * exchange use a plain rename. 0 or -errno.
+ * The exchange itself is synced only with CIT_WRITE_SYNC_NAME (an fsync of the directory, which
+ * commits the journal). Without it a power loss can tear the file: the file system may still name
+ * as <path> the inode the next write rewrites in place (the other name then holds the version
+ * before it whole), so the reader must detect a torn file, or the file must fit in one sector.
  * Whatever is at <path>.swap and is not a regular file of ours with one link (a symlink, which the
  * exchange leaves there when <path> was one) is replaced, never written through. */
+#define CIT_WRITE_SYNC_NAME 2u
 int cit_write_file_swap(const char *path, const uint8_t *buf, size_t len, unsigned mode, unsigned flags);
 
 /* Length of the UTF-8 sequence at p (valid, shortest form, no surrogates, at most U+10FFFF,

@@ -114,7 +114,7 @@ static void test_file_swap(void **state) {
     assert_int_equal(cit_write_file_swap(p, (const uint8_t *)"one", 3, 0600, CIT_WRITE_DURABLE), 0);
     assert_file(p, "one");
     assert_int_equal(access(sw, F_OK), -1); /* the first write renames */
-    assert_int_equal(cit_write_file_swap(p, (const uint8_t *)"second", 6, 0600, CIT_WRITE_DURABLE), 0);
+    assert_int_equal(cit_write_file_swap(p, (const uint8_t *)"second", 6, 0600, CIT_WRITE_DURABLE | CIT_WRITE_SYNC_NAME), 0);
     assert_file(p, "second");
     assert_file(sw, "one");
     assert_int_equal(cit_write_file_swap(p, (const uint8_t *)"3", 1, 0600, 0), 0); /* shorter: truncated */

@@ -235,7 +235,7 @@ static bool ak_restore(cit_ctx *ctx, const cit_object *o, const cit_object_versi
 }
 
 /* Loads the AK under its EK: *h is transient (flush it). */
-static int ak_load_ek(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLIC *pub, ESYS_TR *ek_out,
+static int ak_load_ek(cit_ctx *ctx, const cit_object *o, bool kept_ok, ESYS_TR *h, TPM2B_PUBLIC *pub, ESYS_TR *ek_out,
                       TPM2B_PUBLIC *ek_pub_out) {
     cit_object_version v = {0};
     TPM2B_PRIVATE priv = {0};
@@ -260,7 +260,7 @@ static int ak_load_ek(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLI
         cit__version_clear(&v);
         return r;
     }
-    if (r == 0 && !ek_out && ak_restore(ctx, o, &v, h)) {
+    if (r == 0 && kept_ok && !ek_out && ak_restore(ctx, o, &v, h)) {
         cit_memzero(&priv, sizeof priv);
         cit__version_clear(&v);
         return 0;
@@ -293,14 +293,14 @@ static int ak_load_ek(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLI
 }
 
 static int ak_load(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, TPM2B_PUBLIC *pub) {
-    return ak_load_ek(ctx, o, h, pub, NULL, NULL);
+    return ak_load_ek(ctx, o, true, h, pub, NULL, NULL);
 }
 
-int cit__ak_load_transient(cit_ctx *ctx, const cit_object *o, ESYS_TR *h) {
+int cit__ak_load_transient(cit_ctx *ctx, const cit_object *o, bool from_blob, ESYS_TR *h) {
     cit_object tmp = *o;
     tmp.persistent_handle = 0;
     TPM2B_PUBLIC pub;
-    return ak_load(ctx, &tmp, h, &pub);
+    return ak_load_ek(ctx, &tmp, !from_blob, h, &pub, NULL, NULL);
 }
 
 /* Releases what ak_load gave: a transient AK is flushed, a persistent one only closed. */
@@ -1236,7 +1236,7 @@ _public_ int cit_attest_credential_activate(json_t **out, cit_ctx *ctx, const ch
     ESYS_TR h = ESYS_TR_NONE, ek = ESYS_TR_NONE, sess = ESYS_TR_NONE;
     TPM2B_PUBLIC pub, ek_pub;
     TPM2B_DIGEST *cert = NULL;
-    r = ak_load_ek(ctx, &o, &h, &pub, &ek, &ek_pub);
+    r = ak_load_ek(ctx, &o, false, &h, &pub, &ek, &ek_pub);
     if (r == 0)
         r = cit__ek_policy_session(ctx, &ek_pub, &sess); /* a fresh one: the load used the first */
     if (r == 0) {

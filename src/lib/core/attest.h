@@ -22,6 +22,8 @@ int cit__attest_verify_buf(json_t **out, cit_ctx *ctx, const char *quote_file, c
 int cit__attest_credential_make_mem(json_t **out, EVP_PKEY *ek, const char *ak_name_hex, const uint8_t *secret,
                                     size_t secret_len);
 
-/* Loads the current version of the AK o from its blob under its EK, ignoring its persistent
- * handle (repair re-persists it from there): *h is transient, flush it. */
-int cit__ak_load_transient(cit_ctx *ctx, const cit_object *o, ESYS_TR *h);
+/* Loads the current version of the AK o as a transient object, ignoring its persistent handle:
+ * *h is transient, flush it. from_blob: from its wrapped blob under its EK, never from a context
+ * kept on the vTPM (repair tests and re-persists the blob itself); otherwise a kept context is
+ * used when the TPM takes it back and its name is the AK's. */
+int cit__ak_load_transient(cit_ctx *ctx, const cit_object *o, bool from_blob, ESYS_TR *h);

@@ -92,7 +92,7 @@ _public_ int cit_key_public_blob(cit_ctx *ctx, const char *path, uint8_t **blob,
 static int load_for_certify(cit_ctx *ctx, const cit_object *o, ESYS_TR *h, bool *persistent) {
     *persistent = false;
     if (strcmp(o->kind, "ak") == 0)
-        return cit__ak_load_transient(ctx, o, h);
+        return cit__ak_load_transient(ctx, o, false, h);
     return cit__key_load(ctx, o, o->version, h, persistent);
 }
 

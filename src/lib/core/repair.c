@@ -172,7 +172,7 @@ static int loads_from_blob(scan *c, const cit_object *o, char *why, size_t wl) {
     tmp.persistent_handle = 0;
     ESYS_TR h = ESYS_TR_NONE;
     bool pers = false;
-    int r = strcmp(o->kind, "ak") == 0 ? cit__ak_load_transient(c->ctx, &tmp, &h)
+    int r = strcmp(o->kind, "ak") == 0 ? cit__ak_load_transient(c->ctx, &tmp, true, &h)
                                        : cit__key_load(c->ctx, &tmp, tmp.version, &h, &pers);
     if (r == 0) {
         if (strcmp(o->kind, "ak") == 0)
@@ -799,7 +799,7 @@ static int do_persist(cit_ctx *ctx, const cit_object *o, uint32_t handle) {
     tmp.persistent_handle = 0;
     ESYS_TR h = ESYS_TR_NONE, ph = ESYS_TR_NONE;
     bool pers = false, ak = strcmp(o->kind, "ak") == 0;
-    r = ak ? cit__ak_load_transient(ctx, &tmp, &h) : cit__key_load(ctx, &tmp, tmp.version, &h, &pers);
+    r = ak ? cit__ak_load_transient(ctx, &tmp, true, &h) : cit__key_load(ctx, &tmp, tmp.version, &h, &pers);
     if (r < 0)
         return r;
     TSS2_RC rc = Esys_EvictControl(ctx->tpm->esys, ESYS_TR_RH_OWNER, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,

@@ -173,9 +173,11 @@ int cit__vtpm_state_save(const cit_vtpm_state *st, const char *path) {
     }
     SHA256(buf, off, buf + off);
     /* Every vTPM command rewrites this file under the workspace lock: a kept <path>.swap rewritten in
-     * place and exchanged costs half of a new file renamed over it (no inode to create and evict; a
-     * rewrite of the same size syncs data only). */
-    int r = cit_write_file_swap(path, buf, len, 0600, CIT_WRITE_DURABLE);
+     * place and exchanged costs less than a new file renamed over it (no inode to create and evict),
+     * even with the directory synced after the exchange, which the rename never was. That sync is
+     * what keeps a power loss from tearing the state: the next save rewrites the swap file in
+     * place, and the disk must not still call it the state file. */
+    int r = cit_write_file_swap(path, buf, len, 0600, CIT_WRITE_DURABLE | CIT_WRITE_SYNC_NAME);
     cit_memzero(buf, len);
     free(buf);
     if (r < 0) {
