@@ -345,10 +345,9 @@ test_tpmstate_garbage() {
     state_restored
 }
 
-# A power loss while a save rewrites <state>.swap in place, before the exchange that made that file
-# the swap file reached the disk, leaves the state file torn and the previous state whole in the
-# swap file (cit_write_file_swap): refused like any damaged state, and the error says how to go
-# back to the previous one, which then works.
+# A state file torn (or otherwise damaged) with the previous state whole in the swap file (what a
+# power loss mid-save left before saves synced the exchange): refused like any damaged state, and
+# the error says how to go back to the previous one, which then works.
 test_tpmstate_torn_with_previous_in_swap() {
     setup_state
     sw="$TPM_STORE_PATH.tpmstate.swap"

@@ -86,11 +86,11 @@ done:
     return r;
 }
 
-/* The state file is damaged. cit_write_file_swap keeps the previous state in <path>.swap, and a
- * power loss while a save rewrote it in place can leave the state file torn with the swap file
- * whole (the exchange before it not yet on disk): then the error says how to go back to it. It
- * is never taken silently: that would undo the last command's TPM changes behind the user's back,
- * and a state file damaged for another reason is for the user to look at. */
+/* The state file is damaged (a disk error, an edit, a copy cut short). cit_write_file_swap keeps
+ * the previous state in <path>.swap; when that is whole the error says how to go back to it. It is
+ * never taken silently: that would undo the last command's TPM changes behind the user's back, and
+ * a damaged state file is for the user to look at. (Saves sync the exchange, so a power loss leaves
+ * the old or the new state, not a torn one; a state file written by a version before that could.) */
 static int corrupt(const char *path, const char *why) {
     cit_error_set(CIT_E_VTPM_STATE_CORRUPT, "the vTPM state file is corrupted: %s", path);
     cit_error_cause("%s", why);
@@ -104,8 +104,7 @@ static int corrupt(const char *path, const char *why) {
     if (swap) {
         snprintf(swap, pl, "%s.swap", path);
         if (cit_read_file(swap, CIT_VTPM_STATE_MAX, &buf, &len) == 0 && parse(buf, len, &st, &swhy) == 0) {
-            cit_error_cause("%s holds the state before the last save, whole (a power loss while the state "
-                            "was saved leaves the files so)", swap);
+            cit_error_cause("%s holds the state before the last save, whole", swap);
             cit_error_step("go back to it: `mv %s %s` (the TPM changes of the last command are lost: "
                            "`citadel tpm repair scan` finds what no longer matches the store)",
                            swap, path);
