@@ -66,6 +66,16 @@ static void test_paths(void **state) {
     assert_non_null(cit_path_invalid_reason(longp));
 }
 
+/* p holds exactly want. */
+static void assert_contents(const char *p, const char *want) {
+    uint8_t *b;
+    size_t n;
+    assert_int_equal(cit_read_file(p, 100, &b, &n), 0);
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(b, want, n);
+    free(b);
+}
+
 static void test_files(void **state) {
     char dir[] = "/tmp/cit-unit-XXXXXX";
     assert_non_null(mkdtemp(dir));
@@ -75,12 +85,9 @@ static void test_files(void **state) {
     struct stat st;
     assert_int_equal(stat(p, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
+    assert_contents(p, "hello");
     uint8_t *b;
     size_t n;
-    assert_int_equal(cit_read_file(p, 100, &b, &n), 0);
-    assert_int_equal(n, 5);
-    assert_memory_equal(b, "hello", 5);
-    free(b);
     assert_int_equal(cit_read_file(p, 4, &b, &n), -EFBIG);
     assert_int_equal(cit_read_file(dir, 100, &b, &n), -EISDIR);
     snprintf(p, sizeof p, "%s/missing", dir);
@@ -90,12 +97,7 @@ static void test_files(void **state) {
 }
 
 static void assert_file(const char *p, const char *want) {
-    uint8_t *b;
-    size_t n;
-    assert_int_equal(cit_read_file(p, 100, &b, &n), 0);
-    assert_int_equal(n, strlen(want));
-    assert_memory_equal(b, want, n);
-    free(b);
+    assert_contents(p, want);
     struct stat st;
     assert_int_equal(lstat(p, &st), 0);
     assert_true(S_ISREG(st.st_mode));
@@ -147,12 +149,7 @@ static void test_file_swap(void **state) {
     assert_int_equal(stat(victim, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0644);
     assert_int_equal(st.st_nlink, 1);
-    uint8_t *b;
-    size_t n;
-    assert_int_equal(cit_read_file(victim, 100, &b, &n), 0);
-    assert_int_equal(n, 6);
-    assert_memory_equal(b, "victim", 6);
-    free(b);
+    assert_contents(victim, "victim");
     /* the file itself a symlink (kept elsewhere): the exchange moves the link to the swap name,
      * and the writes after it still work */
     char elsewhere[300];
