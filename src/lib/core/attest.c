@@ -223,10 +223,7 @@ static bool ak_restore(cit_ctx *ctx, const cit_object *o, const cit_object_versi
     }
     if (cit__tpm_ctx_restore(t, o->id, o->version, h) < 0)
         return false;
-    TPM2B_NAME *name = NULL;
-    bool same = cit__tpm_object_name(t, *h, &name) == TSS2_RC_SUCCESS && name->size == v->name_len &&
-                memcmp(name->name, v->name, v->name_len) == 0;
-    Esys_Free(name);
+    bool same = cit__tpm_name_is(t, *h, v->name, v->name_len);
     if (!same) {
         cit__tpm_flush(t, h);
         cit__tpm_ctx_forget(t, o->id, o->version);

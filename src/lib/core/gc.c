@@ -395,14 +395,11 @@ _public_ int cit_gc_apply(json_t **out, cit_ctx *ctx, int retention_days) {
         } else {
             /* evict only what is still this object's key */
             ESYS_TR h = ESYS_TR_NONE;
-            TPM2B_NAME *nm = NULL;
             bool same = false;
             if (cit__ctx_tpm(ctx, &t) == 0 &&
                 Esys_TR_FromTPMPublic(t->esys, it->handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &h) ==
                     TSS2_RC_SUCCESS) {
-                same = cit__tpm_object_name(t, h, &nm) == TSS2_RC_SUCCESS && nm->size == it->name_len &&
-                       memcmp(nm->name, it->name, it->name_len) == 0;
-                Esys_Free(nm);
+                same = cit__tpm_name_is(t, h, it->name, it->name_len);
                 Esys_TR_Close(t->esys, &h);
             }
             if (same)

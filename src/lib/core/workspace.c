@@ -329,10 +329,6 @@ static void check_errf(doctor *d, const char *name, const char *next) {
     cit_error_clear();
 }
 
-static bool names_equal(const uint8_t *a, size_t al, const TPM2B_NAME *b) {
-    return al == b->size && memcmp(a, b->name, al) == 0;
-}
-
 /* Store versus TPM: the SRK, every object loads, persistent handles exist and match, no
  * orphaned handles in citadel's range. */
 static void doctor_consistency(doctor *d, cit_ctx *ctx, cit_store *s, cit_tpm *t) {
@@ -397,16 +393,13 @@ static void doctor_consistency(doctor *d, cit_ctx *ctx, cit_store *s, cit_tpm *t
                 if (handles[k] == list[i].persistent_handle)
                     found = true;
             ESYS_TR ph = ESYS_TR_NONE;
-            TPM2B_NAME *nm = NULL;
             cit_object_version v = {0};
             bool match = false;
             if (found &&
                 Esys_TR_FromTPMPublic(t->esys, list[i].persistent_handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                       &ph) == TSS2_RC_SUCCESS &&
-                cit__tpm_object_name(t, ph, &nm) == TSS2_RC_SUCCESS &&
                 cit__version_get(s, list[i].id, list[i].version, &v) == 0)
-                match = names_equal(v.name, v.name_len, nm);
-            Esys_Free(nm);
+                match = cit__tpm_name_is(t, ph, v.name, v.name_len);
             if (ph != ESYS_TR_NONE)
                 Esys_TR_Close(t->esys, &ph);
             cit__version_clear(&v);

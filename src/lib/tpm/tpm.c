@@ -742,6 +742,13 @@ TSS2_RC cit__tpm_object_name(cit_tpm *t, ESYS_TR h, TPM2B_NAME **name) {
     return rc;
 }
 
+bool cit__tpm_name_is(cit_tpm *t, ESYS_TR h, const uint8_t *name, size_t len) {
+    TPM2B_NAME *nm = NULL;
+    bool same = cit__tpm_object_name(t, h, &nm) == TSS2_RC_SUCCESS && nm->size == len && memcmp(nm->name, name, len) == 0;
+    Esys_Free(nm);
+    return same;
+}
+
 void cit__tpm_flush(cit_tpm *t, ESYS_TR *h) {
     if (*h != ESYS_TR_NONE && t && t->esys)
         Esys_FlushContext(t->esys, *h);

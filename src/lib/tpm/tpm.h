@@ -97,6 +97,9 @@ int cit__tpm_persistent_handles(cit_tpm *t, uint32_t first, uint32_t last, uint3
  * recomputes names in software, and tpm2-tss 3.x sets up a fresh OpenSSL library context for every
  * such hash: about 0.8 ms each. *name is Esys_Free'd by the caller. */
 TSS2_RC cit__tpm_object_name(cit_tpm *t, ESYS_TR h, TPM2B_NAME **name);
+/* Whether the object at h has the TPM name name[len] (cit__tpm_object_name; false when it cannot be
+ * read). */
+bool cit__tpm_name_is(cit_tpm *t, ESYS_TR h, const uint8_t *name, size_t len);
 /* Flush helper that ignores ESYS_TR_NONE. */
 void cit__tpm_flush(cit_tpm *t, ESYS_TR *h);
 /* The TPM runs inside this process (vtpm, mock): its commands and responses never cross an
