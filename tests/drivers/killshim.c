@@ -42,32 +42,34 @@ static void maybe_kill(const char *when, const char *newpath) {
         raise(when[0] == 's' ? SIGSTOP : SIGKILL);
 }
 
-int rename(const char *oldpath, const char *newpath) {
-    static int (*real)(const char *, const char *);
-    if (!real)
-        real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+/* Before a rename onto newpath: counts it when it is onto the watched file, and kills or stops
+ * when asked to before that rename. */
+static void before_rename(const char *newpath) {
     const char *sx = suffix();
     size_t n = strlen(newpath), sl = strlen(sx);
     if (n >= sl && strcmp(newpath + n - sl, sx) == 0)
         seen++;
     maybe_kill("before", newpath);
     maybe_kill("stop", newpath);
+}
+
+int rename(const char *oldpath, const char *newpath) {
+    static int (*real)(const char *, const char *);
+    if (!real)
+        real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+    before_rename(newpath);
     int r = real(oldpath, newpath);
     maybe_kill("after", newpath);
     return r;
 }
 
-/* the head file is replaced by exchanging it with STORE.audit-head.swap (src/lib/core/audit.c) */
+/* the audit head and the vTPM state are replaced by exchanging them with their .swap files
+ * (cit_write_file_swap) */
 int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags) {
     static int (*real)(int, const char *, int, const char *, unsigned int);
     if (!real)
         real = (int (*)(int, const char *, int, const char *, unsigned int))dlsym(RTLD_NEXT, "renameat2");
-    const char *sx = suffix();
-    size_t n = strlen(newpath), sl = strlen(sx);
-    if (n >= sl && strcmp(newpath + n - sl, sx) == 0)
-        seen++;
-    maybe_kill("before", newpath);
-    maybe_kill("stop", newpath);
+    before_rename(newpath);
     int r = real(olddirfd, oldpath, newdirfd, newpath, flags);
     maybe_kill("after", newpath);
     return r;
