@@ -442,6 +442,14 @@ exec(sys.argv[2])
 json.dump(d, open(sys.argv[1], "w"))' "$1" "$2"
 }
 
+# refused_ca_import OUT CODE MESSAGE: backup.json edited by CODE (edit_export) is refused by
+# `workspace import` with TPM0039, and the error says MESSAGE.
+refused_ca_import() {
+    edit_export "$1" "$2"
+    expect_fail 4 TPM0039 citadel tpm workspace import --input "$1"
+    assert_contains "$ERR" "$3"
+}
+
 test_ca_workspace_export_import() {
     init_vtpm
     ca_pair
@@ -489,35 +497,21 @@ test_ca_workspace_export_import() {
     # a damaged ca member: refused before anything is written
     rm "$TPM_STORE_PATH"
     citadel tpm init >/dev/null
-    edit_export bad.json 'd["ca"]["ca_certs"][0]["not_after"]="soon"'
-    expect_fail 4 TPM0039 citadel tpm workspace import --input bad.json
-    assert_contains "$ERR" "not_after is not an integer"
+    refused_ca_import bad.json 'd["ca"]["ca_certs"][0]["not_after"]="soon"' "not_after is not an integer"
     assert_eq "$(citadel --json ca list | json - 'len(d["cas"])')" 0
     assert_eq "$(citadel --json object list | json - 'd["count"]')" 0
     expect_fail 4 TPM0039 citadel tpm workspace import --input caonly.json
     assert_contains "$ERR" "key object ca/root/kek is neither in the workspace nor in the export"
     # a trust entry whose certificate is not the one its fingerprint names, or not a CA
-    edit_export bad2.json 't=d["ca"]["ca_trust"][0]; t["pem"]=open("int.pem").read()'
-    expect_fail 4 TPM0039 citadel tpm workspace import --input bad2.json
-    assert_contains "$ERR" "ca.ca_trust[0]: the fingerprint is not the certificate's"
-    edit_export bad3.json 't=d["ca"]["ca_trust"][0]; t["pem"]=open("srv.pem").read()'
-    expect_fail 4 TPM0039 citadel tpm workspace import --input bad3.json
-    assert_contains "$ERR" "not a CA certificate"
+    refused_ca_import bad2.json 't=d["ca"]["ca_trust"][0]; t["pem"]=open("int.pem").read()' "ca.ca_trust[0]: the fingerprint is not the certificate's"
+    refused_ca_import bad3.json 't=d["ca"]["ca_trust"][0]; t["pem"]=open("srv.pem").read()' "not a CA certificate"
     # a second certificate riding after the trust entry's (the bundle would carry it)
-    edit_export bad4.json 't=d["ca"]["ca_trust"][0]; t["pem"]+=open("root.pem").read()'
-    expect_fail 4 TPM0039 citadel tpm workspace import --input bad4.json
-    assert_contains "$ERR" "not exactly one PEM certificate"
+    refused_ca_import bad4.json 't=d["ca"]["ca_trust"][0]; t["pem"]+=open("root.pem").read()' "not exactly one PEM certificate"
     # a row that names another subject than its certificate's (what `trust list` would show)
-    edit_export bad5.json 'd["ca"]["ca_trust"][0]["subject"]="CN=Some Vendor EK Root"'
-    expect_fail 4 TPM0039 citadel tpm workspace import --input bad5.json
-    assert_contains "$ERR" "the subject is not the certificate's"
+    refused_ca_import bad5.json 'd["ca"]["ca_trust"][0]["subject"]="CN=Some Vendor EK Root"' "the subject is not the certificate's"
     # an issued certificate under a CA that did not issue it, and one whose serial is not its own
-    edit_export bad6.json 'c=[c for c in d["ca"]["ca_certs"] if c["ca"]=="issuing"][0]; c["ca"]="troot"'
-    expect_fail 4 TPM0039 citadel tpm workspace import --input bad6.json
-    assert_contains "$ERR" "not issued by its CA"
-    edit_export bad7.json 'd["ca"]["ca_certs"][0]["serial"]="01"'
-    expect_fail 4 TPM0039 citadel tpm workspace import --input bad7.json
-    assert_contains "$ERR" "the serial is not the certificate's"
+    refused_ca_import bad6.json 'c=[c for c in d["ca"]["ca_certs"] if c["ca"]=="issuing"][0]; c["ca"]="troot"' "not issued by its CA"
+    refused_ca_import bad7.json 'd["ca"]["ca_certs"][0]["serial"]="01"' "the serial is not the certificate's"
     # a row the export repeats (here with the revocation dropped): refused, not merged
     edit_export bad8.json 'c=[c for c in d["ca"]["ca_certs"] if c.get("status")=="revoked"][0]; r=dict(c); r["status"]="valid"; r.pop("revoked_at",None); r.pop("reason",None); d["ca"]["ca_certs"].insert(0,r)'
     expect_fail 13 TPM0160 citadel tpm workspace import --input bad8.json
